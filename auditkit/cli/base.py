@@ -1,0 +1,128 @@
+"""The click group, shared options and the one place errors become exit codes.
+
+Command modules (`auditkit.cli.<topic>`) attach commands to `cli` and call library
+functions; they never choose exit codes themselves except through `AuditkitError`
+subclasses and `EXIT_CONTROLS_FAILED`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from auditkit import __version__, config
+from auditkit.errors import AuditkitError
+
+F = TypeVar("F", bound=Callable[..., Any])
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class AuditkitGroup(click.Group):
+    """Translates AuditkitError into `Error: <message>` on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AuditkitError as exc:
+            if ctx.meta.get("auditkit.debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=AuditkitGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, prog_name="auditkit")
+@click.option("-v", "--verbose", count=True, help="More log detail on stderr (-v info, -vv debug).")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log line format on stderr; json suits log shippers.",
+)
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, debug: bool, log_format: str) -> None:
+    """Evidence about email that AI agents send through MultiMail.
+
+    Harvest MultiMail (and linked Intercom conversations) into a local DuckDB store,
+    check it against oversight and CAN-SPAM controls, and write evidence packs
+    (PDF, HTML, CSV and a hashed manifest) that a regulator can verify.
+
+    \b
+    Examples:
+      auditkit demo                                  # everything, on the bundled sample quarter
+      auditkit harvest                               # pull MultiMail into ./auditkit.duckdb
+      auditkit check --period 2026Q3                 # run the controls
+      auditkit report --period 2026Q3 --out reports/2026Q3
+      auditkit verify reports/2026Q3
+    """
+    ctx.meta["auditkit.debug"] = debug
+    configure_logging(verbose, log_format)
+
+
+class _JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(
+            {"level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()},
+            sort_keys=True,
+        )
+
+
+def configure_logging(verbose: int, log_format: str = "text") -> None:
+    """Only the CLI configures logging; libraries just log. Third-party loggers stay quiet."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        _JsonFormatter() if log_format == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("httpx", "httpcore", "weasyprint", "fontTools", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+
+
+def store_options(fn: F) -> F:
+    """`--db` and `--config`, shared by every command that reads settings."""
+    fn = click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="TOML config file [default: $AUDITKIT_CONFIG or ./auditkit.toml if present].",
+    )(fn)
+    fn = click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="DuckDB store [env AUDITKIT_DB; default ./auditkit.duckdb].",
+    )(fn)
+    return fn
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(fn)
+
+
+def load_settings(config_file: Path | None, **flags: Any) -> config.Settings:
+    return config.load(config_file=config_file, **flags)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def main() -> None:
+    # `auditkit … | head` should end quietly, not with a BrokenPipeError traceback.
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    cli(prog_name="auditkit")

@@ -1,0 +1,171 @@
+"""Settings: one frozen dataclass loaded from flags > env vars > `auditkit.toml` > defaults.
+
+Validation happens once, here, and raises ConfigError naming the key. Secrets (API keys,
+tokens) are kept out of repr() and out of `public_dict()`, which is what runs and packs
+record. Nothing here talks to the network or the store.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from auditkit.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "auditkit.toml"
+DEFAULT_MULTIMAIL_URL = "https://api.multimail.dev"
+DEFAULT_INTERCOM_URL = "https://api.intercom.io"
+INTERCOM_REGION_URLS = {
+    "us": "https://api.intercom.io",
+    "eu": "https://api.eu.intercom.io",
+    "au": "https://api.au.intercom.io",
+}
+# Pinned so that evidence records which API contract the conversations were read under.
+DEFAULT_INTERCOM_VERSION = "2.14"
+
+SECRET_FIELDS = frozenset({"multimail_api_key", "intercom_access_token"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a harvest, check or report needs to know, secrets included."""
+
+    db_path: Path = Path("auditkit.duckdb")
+    multimail_api_url: str = DEFAULT_MULTIMAIL_URL
+    multimail_api_key: str | None = field(default=None, repr=False)
+    intercom_api_url: str = DEFAULT_INTERCOM_URL
+    intercom_access_token: str | None = field(default=None, repr=False)
+    intercom_version: str = DEFAULT_INTERCOM_VERSION
+    # Workspace id used in inbox links when GET /me is not available (e.g. imports).
+    intercom_app_id: str | None = None
+    concurrency: int = 16
+    timeout_seconds: float = 30.0
+    max_retries: int = 6
+    # Re-read emails created this many days before the newest stored one, to catch
+    # late updates (approval, delivery, bounce) that list paging cannot see.
+    lookback_days: int = 7
+    # Raw TOML sections interpreted by the modules that own them (controls, report).
+    controls: Mapping[str, Any] = field(default_factory=dict)
+    mailboxes: Mapping[str, Any] = field(default_factory=dict)
+    classification: Mapping[str, Any] = field(default_factory=dict)
+    waivers: tuple[Mapping[str, Any], ...] = ()
+    company_name: str | None = None
+    config_file: Path | None = None
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings safe to record in the store and in packs: no secrets, only whether set."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS:
+                out[f.name + "_set"] = value is not None
+            elif f.name in {"controls", "mailboxes", "classification"}:
+                out[f.name] = dict(value)
+            elif f.name == "waivers":
+                out[f.name] = [dict(w) for w in value]
+            elif isinstance(value, Path):
+                out[f.name] = str(value)
+            else:
+                out[f.name] = value
+        return out
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the non-None overrides applied (CLI flags win over everything)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def _read_secret(env: Mapping[str, str], name: str) -> str | None:
+    """`NAME` or the Docker-style `NAME_FILE` (a path whose content is the secret)."""
+    if env.get(name):
+        return env[name].strip()
+    file_var = f"{name}_FILE"
+    if env.get(file_var):
+        path = Path(env[file_var])
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{file_var} points to {path}, which cannot be read: {exc.strerror}") from exc
+    return None
+
+
+def _positive_int(section: Mapping[str, Any], key: str, where: str, default: int) -> int:
+    value = section.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{where}: {key} must be a whole number of at least 1, got {value!r}")
+    return value
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+
+
+def load(
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **flags: Any,
+) -> Settings:
+    """Build Settings: flags > env > TOML file > defaults.
+
+    `config_file` None means `AUDITKIT_CONFIG` or `./auditkit.toml` when it exists.
+    """
+    env = os.environ if env is None else env
+    if config_file is None:
+        if env.get("AUDITKIT_CONFIG"):
+            config_file = Path(env["AUDITKIT_CONFIG"])
+        elif Path(DEFAULT_CONFIG_FILE).is_file():
+            config_file = Path(DEFAULT_CONFIG_FILE)
+    doc: dict[str, Any] = load_toml(config_file) if config_file else {}
+    where = str(config_file) if config_file else "defaults"
+
+    multimail = doc.get("multimail", {})
+    intercom = doc.get("intercom", {})
+    harvest = doc.get("harvest", {})
+    store = doc.get("store", {})
+    if "api_key" in multimail or "access_token" in intercom:
+        raise ConfigError(
+            f"{where}: secrets do not belong in the config file; "
+            "use MULTIMAIL_API_KEY / INTERCOM_ACCESS_TOKEN (or their _FILE variants)"
+        )
+
+    region = str(intercom.get("region", "us")).lower()
+    if region not in INTERCOM_REGION_URLS:
+        raise ConfigError(f"{where}: intercom.region must be one of us, eu, au, got {region!r}")
+
+    waivers = doc.get("waivers", [])
+    if not isinstance(waivers, list):
+        raise ConfigError(f"{where}: waivers must be an array of tables ([[waivers]])")
+
+    settings = Settings(
+        db_path=Path(env.get("AUDITKIT_DB") or store.get("path") or "auditkit.duckdb"),
+        multimail_api_url=(
+            env.get("MULTIMAIL_API_URL") or multimail.get("api_url") or DEFAULT_MULTIMAIL_URL
+        ).rstrip("/"),
+        multimail_api_key=_read_secret(env, "MULTIMAIL_API_KEY"),
+        intercom_api_url=(
+            env.get("INTERCOM_API_URL") or intercom.get("api_url") or INTERCOM_REGION_URLS[region]
+        ).rstrip("/"),
+        intercom_access_token=_read_secret(env, "INTERCOM_ACCESS_TOKEN"),
+        intercom_version=str(intercom.get("version", DEFAULT_INTERCOM_VERSION)),
+        intercom_app_id=intercom.get("app_id"),
+        concurrency=_positive_int(harvest, "concurrency", where, 16),
+        timeout_seconds=float(harvest.get("timeout_seconds", 30.0)),
+        max_retries=_positive_int(harvest, "max_retries", where, 6),
+        lookback_days=_positive_int(harvest, "lookback_days", where, 7),
+        controls=doc.get("controls", {}),
+        mailboxes=doc.get("mailboxes", {}),
+        classification=doc.get("classification", {}),
+        waivers=tuple(waivers),
+        company_name=doc.get("company", {}).get("name"),
+        config_file=config_file,
+    )
+    return settings.with_overrides(**flags)

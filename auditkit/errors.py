@@ -1,0 +1,74 @@
+"""The one error tree of auditkit. Library code raises these; only the CLI maps them to exit codes.
+
+    AuditkitError                 exit 1   anything handled that has no better class
+    ├── ConfigError               exit 3   missing or invalid setting, secret or option value
+    ├── SourceError               exit 4   upstream API: auth, retries exhausted, unusable payload
+    │   ├── SourceAuthError       exit 4   401/403 (wrong key, missing scope, WAF block)
+    │   └── RetriesExhaustedError exit 4   429/5xx/connection errors outlasted the retry budget
+    ├── StoreError                exit 5   DuckDB file locked, corrupt, or a migration failed
+    │   └── StoreInUseError       exit 5   another auditkit process holds the store
+    ├── ReportError               exit 6   template, PDF or CSV rendering, or writing the pack
+    ├── PackVerificationError     exit 7   `verify` found a pack file altered, added or removed
+    └── RunLockedError            exit 8   another scheduled run holds the run lock
+
+Exit code 10 ("controls failed") is not an error: `check` and `run` return it when the
+tool worked and the evidence shows failing controls.
+"""
+
+from __future__ import annotations
+
+EXIT_CONTROLS_FAILED = 10
+
+
+class AuditkitError(Exception):
+    """Base class: a failure auditkit understands and can explain in one line."""
+
+    exit_code = 1
+
+
+class ConfigError(AuditkitError):
+    """A setting, secret or option value is missing or invalid."""
+
+    exit_code = 3
+
+
+class SourceError(AuditkitError):
+    """An upstream API (MultiMail, Intercom) failed in a way retries cannot fix."""
+
+    exit_code = 4
+
+
+class SourceAuthError(SourceError):
+    """The API refused the credentials (401) or the scope (403)."""
+
+
+class RetriesExhaustedError(SourceError):
+    """Retryable failures (429, 5xx, connection errors) outlasted the retry budget."""
+
+
+class StoreError(AuditkitError):
+    """The DuckDB store could not be opened, migrated or written."""
+
+    exit_code = 5
+
+
+class StoreInUseError(StoreError):
+    """Another process has the store open for writing."""
+
+
+class ReportError(AuditkitError):
+    """An evidence pack could not be rendered or written."""
+
+    exit_code = 6
+
+
+class PackVerificationError(AuditkitError):
+    """A pack on disk does not match its manifest."""
+
+    exit_code = 7
+
+
+class RunLockedError(AuditkitError):
+    """Another scheduled run is in progress for this store."""
+
+    exit_code = 8
