@@ -157,6 +157,45 @@ def _initial(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration("0002_sent_mail_archive")
+def _sent_mail_archive(con: duckdb.DuckDBPyConnection) -> None:
+    # Copies of sent messages (journal mailbox / .eml exports) and independent DKIM results.
+    con.execute("""
+    CREATE TABLE archive_messages (
+        sha256 VARCHAR PRIMARY KEY,          -- of the raw message bytes
+        source_path VARCHAR NOT NULL,        -- file (and mbox index / Maildir key) it came from
+        message_id_header VARCHAR, multimail_id_header VARCHAR,
+        email_id VARCHAR,                    -- matched multimail_emails.id, NULL if unmatched/ambiguous
+        match_method VARCHAR NOT NULL,       -- header | heuristic | ambiguous | none
+        match_candidates VARCHAR[],
+        from_address VARCHAR, to_addresses VARCHAR[], subject VARCHAR, date_header TIMESTAMPTZ,
+        identity_header VARCHAR,             -- X-MultiMail-Identity
+        agent_header VARCHAR,                -- X-MultiMail-Agent
+        agent_identity_header VARCHAR,       -- X-Agent-Identity
+        body_sha256 VARCHAR,
+        body_matches_approved BOOLEAN,       -- NULL when there is nothing to compare with
+        body_diff_summary VARCHAR,
+        size_bytes BIGINT NOT NULL,
+        raw_compressed BLOB NOT NULL,        -- zlib-compressed raw bytes
+        run_id VARCHAR NOT NULL, harvested_at TIMESTAMPTZ NOT NULL);
+    CREATE TABLE archive_dkim_results (
+        sha256 VARCHAR NOT NULL, signature_index INTEGER NOT NULL,
+        domain VARCHAR, selector VARCHAR,
+        result VARCHAR NOT NULL,             -- pass | fail | none | temperror | permerror
+        reason VARCHAR,
+        aligned_with_from BOOLEAN,
+        key_record_id VARCHAR,               -- dkim_key_records.id used for the check
+        verified_at TIMESTAMPTZ NOT NULL, run_id VARCHAR NOT NULL,
+        PRIMARY KEY (sha256, signature_index));
+    CREATE TABLE dkim_key_records (
+        id VARCHAR PRIMARY KEY,              -- sha256(selector|domain|record_text)
+        selector VARCHAR NOT NULL, domain VARCHAR NOT NULL, record_text VARCHAR,
+        fetched_at TIMESTAMPTZ NOT NULL,
+        resolver VARCHAR,                    -- resolver address, or 'keys-file:<path>'
+        source VARCHAR NOT NULL);            -- dns | keys-file
+    """)
+
+
 class Store:
     """One DuckDB connection with migrations applied. Use as a context manager.
 

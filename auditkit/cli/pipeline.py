@@ -1,0 +1,174 @@
+"""Commands that string the stages together: `run` (cron), `demo` (sample quarter), `status`."""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+import auditkit
+from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
+from auditkit.errors import EXIT_CONTROLS_FAILED, ConfigError
+from auditkit.findings import parse_period
+from auditkit.pipeline import PipelineResult, run_pipeline
+from auditkit.store import Store
+
+FAIL_ON = click.Choice(["low", "medium", "high"])
+
+
+def _stage_logger(quiet: bool) -> object:
+    """One line per stage on stderr; nothing at all under cron unless something fails."""
+    return (lambda _msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+
+
+def _print_result(result: PipelineResult, fail_on: str, as_json: bool) -> None:
+    if as_json:
+        echo_json(result.to_dict(fail_on))
+        return
+    failing = result.failing(fail_on)
+    click.echo(f"period:  {result.period.label} ({result.period.start}..{result.period.end})")
+    click.echo(f"pack:    {result.pack_dir}")
+    click.echo(f"controls: {len(result.controls)} run, {len(failing)} failing at or above {fail_on}")
+    for r in failing:
+        open_count = sum(f.state == "open" for f in r.findings)
+        click.echo(f"  {r.id:8} {r.severity:6} {r.status:5} {open_count} open finding(s)  {r.title}")
+
+
+@cli.command()
+@click.option("--period", default="last-quarter", show_default=True,
+              help="2026Q3, 2026-07, 2026-07-01..2026-09-30, last-quarter or last-month.")
+@click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="Output root; the pack goes to OUT/<period>/ and replaces an older one.")
+@click.option("--fail-on", type=FAIL_ON, default="low", show_default=True,
+              help="Lowest severity whose open findings make the exit code 10.")
+@click.option("--full-audit-scan", is_flag=True, help="Re-read the whole audit log to detect removed entries.")
+@store_options
+@json_option
+def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
+        db_path: Path | None, config_file: Path | None, as_json: bool) -> None:
+    """Harvest, check and report in one process, for cron and systemd timers.
+
+    A lock next to the store stops overlapping runs (the second exits 8 and changes
+    nothing). The pack is written beside its final place and renamed into it, so a
+    reader never sees half a pack. Quiet when stderr is not a terminal.
+
+    \b
+    Exit codes: 0 compliant, 10 controls failed, 3-8 the tool failed (see README).
+
+    \b
+    Examples:
+      auditkit run --period last-quarter --out /srv/evidence
+      auditkit run --period 2026Q3 --fail-on high --json
+      # crontab: 15 3 2 1,4,7,10 *  cd /srv/audit && auditkit run --out /srv/evidence
+    """
+    settings = load_settings(config_file, db_path=db_path)
+    p = parse_period(period)
+    result = run_pipeline(
+        settings, p, out_root / p.label,
+        harvest_kwargs={"full_audit_scan": full_audit_scan},
+        log=_stage_logger(quiet=not sys.stderr.isatty()),  # type: ignore[arg-type]
+    )
+    _print_result(result, fail_on, as_json)
+    if result.failing(fail_on):
+        sys.exit(EXIT_CONTROLS_FAILED)
+
+
+def default_sample_data() -> Path:
+    return Path(auditkit.__file__).resolve().parent.parent / "sample_data"
+
+
+@cli.command()
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("reports/demo"), show_default=True, help="Where the evidence pack goes.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
+              default=None, help="Sample dataset folder [default: the bundled sample_data/].")
+@click.option("--period", default="2026Q3", show_default=True, help="Period to check and report.")
+@json_option
+def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> None:
+    """Run the whole job on the bundled sample quarter, offline.
+
+    Starts the sandbox API in-process on a free 127.0.0.1 port with a throw-away key,
+    harvests it into a fresh store next to the pack (OUT.duckdb), applies the sample's
+    source-side tampering and harvests again, runs every control, and writes the
+    evidence pack. The sample has planted violations, so failing controls are expected
+    and the exit code is 0.
+
+    \b
+    Examples:
+      auditkit demo
+      auditkit demo --out /tmp/pack --json
+    """
+    from auditkit.sandbox import SandboxServer
+
+    data_dir = data_dir or default_sample_data()
+    if not (data_dir / "multimail").is_dir():
+        raise ConfigError(f"sample data not found in {data_dir}; pass --data DIR")
+    db_path = Path(f"{out_dir}.duckdb")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (db_path, Path(f"{db_path}.wal")):
+        stale.unlink(missing_ok=True)
+
+    # Throw-away credentials that exist only for this process's sandbox.
+    api_key, token = f"mm_test_{secrets.token_hex(12)}", f"ic_test_{secrets.token_hex(12)}"
+    with SandboxServer(data_dir, api_key=api_key, intercom_token=token) as server:
+        settings = load_settings(data_dir / "auditkit.toml", db_path=db_path).with_overrides(
+            multimail_api_url=server.base_url,
+            multimail_api_key=api_key,
+            intercom_api_url=server.base_url,
+            intercom_access_token=token,
+        )
+        result = run_pipeline(
+            settings, parse_period(period), out_dir,
+            between_harvests=server.apply_mutations,
+            log=_stage_logger(quiet=as_json),  # type: ignore[arg-type]
+        )
+    _print_result(result, "low", as_json)
+    if not as_json:
+        click.echo(f"Open {out_dir / 'report.pdf'} (PDF) or {out_dir / 'report.html'}; "
+                   f"check it with: auditkit verify {out_dir}")
+
+
+@cli.command()
+@store_options
+@json_option
+def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> None:
+    """Show the store's recent runs, record counts and how fresh the data is.
+
+    \b
+    Examples:
+      auditkit status
+      auditkit status --db reports/demo.duckdb --json
+    """
+    settings = load_settings(config_file, db_path=db_path)
+    tables = ["multimail_emails", "multimail_audit_log", "multimail_mailboxes", "multimail_api_keys",
+              "multimail_suppressions", "intercom_conversations", "quarantine", "integrity_events"]
+    with Store(settings.db_path, read_only=True) as store:
+        counts = {t: store.count(t) for t in tables}
+        runs = store.query(
+            "SELECT run_id, command, started_at, finished_at, outcome, duration_seconds "
+            "FROM harvest_runs ORDER BY started_at DESC LIMIT 10"
+        )
+        last_ok = store.query("SELECT max(finished_at) FROM harvest_runs WHERE outcome = 'ok'")[0][0]
+    age_hours = None if last_ok is None else (datetime.now(UTC) - last_ok).total_seconds() / 3600
+    if as_json:
+        echo_json({
+            "store": str(settings.db_path),
+            "counts": counts,
+            "last_successful_harvest": last_ok.isoformat() if last_ok else None,
+            "hours_since_last_successful_harvest": None if age_hours is None else round(age_hours, 2),
+            "runs": [dict(zip(["run_id", "command", "started_at", "finished_at", "outcome",
+                               "duration_seconds"], r)) for r in runs],
+        })
+        return
+    click.echo(f"store: {settings.db_path}")
+    click.echo("last successful harvest: " + (
+        "never" if last_ok is None else f"{last_ok:%Y-%m-%d %H:%M} UTC ({age_hours:.1f} h ago)"))
+    for t, n in counts.items():
+        click.echo(f"  {t:26} {n:>9,}")
+    click.echo("recent runs:")
+    for run_id, command, started, _finished, outcome, secs in runs:
+        dur = "" if secs is None else f"{secs:.1f}s"
+        click.echo(f"  {started:%Y-%m-%d %H:%M:%S}  {command:8} {outcome:8} {dur:>8}  {run_id}")

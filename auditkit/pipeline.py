@@ -1,0 +1,95 @@
+"""One scheduled run: harvest → check → report, under a run lock, for cron and `demo`.
+
+The pieces are the same library calls the individual commands make; this module only
+sequences them and summarises the outcome. Exit-code decisions stay in the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditkit.config import Settings
+from auditkit.findings import SEVERITY_RANK, ControlResult, Period
+from auditkit.runlock import run_lock
+from auditkit.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineResult:
+    period: Period
+    pack_dir: Path
+    harvest: dict[str, Any] = field(default_factory=dict)
+    controls: list[ControlResult] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def failing(self, fail_on: str = "low") -> list[ControlResult]:
+        """Controls with an open finding at or above `fail_on` severity."""
+        floor = SEVERITY_RANK[fail_on]
+        return [
+            r
+            for r in self.controls
+            if SEVERITY_RANK[r.severity] >= floor
+            and (r.status == "error" or any(f.state == "open" for f in r.findings))
+        ]
+
+    def to_dict(self, fail_on: str = "low") -> dict[str, Any]:
+        return {
+            "period": self.period.label,
+            "pack": str(self.pack_dir),
+            "harvest": self.harvest,
+            "controls": {
+                r.id: {"status": r.status, "open_findings": sum(f.state == "open" for f in r.findings)}
+                for r in self.controls
+            },
+            "failing_controls": [r.id for r in self.failing(fail_on)],
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+        }
+
+
+def run_pipeline(
+    settings: Settings,
+    period: Period,
+    out_dir: Path,
+    *,
+    harvest_kwargs: dict[str, Any] | None = None,
+    between_harvests: Callable[[], None] | None = None,
+    log: Callable[[str], None] = logger.info,
+) -> PipelineResult:
+    """Harvest, check and write the pack for `period` into `out_dir` (replaced atomically).
+
+    `between_harvests`, when given, runs after a first harvest and is followed by a second
+    one with a full audit-log scan: the demo uses it to show source-side tampering.
+    """
+    from auditkit.controls import run_controls
+    from auditkit.harvest import harvest
+    from auditkit.report import write_pack
+
+    result = PipelineResult(period=period, pack_dir=out_dir)
+    with run_lock(settings.db_path), Store(settings.db_path) as store:
+        t0 = time.perf_counter()
+        summary = harvest(settings, store, **(harvest_kwargs or {}))
+        if between_harvests is not None:
+            between_harvests()
+            summary = harvest(settings, store, **{**(harvest_kwargs or {}), "full_audit_scan": True})
+        result.harvest = summary.to_dict()
+        result.seconds["harvest"] = time.perf_counter() - t0
+        log(f"harvest: {summary.one_line()}")
+
+        t0 = time.perf_counter()
+        result.controls = run_controls(store, settings, period)
+        result.seconds["check"] = time.perf_counter() - t0
+        failing = result.failing()
+        log(f"check: {len(result.controls)} controls, {len(failing)} with open findings")
+
+        t0 = time.perf_counter()
+        write_pack(store, settings, period, out_dir, results=result.controls)
+        result.seconds["report"] = time.perf_counter() - t0
+        log(f"report: evidence pack written to {out_dir}")
+    return result

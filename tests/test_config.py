@@ -1,0 +1,77 @@
+"""Settings precedence (flag > env > TOML > default), secret handling and validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from auditkit.config import load
+from auditkit.errors import ConfigError
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_file_or_env(tmp_path: Path) -> None:
+    s = load(env={})
+    assert s.multimail_api_url == "https://api.multimail.dev"
+    assert s.intercom_api_url == "https://api.intercom.io"
+    assert s.db_path == Path("auditkit.duckdb")
+    assert s.multimail_api_key is None
+    assert s.concurrency == 16
+
+
+def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "a.toml", '[store]\npath = "file.duckdb"\n[multimail]\napi_url = "http://file/"\n')
+    s = load(cfg, env={"AUDITKIT_DB": "env.duckdb"})
+    assert s.db_path == Path("env.duckdb")
+    assert s.multimail_api_url == "http://file"
+    s = load(cfg, env={"AUDITKIT_DB": "env.duckdb", "MULTIMAIL_API_URL": "http://env"}, db_path=Path("flag.duckdb"))
+    assert s.db_path == Path("flag.duckdb")
+    assert s.multimail_api_url == "http://env"
+
+
+def test_intercom_region_picks_host(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "a.toml", '[intercom]\nregion = "EU"\n')
+    assert load(cfg, env={}).intercom_api_url == "https://api.eu.intercom.io"
+    with pytest.raises(ConfigError, match="intercom.region must be one of us, eu, au"):
+        load(write(tmp_path / "b.toml", '[intercom]\nregion = "mars"\n'), env={})
+
+
+def test_secrets_hidden_from_repr_and_public_dict() -> None:
+    s = load(env={"MULTIMAIL_API_KEY": "mm_live_supersecret", "INTERCOM_ACCESS_TOKEN": "tok_supersecret"})
+    assert s.multimail_api_key == "mm_live_supersecret"
+    assert "supersecret" not in repr(s)
+    public = s.public_dict()
+    assert "supersecret" not in str(public)
+    assert public["multimail_api_key_set"] is True and public["intercom_access_token_set"] is True
+
+
+def test_secret_from_file_and_unreadable_file(tmp_path: Path) -> None:
+    key = write(tmp_path / "key", "mm_live_fromfile\n")
+    assert load(env={"MULTIMAIL_API_KEY_FILE": str(key)}).multimail_api_key == "mm_live_fromfile"
+    with pytest.raises(ConfigError, match="MULTIMAIL_API_KEY_FILE points to .*missing"):
+        load(env={"MULTIMAIL_API_KEY_FILE": str(tmp_path / "missing")})
+
+
+def test_secret_in_config_file_is_refused(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "a.toml", '[multimail]\napi_key = "mm_live_x"\n')
+    with pytest.raises(ConfigError, match="secrets do not belong in the config file"):
+        load(cfg, env={})
+
+
+def test_invalid_toml_and_bad_values_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load(write(tmp_path / "bad.toml", "[harvest\n"), env={})
+    with pytest.raises(ConfigError, match="concurrency must be a whole number of at least 1, got 0"):
+        load(write(tmp_path / "zero.toml", "[harvest]\nconcurrency = 0\n"), env={})
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load(tmp_path / "nope.toml", env={})
+
+
+def test_config_file_from_env_var(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "c.toml", '[company]\nname = "Acme"\n')
+    assert load(env={"AUDITKIT_CONFIG": str(cfg)}).company_name == "Acme"

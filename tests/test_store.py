@@ -1,0 +1,104 @@
+"""Store: migrations, bulk upsert semantics, cursors with data, locking and permissions."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from auditkit.errors import StoreError, StoreInUseError
+from auditkit.store import MIGRATIONS, Store, canonical_json, sha256_hex
+
+NOW = datetime(2026, 10, 1, tzinfo=UTC)
+
+
+def key_row(key_id: str, name: str, scopes: list[str] | None) -> dict[str, object]:
+    raw = canonical_json({"id": key_id, "name": name, "scopes": scopes})
+    return {"id": key_id, "name": name, "scopes": scopes, "raw": raw,
+            "raw_sha256": sha256_hex(raw), "run_id": "r1", "harvested_at": NOW}
+
+
+def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path) as store:
+        assert store.applied_migrations() == [m.name for m in MIGRATIONS]
+        assert store.pending_migrations() == []
+    with Store(path) as store:  # reopening applies nothing twice
+        assert store.migrate() == []
+
+
+def test_upsert_dedupes_within_batch_last_wins_and_replaces() -> None:
+    with Store(":memory:") as store:
+        n = store.upsert("multimail_api_keys", [key_row("k1", "old", ["read"]), key_row("k1", "new", ["read", "send"])])
+        assert n == 2
+        assert store.query("SELECT id, name, scopes FROM multimail_api_keys") == [("k1", "new", ["read", "send"])]
+        store.upsert("multimail_api_keys", [key_row("k1", "again", None), key_row("k2", "two", [])])
+        assert store.query("SELECT id, name, scopes FROM multimail_api_keys ORDER BY id") == [
+            ("k1", "again", None), ("k2", "two", [])]
+
+
+def test_upsert_rejects_unknown_column() -> None:
+    with Store(":memory:") as store, pytest.raises(StoreError, match="has no column 'bogus'"):
+        store.upsert("multimail_api_keys", [{**key_row("k", "n", None), "bogus": 1}])
+
+
+def test_cursor_rolls_back_with_its_data() -> None:
+    with Store(":memory:") as store:
+        with pytest.raises(RuntimeError), store.transaction():
+            store.upsert("multimail_api_keys", [key_row("k1", "n", None)])
+            store.set_cursor("multimail", "api_keys", "c1", "r1")
+            raise RuntimeError("crash between data and commit")
+        assert store.count("multimail_api_keys") == 0
+        assert store.get_cursor("multimail", "api_keys") is None
+        with store.transaction():
+            store.upsert("multimail_api_keys", [key_row("k1", "n", None)])
+            store.set_cursor("multimail", "api_keys", "c1", "r1")
+        assert store.get_cursor("multimail", "api_keys") == "c1"
+
+
+def test_quarantine_is_idempotent() -> None:
+    with Store(":memory:") as store:
+        for _ in range(2):
+            store.quarantine("r1", "multimail", "/v1/audit-log", "missing id", '{"action":"x"}')
+        assert store.count("quarantine") == 1
+
+
+def test_store_file_is_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    Store(path).close()
+    Store(path).close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_second_writer_process_fails_fast(tmp_path: Path) -> None:
+    path = tmp_path / "s.duckdb"
+    with Store(path):
+        code = (
+            "import sys\nfrom auditkit.store import Store\nfrom auditkit.errors import StoreInUseError\n"
+            f"try:\n    Store({str(path)!r})\nexcept StoreInUseError as e:\n    print(e); sys.exit(5)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 5, proc.stderr
+    assert "is in use by another auditkit process" in proc.stdout
+
+
+def test_corrupt_and_missing_store_are_store_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.duckdb"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match="cannot be opened"):
+        Store(bad)
+    with pytest.raises(StoreError, match="does not exist: run `auditkit harvest` first"):
+        Store(tmp_path / "absent.duckdb", read_only=True)
+
+
+def test_snapshot_digest_changes_with_content() -> None:
+    with Store(":memory:") as store:
+        empty = store.snapshot_digest(["multimail_api_keys"])
+        store.upsert("multimail_api_keys", [key_row("k1", "n", None)])
+        one = store.snapshot_digest(["multimail_api_keys"])
+        assert one != empty
+        assert store.snapshot_digest(["multimail_api_keys"]) == one
