@@ -1,0 +1,117 @@
+"""`auditkit sandbox`: serve a sample dataset as a local MultiMail + Intercom API until Ctrl-C."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+
+import auditkit
+from auditkit.cli.base import cli
+from auditkit.errors import ConfigError
+
+
+def bundled_sample_data() -> Path:
+    """The repository's `sample_data/` folder, next to the package."""
+    return Path(auditkit.__file__).resolve().parent.parent / "sample_data"
+
+
+@cli.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port on 127.0.0.1 (0 picks a free one).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Dataset written by `python -m auditkit.sample` [default: the bundled sample_data/].",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Delay added to every request.",
+)
+@click.option(
+    "--fail-rate",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of requests answered with a random 429 or 5xx (seeded).",
+)
+@click.option(
+    "--api-key",
+    default="mm_test_sandbox_key",
+    show_default=True,
+    help="Bearer token the MultiMail endpoints accept.",
+)
+@click.option(
+    "--intercom-token",
+    default="ic_test_sandbox_token",
+    show_default=True,
+    help="Bearer token the Intercom endpoints accept.",
+)
+@click.option(
+    "--mutated",
+    is_flag=True,
+    help="Start with multimail/mutations.json applied (the tampered audit log).",
+)
+def sandbox(
+    port: int,
+    data_dir: Path | None,
+    latency_ms: float,
+    fail_rate: float,
+    api_key: str,
+    intercom_token: str,
+    mutated: bool,
+) -> None:
+    """Serve sample data as a local MultiMail and Intercom API, until Ctrl-C.
+
+    MultiMail is under /v1 and Intercom's /me and /conversations/{id} are on the same
+    host, so both base URLs point at it. The tokens are test values that exist only
+    for this sandbox.
+
+    \b
+    Examples:
+      auditkit sandbox                                # bundled sample quarter on :8765
+      auditkit sandbox --port 0 --latency-ms 20 --fail-rate 0.05
+      auditkit sandbox --data /tmp/bench-1m --mutated
+    """
+    from auditkit.sandbox import SandboxServer
+
+    data_dir = data_dir or bundled_sample_data()
+    if not (data_dir / "multimail").is_dir():
+        raise ConfigError(
+            f"no sample data in {data_dir}; generate it with "
+            f"`python -m auditkit.sample --out {data_dir}` or pass --data DIR"
+        )
+    server = SandboxServer(
+        data_dir,
+        api_key=api_key,
+        intercom_token=intercom_token,
+        latency_ms=latency_ms,
+        fail_rate=fail_rate,
+        port=port,
+    )
+    with server:
+        if mutated:
+            server.apply_mutations()
+        url = server.base_url
+        click.echo(f"Sandbox MultiMail + Intercom API on {url} (data: {data_dir})")
+        click.echo("Point auditkit at it with:")
+        click.echo(f"export MULTIMAIL_API_URL={url}")
+        click.echo(f"export MULTIMAIL_API_KEY={api_key}")
+        click.echo(f"export INTERCOM_API_URL={url}")
+        click.echo(f"export INTERCOM_ACCESS_TOKEN={intercom_token}")
+        click.echo("Press Ctrl-C to stop.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo("stopped")
