@@ -1,0 +1,189 @@
+"""`auditkit harvest` and `auditkit import`: fill the store from the API or from saved records."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
+from auditkit.errors import SourceError
+from auditkit.harvest import HarvestResult, harvest, import_emails
+from auditkit.store import Store
+
+DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"])
+
+
+def _utc(value: datetime | None, *, end_of_day: bool = False) -> datetime | None:
+    """Flag values are UTC; a bare date as --until means up to the end of that day."""
+    if value is None:
+        return None
+    if end_of_day and value.time() == time(0, 0):
+        value = value + timedelta(days=1)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class StageLines:
+    """Not a terminal (cron, CI, pipes): one summary line per finished stage on stderr."""
+
+    def start(self, stage: str, total: int | None) -> None:
+        pass
+
+    def advance(self, stage: str, n: int) -> None:
+        pass
+
+    def finish(self, stage: str, count: int) -> None:
+        click.echo(f"harvest: {stage}: {count} records", err=True)
+
+
+class ProgressBars:
+    """On a terminal: a click progress bar per mailbox (and for Intercom) on stderr."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Any] = {}
+
+    def start(self, stage: str, total: int | None) -> None:
+        bar = (
+            click.progressbar(length=total, label=stage, file=sys.stderr, show_pos=True)
+            if total is not None
+            else click.progressbar(iter(()), label=stage, file=sys.stderr, show_pos=True)
+        )
+        self.bars[stage] = bar.__enter__()
+
+    def advance(self, stage: str, n: int) -> None:
+        if stage in self.bars:
+            self.bars[stage].update(n)
+
+    def finish(self, stage: str, count: int) -> None:
+        bar = self.bars.pop(stage, None)
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        else:
+            click.echo(f"harvest: {stage}: {count} records", err=True)
+
+
+def _print_summary(result: HarvestResult, as_json: bool) -> None:
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    click.echo(f"run {result.run_id}: {result.one_line()}")
+    for name, count in sorted(result.counts.items()):
+        click.echo(f"  {name:24} {count}")
+    for name, count in sorted(result.skipped.items()):
+        click.echo(f"  skipped {name:16} {count}")
+    for error in result.errors:
+        click.echo(f"  error: {error}")
+
+
+@cli.command("harvest")
+@click.option(
+    "--since",
+    metavar="DATE",
+    type=DATE,
+    default=None,
+    help="Only emails received on or after DATE (UTC).",
+)
+@click.option(
+    "--until",
+    metavar="DATE",
+    type=DATE,
+    default=None,
+    help="Only emails received up to the end of DATE (UTC).",
+)
+@click.option(
+    "--mailbox",
+    "mailbox_ids",
+    multiple=True,
+    metavar="ID",
+    help="Only this mailbox's emails (repeatable); account-level data is always harvested.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 128),
+    default=None,
+    help="Parallel read_email calls [config harvest.concurrency; default 16].",
+)
+@click.option(
+    "--full-audit-scan",
+    is_flag=True,
+    help="Re-read the whole audit log to detect entries removed at the source.",
+)
+@store_options
+@json_option
+def harvest_command(
+    since: datetime | None,
+    until: datetime | None,
+    mailbox_ids: tuple[str, ...],
+    concurrency: int | None,
+    full_audit_scan: bool,
+    db_path: Path | None,
+    config_file: Path | None,
+    as_json: bool,
+) -> None:
+    """Pull MultiMail records (and linked Intercom conversations) into the store.
+
+    Reads the account, API keys, domains, webhooks, suppression list and mailboxes, the
+    full read_email detail of every outbound message (final messages already stored are
+    not read again outside the lookback window), the approval queue and the audit log.
+    Intercom enrichment runs when INTERCOM_ACCESS_TOKEN is set. Safe to interrupt: the
+    next run picks up where the store stands. Exits 4 when a stage failed (partial run).
+
+    \b
+    Examples:
+      export MULTIMAIL_API_KEY=mm_live_...
+      auditkit harvest
+      auditkit harvest --since 2026-07-01 --until 2026-09-30 --json
+      auditkit harvest --mailbox mbx_support --full-audit-scan
+    """
+    settings = load_settings(config_file, db_path=db_path).with_overrides(concurrency=concurrency)
+    progress = ProgressBars() if sys.stderr.isatty() and not as_json else StageLines()
+    with Store(settings.db_path) as store:
+        result = harvest(
+            settings,
+            store,
+            since=_utc(since),
+            until=_utc(until, end_of_day=True),
+            mailbox_ids=list(mailbox_ids) or None,
+            full_audit_scan=full_audit_scan,
+            progress=progress,
+        )
+    _print_summary(result, as_json)
+    if result.outcome != "ok":
+        raise SourceError(
+            f"harvest {result.run_id} was partial: {len(result.errors)} stage(s) failed; "
+            "rerun to complete it"
+        )
+
+
+@cli.command("import")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@store_options
+@json_option
+def import_command(
+    files: tuple[Path, ...], db_path: Path | None, config_file: Path | None, as_json: bool
+) -> None:
+    """Load saved read_email records (JSON array or JSONL, /v1 or integration-guide shape).
+
+    For evidence exported before auditkit existed. Records without an id or with wrong
+    types are quarantined and counted, never dropped silently.
+
+    \b
+    Examples:
+      auditkit import exports/read_email_2026-07.jsonl
+      auditkit import a.json b.jsonl --db audit.duckdb --json
+    """
+    settings = load_settings(config_file, db_path=db_path)
+    with Store(settings.db_path) as store:
+        result = import_emails(settings, store, list(files))
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        click.echo(
+            f"imported {result.counts.get('emails_imported', 0)} emails from {len(files)} file(s); "
+            f"{result.quarantined} quarantined"
+        )

@@ -1,0 +1,463 @@
+"""harvest() and import_emails() against an in-process fake API (httpx.MockTransport)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from auditkit.config import Settings
+from auditkit.errors import ConfigError, SourceAuthError
+from auditkit.harvest import HARVESTED_TABLES, content_digest, harvest, import_emails
+from auditkit.sources.client import RetryTransport
+from auditkit.store import Store
+from tests.conftest import IC_TOKEN, MM_KEY
+
+
+def email(
+    n: int, mailbox: str, *, final: bool = True, conversation: str | None = None
+) -> dict[str, Any]:
+    return {
+        "id": f"em_{n:04d}",
+        "from": f"{mailbox}@nw.example",
+        "to": [f"c{n}@example.com"],
+        "subject": f"Message {n}",
+        "received_at": f"2026-07-{1 + n % 28:02d}T10:00:{n % 60:02d}Z",
+        "status": "read" if final else "pending_send_approval",
+        "markdown": "hi",
+        "delivered_at": f"2026-07-{1 + n % 28:02d}T10:05:00Z" if final else None,
+        "approved_by": "lee@nw.example",
+        "approved_at": None,
+        "tags": {"intercom_conversation_id": conversation} if conversation else {},
+    }
+
+
+class FakeAPI:
+    """MultiMail + Intercom routes over in-memory data; records every request path."""
+
+    def __init__(self) -> None:
+        self.mailboxes = [
+            {"id": "mbx_a", "address": "a@nw.example", "created_at": 1767225600000, "is_active": 1},
+            {"id": "mbx_b", "address": "b@nw.example", "created_at": 1767225600000, "is_active": 1},
+        ]
+        self.emails: dict[str, list[dict[str, Any]]] = {
+            "mbx_a": [
+                email(n, "a", conversation="ic_1" if n == 1 else None) for n in range(1, 131)
+            ],
+            "mbx_b": [email(n, "b", final=n % 10 != 0) for n in range(201, 241)],
+        }
+        self.inbound = {
+            "mbx_a": [{**email(900, "x"), "direction": "inbound", "status": "unread"}],
+            "mbx_b": [],
+        }
+        self.audit = [
+            {
+                "id": f"al_{n:04d}",
+                "action": "email.sent",
+                "resource_type": "email",
+                "resource_id": f"em_{n:04d}",
+                "actor_key_id": "key_1",
+                "metadata": {},
+                "created_at": f"2026-07-01T00:{n // 60:02d}:{n % 60:02d}Z",
+            }
+            for n in range(1, 251)
+        ]
+        self.conversations = {
+            "ic_1": {
+                "type": "conversation",
+                "id": "ic_1",
+                "state": "closed",
+                "created_at": 1783073700,
+                "updated_at": 1783073760,
+            }
+        }
+        self.requests: list[httpx.Request] = []
+        self.fail_detail_after: int | None = None  # raise after this many detail reads
+        self.pending_status = 200
+
+    def page(
+        self, items: list[dict[str, Any]], request: httpx.Request, key: str, limit: int
+    ) -> httpx.Response:
+        start = int(request.url.params.get("cursor", "0"))
+        chunk = items[start : start + limit]
+        nxt = str(start + limit) if start + limit < len(items) else None
+        return httpx.Response(200, json={key: chunk, "cursor": nxt})
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        path = request.url.path
+        parts = path.strip("/").split("/")
+        if path == "/me":
+            return httpx.Response(200, json={"app": {"id_code": "abc123de", "region": "EU"}})
+        if parts[0] == "conversations":
+            conv = self.conversations.get(parts[1])
+            return (
+                httpx.Response(200, json=conv)
+                if conv
+                else httpx.Response(404, json={"type": "error.list"})
+            )
+        if request.headers.get("Authorization") != f"Bearer {MM_KEY}":
+            return httpx.Response(401, json={"error": "bad key"})
+        simple = {
+            "/v1/account": {"id": "acc_1", "name": "Northwind", "physical_address": "1 Main St"},
+            "/v1/api-keys": {"api_keys": [{"id": "key_1", "scopes": ["send"]}]},
+            "/v1/domains": {
+                "domains": [{"id": "dom_1", "domain": "nw.example", "dkim_verified": True}]
+            },
+            "/v1/webhooks": {
+                "subscriptions": [{"id": "wh_1", "url": "https://h", "signing_secret": "whsec_S"}]
+            },
+            "/v1/suppression": {
+                "suppressions": [{"id": "sup_1", "email_address": "no@example.com"}]
+            },
+            "/v1/mailboxes": {"mailboxes": self.mailboxes},
+            "/v1/oversight/pending": {"emails": [{"id": "em_0210", "mailbox_id": "mbx_b"}]},
+        }
+        if path == "/v1/oversight/pending" and self.pending_status != 200:
+            return httpx.Response(self.pending_status, json={"error": "oversight scope required"})
+        if path in simple:
+            return httpx.Response(200, json=simple[path])
+        if path == "/v1/audit-log":
+            return self.page(list(reversed(self.audit)), request, "entries", 100)
+        if len(parts) == 4 and parts[3] == "emails":
+            source = self.emails if request.url.params["direction"] == "outbound" else self.inbound
+            ordered = sorted(source[parts[2]], key=lambda e: e["received_at"], reverse=True)
+            return self.page(ordered, request, "emails", 100)
+        if len(parts) == 5:
+            if self.fail_detail_after is not None:
+                if self.fail_detail_after <= 0:
+                    raise KeyboardInterrupt("simulated kill")
+                self.fail_detail_after -= 1
+            found = [e for e in self.emails[parts[2]] if e["id"] == parts[4]]
+            return (
+                httpx.Response(200, json=found[0])
+                if found
+                else httpx.Response(404, json={"error": "nf"})
+            )
+        return httpx.Response(404, json={"error": f"no route {path}"})
+
+    def detail_ids(self, since: int = 0) -> list[str]:
+        return [
+            r.url.path.rsplit("/", 1)[1]
+            for r in self.requests[since:]
+            if r.url.path.count("/") == 5
+        ]
+
+
+def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
+    base = Settings(
+        db_path=tmp_path / "s.duckdb",
+        multimail_api_url="https://mm.test",
+        multimail_api_key=MM_KEY,
+        intercom_api_url="https://ic.test",
+        concurrency=4,
+    )
+    return base.with_overrides(**overrides)
+
+
+def run(api: FakeAPI, settings: Settings, store: Store, **kw: Any) -> Any:
+    transport = RetryTransport(
+        httpx.MockTransport(api.handler), max_retries=2, sleep=lambda s: None
+    )
+    return harvest(settings, store, transport=transport, **kw)
+
+
+@pytest.fixture
+def api() -> FakeAPI:
+    return FakeAPI()
+
+
+def test_full_harvest_stores_everything_with_provenance(api: FakeAPI, tmp_path: Path) -> None:
+    with Store(":memory:") as store:
+        result = run(api, settings_for(tmp_path), store)
+        assert result.outcome == "ok", result.errors
+        assert store.count("multimail_emails") == 130 + 40 + 1
+        assert result.detail_calls == 170
+        assert result.counts["audit_log"] == 250 and store.count("multimail_audit_log") == 250
+        assert (
+            store.query(
+                "SELECT count(*) FROM multimail_emails WHERE run_id <> ? OR raw_sha256 IS NULL",
+                [result.run_id],
+            )[0][0]
+            == 0
+        )
+        # Order: account-level data first, then mailboxes, then mail, the queue and the audit log.
+        order = [r.url.path for r in api.requests if r.url.path.count("/") <= 2]
+        assert order[:6] == [
+            "/v1/account",
+            "/v1/api-keys",
+            "/v1/domains",
+            "/v1/webhooks",
+            "/v1/suppression",
+            "/v1/mailboxes",
+        ]
+        assert order[-1] == "/v1/audit-log"
+        # Inbound mail is stored from its summary; read_email is never called for it.
+        assert "em_0900" not in api.detail_ids()
+        assert store.query("SELECT direction FROM multimail_emails WHERE id = 'em_0900'") == [
+            ("inbound",)
+        ]
+        assert "whsec_S" not in store.query("SELECT raw FROM multimail_webhooks")[0][0]
+        run_row = store.query(
+            "SELECT outcome, params, error FROM harvest_runs WHERE run_id = ?", [result.run_id]
+        )
+        assert run_row[0][0] == "ok" and MM_KEY not in run_row[0][1] and run_row[0][2] is None
+        # Hash chain: sequential, each link over the previous one.
+        chain = store.query(
+            "SELECT chain_seq, chain_hash FROM multimail_audit_log ORDER BY created_at, id"
+        )
+        assert [c[0] for c in chain] == list(range(1, 251))
+        assert result.skipped["intercom_no_token"] == 1
+
+
+def test_second_harvest_skips_final_mail_outside_the_lookback_window(
+    api: FakeAPI, tmp_path: Path
+) -> None:
+    with Store(":memory:") as store:
+        run(api, settings_for(tmp_path, lookback_days=3), store)
+        digest = content_digest(store)
+        mark = len(api.requests)
+        second = run(api, settings_for(tmp_path, lookback_days=3), store)
+        reread = set(api.detail_ids(mark))
+        newest = store.query(
+            "SELECT max(created_at) FROM multimail_emails WHERE direction='outbound'"
+        )[0][0]
+        expected = {
+            r[0]
+            for r in store.query(
+                "SELECT id FROM multimail_emails WHERE direction = 'outbound' AND "
+                "(NOT is_final OR created_at >= ? - INTERVAL 3 DAY)",
+                [newest],
+            )
+        }
+        assert reread == expected
+        assert 0 < len(reread) < 170
+        assert second.skipped["detail_final_outside_window"] == 170 - len(reread)
+        assert second.counts.get("audit_log", 0) == 0
+        assert content_digest(store) == digest
+        first_seen = store.query("SELECT count(DISTINCT first_harvested_at) FROM multimail_emails")[
+            0
+        ][0]
+        assert first_seen == 1
+
+
+def test_audit_tamper_is_recorded_not_overwritten(api: FakeAPI, tmp_path: Path) -> None:
+    with Store(":memory:") as store:
+        run(api, settings_for(tmp_path), store)
+        original = store.query("SELECT raw FROM multimail_audit_log WHERE id = 'al_0100'")[0][0]
+        api.audit[99] = {**api.audit[99], "actor_key_id": "key_forged"}
+        del api.audit[10]
+        api.audit.append(
+            {
+                "id": "al_0999",
+                "action": "email.sent",
+                "resource_type": "email",
+                "resource_id": "em_1",
+                "actor_key_id": "key_1",
+                "metadata": None,
+                "created_at": "2026-08-01T00:00:00Z",
+            }
+        )
+        result = run(api, settings_for(tmp_path), store, full_audit_scan=True)
+        events = store.query(
+            "SELECT record_id, change, stored_raw, source_raw FROM integrity_events ORDER BY 1"
+        )
+        assert [(e[0], e[1]) for e in events] == [("al_0011", "removed"), ("al_0100", "changed")]
+        assert "key_forged" in events[1][3] and events[1][2] == original
+        assert (
+            store.query("SELECT raw FROM multimail_audit_log WHERE id = 'al_0100'")[0][0]
+            == original
+        )
+        assert result.integrity_events == 2
+        new = store.query(
+            "SELECT chain_seq, chain_hash FROM multimail_audit_log WHERE id = 'al_0999'"
+        )
+        assert new[0][0] == 251
+
+
+def test_incremental_audit_paging_stops_at_a_stored_id(api: FakeAPI, tmp_path: Path) -> None:
+    with Store(":memory:") as store:
+        run(api, settings_for(tmp_path), store)
+        mark = len(api.requests)
+        api.audit.append(
+            {
+                "id": "al_0999",
+                "action": "x",
+                "resource_type": "email",
+                "resource_id": "e",
+                "actor_key_id": "k",
+                "metadata": None,
+                "created_at": "2026-08-01T00:00:00Z",
+            }
+        )
+        result = run(api, settings_for(tmp_path), store)
+        audit_calls = [r for r in api.requests[mark:] if r.url.path == "/v1/audit-log"]
+        assert len(audit_calls) == 1 and result.counts["audit_log"] == 1
+
+
+def test_bad_records_are_quarantined_and_the_rest_lands(api: FakeAPI, tmp_path: Path) -> None:
+    api.emails["mbx_a"][5] = {**api.emails["mbx_a"][5], "to": 42}
+    api.audit[3] = {"action": "no id", "created_at": "2026-07-01T00:00:00Z"}
+    with Store(":memory:") as store:
+        result = run(api, settings_for(tmp_path), store)
+        assert result.quarantined == 2 and result.outcome == "ok"
+        reasons = sorted(r[0] for r in store.query("SELECT reason FROM quarantine"))
+        assert any("to is int" in r for r in reasons) and any("no id" in r for r in reasons)
+        assert store.count("multimail_emails") == 170 and store.count("multimail_audit_log") == 249
+
+
+def test_killed_run_then_rerun_equals_clean_run(api: FakeAPI, tmp_path: Path) -> None:
+    with Store(":memory:") as clean:
+        run(api, settings_for(tmp_path), clean)
+        expected = content_digest(clean)
+    with Store(":memory:") as store:
+        api.fail_detail_after = 150  # dies part-way through the second mailbox
+        with pytest.raises(KeyboardInterrupt):
+            run(api, settings_for(tmp_path), store)
+        assert 0 < store.count("multimail_emails") < 171
+        assert store.query("SELECT outcome FROM harvest_runs")[0][0] == "failed"
+        api.fail_detail_after = None
+        result = run(api, settings_for(tmp_path), store)
+        assert result.outcome == "ok"
+        assert content_digest(store) == expected
+
+
+def test_auth_failure_fails_the_run_without_leaking_the_key(
+    api: FakeAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with Store(":memory:") as store:
+        with pytest.raises(SourceAuthError) as info:
+            run(api, settings_for(tmp_path, multimail_api_key="mm_live_WRONG_k3y"), store)
+        assert "mm_live_WRONG_k3y" not in str(info.value) and "mm_live_WRONG_k3y" not in caplog.text
+        outcome, error = store.query("SELECT outcome, error FROM harvest_runs")[0]
+        assert outcome == "failed" and "401" in error and "WRONG" not in error
+
+
+def test_missing_api_key_is_a_config_error(tmp_path: Path) -> None:
+    with Store(":memory:") as store, pytest.raises(ConfigError, match="MULTIMAIL_API_KEY"):
+        harvest(Settings(), store)
+
+
+def test_intercom_enrichment_maps_rows_and_records_404(api: FakeAPI, tmp_path: Path) -> None:
+    api.emails["mbx_a"][1]["tags"] = {"intercom_conversation_id": "ic_gone"}
+    with Store(":memory:") as store:
+        result = run(api, settings_for(tmp_path, intercom_access_token=IC_TOKEN), store)
+        rows = store.query(
+            "SELECT id, found, http_status, region, app_id, inbox_url, intercom_version "
+            "FROM intercom_conversations ORDER BY id"
+        )
+        assert rows == [
+            (
+                "ic_1",
+                True,
+                200,
+                "eu",
+                "abc123de",
+                "https://app.eu.intercom.com/a/inbox/abc123de/inbox/conversation/ic_1",
+                "2.14",
+            ),
+            (
+                "ic_gone",
+                False,
+                404,
+                "eu",
+                "abc123de",
+                "https://app.eu.intercom.com/a/inbox/abc123de/inbox/conversation/ic_gone",
+                "2.14",
+            ),
+        ]
+        ic_requests = [r for r in api.requests if r.url.host == "ic.test"]
+        assert all(r.headers["Intercom-Version"] == "2.14" for r in ic_requests)
+        assert (
+            sum(r.url.path == "/conversations/ic_gone" for r in ic_requests) == 1
+        )  # 404 not retried
+        assert result.counts["intercom_conversations"] == 2
+        dump = json.dumps(store.query("SELECT * FROM intercom_conversations"), default=str)
+        assert IC_TOKEN not in dump
+        # Closed and 404 conversations are not fetched again.
+        mark = len(api.requests)
+        run(api, settings_for(tmp_path, intercom_access_token=IC_TOKEN), store)
+        assert not [r for r in api.requests[mark:] if r.url.path.startswith("/conversations")]
+
+
+def test_mailbox_filter_limits_mail_but_not_account_data(api: FakeAPI, tmp_path: Path) -> None:
+    with Store(":memory:") as store:
+        run(api, settings_for(tmp_path), store, mailbox_ids=["mbx_b"])
+        assert store.query("SELECT DISTINCT mailbox_id FROM multimail_emails") == [("mbx_b",)]
+        assert store.count("multimail_mailboxes") == 2
+
+
+def test_import_both_shapes_and_quarantine(tmp_path: Path) -> None:
+    guide = {
+        "message_id": "msg_1",
+        "to": "x@example.com",
+        "decision": {"reviewer": "lee", "action": "approve"},
+        "created_at": "2026-07-01T00:00:00Z",
+        "status": "delivered",
+    }
+    v1 = email(5, "a")
+    (tmp_path / "a.jsonl").write_text(
+        json.dumps(guide) + "\n{broken\n" + json.dumps({"subject": "no id"}) + "\n"
+    )
+    (tmp_path / "b.json").write_text(json.dumps([v1]))
+    with Store(":memory:") as store:
+        result = import_emails(Settings(), store, [tmp_path / "a.jsonl", tmp_path / "b.json"])
+        assert result.counts["emails_imported"] == 2 and result.quarantined == 2
+        shapes = store.query("SELECT id, source_shape, direction FROM multimail_emails ORDER BY id")
+        assert shapes == [("em_0005", "v1", "outbound"), ("msg_1", "guide", "outbound")]
+        assert store.count("quarantine") == 2
+
+
+def test_content_digest_ignores_run_stamps_but_not_content(api: FakeAPI, tmp_path: Path) -> None:
+    with Store(":memory:") as a, Store(":memory:") as b:
+        run(api, settings_for(tmp_path), a)
+        run(api, settings_for(tmp_path), b)
+        assert content_digest(a) == content_digest(b)
+        b.con.execute("UPDATE multimail_emails SET approved_by = 'someone' WHERE id = 'em_0001'")
+        assert content_digest(a) != content_digest(b)
+        assert len(HARVESTED_TABLES) == 10
+
+
+def test_cli_harvest_without_api_key_exits_3(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    import auditkit.cli.harvest  # noqa: F401  (registers the commands)
+    from auditkit.cli.base import cli
+
+    result = CliRunner().invoke(cli, ["harvest", "--db", str(tmp_path / "x.duckdb")])
+    assert result.exit_code == 3
+    assert "Error: MULTIMAIL_API_KEY is not set" in result.output
+
+
+def test_cli_import_json_summary(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    import auditkit.cli.harvest  # noqa: F401
+    from auditkit.cli.base import cli
+
+    (tmp_path / "r.jsonl").write_text(
+        json.dumps(email(1, "a")) + "\n" + json.dumps({"id": 5}) + "\n"
+    )
+    result = CliRunner().invoke(
+        cli, ["import", str(tmp_path / "r.jsonl"), "--db", str(tmp_path / "x.duckdb"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["counts"] == {"emails_imported": 1} and summary["quarantined"] == 1
+
+
+def test_pending_queue_without_oversight_scope_is_a_counted_skip(
+    api: FakeAPI, tmp_path: Path
+) -> None:
+    api.pending_status = 403
+    with Store(":memory:") as store:
+        result = run(api, settings_for(tmp_path), store)
+        assert result.outcome == "ok"
+        assert result.skipped["pending_no_oversight_scope"] == 1
+        assert store.count("multimail_pending") == 0
+        assert store.count("multimail_audit_log") == 250  # later stages still ran

@@ -1,0 +1,520 @@
+"""End-to-end: the harvester against the sandbox over real sockets, with faults and kills."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import httpx
+import pytest
+
+from auditkit.config import Settings
+from auditkit.harvest import content_digest, harvest
+from auditkit.sources.client import RetryTransport
+from auditkit.store import Store
+from tests.conftest import IC_TOKEN, MM_KEY, ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
+
+
+def settings_for(server: Any, db: Path | str, **overrides: Any) -> Settings:
+    return Settings(
+        db_path=Path(db),
+        multimail_api_url=server.base_url,
+        multimail_api_key=MM_KEY,
+        intercom_api_url=server.base_url,
+        intercom_access_token=IC_TOKEN,
+        concurrency=8,
+        max_retries=8,
+    ).with_overrides(**overrides)
+
+
+def fast_retries() -> RetryTransport:
+    """Real sockets, but backoff in milliseconds so fault runs stay quick."""
+    return RetryTransport(
+        httpx.HTTPTransport(),
+        max_retries=8,
+        backoff_base=0.01,
+        backoff_cap=0.1,
+        max_server_delay=0.1,
+    )
+
+
+def request_paths(server: Any) -> list[str]:
+    return [entry.path for entry in server.requests.snapshot()]
+
+
+def detail_ids(paths: list[str]) -> list[str]:
+    return [
+        p.rsplit("/", 1)[1] for p in paths if p.startswith("/v1/mailboxes/") and p.count("/") == 5
+    ]
+
+
+def repeated_ids_across_pages(server: Any) -> int:
+    """How many ids the sandbox served twice while paging the biggest mailbox's outbound list."""
+    headers = {"Authorization": f"Bearer {MM_KEY}"}
+    with httpx.Client(base_url=server.base_url, headers=headers) as client:
+        mailboxes = client.get("/v1/mailboxes").json()["mailboxes"]
+        counts = []
+        for mailbox in mailboxes:
+            seen: list[str] = []
+            cursor = None
+            while True:
+                params = {
+                    "direction": "outbound",
+                    "limit": "100",
+                    **({"cursor": cursor} if cursor else {}),
+                }
+                body = client.get(f"/v1/mailboxes/{mailbox['id']}/emails", params=params).json()
+                seen += [e["id"] for e in body["emails"]]
+                cursor = body["cursor"]
+                if not cursor:
+                    break
+            counts.append(len(seen) - len(set(seen)))
+    return max(counts)
+
+
+def cursor_rows(store: Store) -> list[tuple[Any, ...]]:
+    return store.query("SELECT source, resource, value FROM _auditkit_cursors ORDER BY 1, 2")
+
+
+@pytest.fixture(scope="module")
+def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 400-message quarter from the same generator: keeps the many fault runs fast."""
+    out = tmp_path_factory.mktemp("sample") / "data"
+    subprocess.run(
+        [sys.executable, "-m", "auditkit.sample", "--messages", "400", "--out", str(out)],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+    return out
+
+
+def start_sandbox(data: Path, **kwargs: Any) -> Any:
+    from auditkit.sandbox import SandboxServer
+
+    server = SandboxServer(data, api_key=MM_KEY, intercom_token=IC_TOKEN, **kwargs)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def small_sandbox(small_sample: Path) -> Iterator[Any]:
+    server = start_sandbox(small_sample)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def baseline(small_sample: Path) -> dict[str, Any]:
+    """One fault-free harvest of the small quarter: its digest, cursors and counts."""
+    server = start_sandbox(small_sample)
+    try:
+        with Store(":memory:") as store:
+            result = harvest(settings_for(server, ":memory:"), store)
+            assert result.outcome == "ok"
+            return {
+                "digest": content_digest(store),
+                "cursors": cursor_rows(store),
+                "result": result,
+                "emails": store.count("multimail_emails"),
+                "conversations": store.query(
+                    "SELECT id, found, resolved_by IS NOT NULL, inbox_url "
+                    "FROM intercom_conversations ORDER BY id"
+                ),
+            }
+    finally:
+        server.stop()
+
+
+def test_full_harvest_matches_the_sample_data(sandbox: Any, sample_data: Path) -> None:
+    emails = read_jsonl(sample_data / "multimail" / "emails.jsonl")
+    audit = read_jsonl(sample_data / "multimail" / "audit_log.jsonl")
+    mailboxes = json.loads((sample_data / "multimail" / "mailboxes.json").read_text())
+    mailboxes = mailboxes.get("mailboxes", mailboxes) if isinstance(mailboxes, dict) else mailboxes
+    with Store(":memory:") as store:
+        # Intercom is left out here (no token) to keep this big run short; the small-sample
+        # baseline below covers enrichment.
+        result = harvest(
+            replace(settings_for(sandbox, ":memory:"), intercom_access_token=None), store
+        )
+        assert result.outcome == "ok", result.errors
+        assert result.quarantined == 0
+        outbound = sum(e.get("direction") == "outbound" for e in emails)
+        assert (
+            store.query("SELECT count(*) FROM multimail_emails WHERE direction = 'outbound'")[0][0]
+            == outbound
+        )
+        assert store.count("multimail_emails") == len(emails)
+        assert store.count("multimail_audit_log") == len(audit)
+        assert store.count("multimail_mailboxes") == len(mailboxes)
+        assert result.detail_calls == outbound
+        # The list cursor is a timestamp, so page boundaries repeat records (as the real API
+        # does): the counts above hold only because paging de-duplicates by id.
+        assert repeated_ids_across_pages(sandbox) > 0
+        conversations = {e.get("tags", {}).get("intercom_conversation_id") for e in emails} - {None}
+        assert result.skipped["intercom_no_token"] == len(conversations)
+        # Nothing secret lands in the store.
+        dump = json.dumps(
+            [
+                store.query(f"SELECT * FROM {t}")
+                for t in ("multimail_webhooks", "harvest_runs", "intercom_conversations")
+            ],
+            default=str,
+        )
+        assert MM_KEY not in dump and IC_TOKEN not in dump and "whsec_" not in dump
+
+
+def test_intercom_enrichment_covers_every_linked_conversation(
+    small_sample: Path, baseline: dict[str, Any]
+) -> None:
+    emails = read_jsonl(small_sample / "multimail" / "emails.jsonl")
+    linked = {e.get("tags", {}).get("intercom_conversation_id") for e in emails} - {None}
+    served = {c["id"] for c in read_jsonl(small_sample / "intercom" / "conversations.jsonl")}
+    rows = baseline["conversations"]
+    assert {r[0] for r in rows} == linked
+    assert {r[0] for r in rows if r[1]} == linked & served
+    assert all(r[2] for r in rows if r[1])  # every closed sample conversation has a resolver
+    app_id = json.loads((small_sample / "intercom" / "me.json").read_text())["app"]["id_code"]
+    assert all(
+        r[3] == f"https://app.intercom.com/a/inbox/{app_id}/inbox/conversation/{r[0]}" for r in rows
+    )
+    assert baseline["result"].intercom_calls == len(linked) + 1  # GET /me + one per conversation
+
+
+def test_second_harvest_reads_no_final_mail_outside_the_window(small_sandbox: Any) -> None:
+    sandbox = small_sandbox
+    with Store(":memory:") as store:
+        settings = settings_for(sandbox, ":memory:")
+        harvest(settings, store)
+        digest = content_digest(store)
+        mark = len(request_paths(sandbox))
+        second = harvest(settings, store)
+        reread = detail_ids(request_paths(sandbox)[mark:])
+        newest = store.query(
+            "SELECT max(created_at) FROM multimail_emails WHERE direction='outbound'"
+        )[0][0]
+        final_outside = {
+            r[0]
+            for r in store.query(
+                "SELECT id FROM multimail_emails WHERE direction='outbound' AND is_final "
+                "AND created_at < ? - to_days(?)",
+                [newest, settings.lookback_days],
+            )
+        }
+        assert final_outside, "the sample should have final mail older than the lookback window"
+        assert not final_outside & set(reread)
+        assert second.detail_calls == len(reread)
+        assert second.skipped["detail_final_outside_window"] == len(final_outside)
+        assert content_digest(store) == digest
+
+
+FAULTS: dict[str, Callable[[Any], None]] = {
+    "429 storm with Retry-After": lambda s: (
+        s.faults.add(r"/v1/mailboxes/[^/]+/emails/", "429", times=40, retry_after="0"),
+        s.faults.add(r"/v1/mailboxes/[^/]+/emails$", "429", times=3, retry_after="0.1"),
+        s.faults.add(r"/conversations/", "429", times=10, retry_after="0"),
+    ),
+    "dropped connections": lambda s: s.faults.add(r"/v1/mailboxes/[^/]+/emails/", "drop", times=25),
+    "malformed page": lambda s: s.faults.add(r"/v1/audit-log", "malformed", times=1),
+    "read timeouts": lambda s: s.faults.add(
+        r"/v1/mailboxes/[^/]+/emails/", "timeout", times=4, seconds=1.0
+    ),
+    "5xx bursts": lambda s: (
+        s.faults.add(r"/v1/mailboxes/[^/]+/emails/", "503", times=20),
+        s.faults.add(r"/v1/mailboxes$", "500", times=2),
+        s.faults.add(r"/conversations/", "502", times=5),
+    ),
+}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+def test_faults_leave_the_same_store_as_a_clean_run(
+    fault: str, small_sandbox: Any, baseline: dict[str, Any]
+) -> None:
+    sandbox = small_sandbox
+    FAULTS[fault](sandbox)
+    with Store(":memory:") as store:
+        # A short read timeout so the "timeout" fault (the server says nothing for 1 s) trips it.
+        settings = settings_for(sandbox, ":memory:", timeout_seconds=0.5)
+        result = harvest(settings, store, transport=fast_retries())
+        assert result.outcome == "ok", result.errors
+        assert result.retries > 0 or result.quarantined > 0
+        assert content_digest(store) == baseline["digest"]
+        assert cursor_rows(store) == baseline["cursors"]
+        if fault == "malformed page":
+            assert (
+                store.query("SELECT count(*) FROM quarantine WHERE reason LIKE 'invalid page%'")[0][
+                    0
+                ]
+                == 1
+            )
+
+
+def test_random_failures_at_20_percent(small_sample: Path, baseline: dict[str, Any]) -> None:
+    server = start_sandbox(small_sample, fail_rate=0.2, seed=7)
+    try:
+        with Store(":memory:") as store:
+            result = harvest(
+                settings_for(server, ":memory:", concurrency=16), store, transport=fast_retries()
+            )
+            assert result.outcome == "ok", result.errors
+            assert result.retries > 100
+            assert content_digest(store) == baseline["digest"]
+    finally:
+        server.stop()
+
+
+def test_tampered_audit_log_is_detected(small_sandbox: Any, small_sample: Path) -> None:
+    sandbox = small_sandbox
+    mutations = json.loads((small_sample / "multimail" / "mutations.json").read_text())["mutations"]
+    with Store(":memory:") as store:
+        settings = settings_for(sandbox, ":memory:")
+        harvest(settings, store)
+        before = dict(store.query("SELECT id, raw FROM multimail_audit_log"))
+        sandbox.apply_mutations()
+        result = harvest(settings, store, full_audit_scan=True)
+        events = store.query(
+            "SELECT record_type, record_id, change, stored_raw, source_raw FROM integrity_events"
+        )
+        expected = {(m["id"], {"set": "changed", "delete": "removed"}[m["op"]]) for m in mutations}
+        assert {(e[1], e[2]) for e in events} == expected
+        assert all(e[0] == "audit_entry" for e in events)
+        assert result.integrity_events == len(events) == 2
+        for _, record_id, change, stored_raw, source_raw in events:
+            # Stored evidence is untouched; the event holds both versions.
+            assert (
+                store.query("SELECT raw FROM multimail_audit_log WHERE id = ?", [record_id])[0][0]
+                == before[record_id]
+            )
+            assert stored_raw == before[record_id]
+            if change == "changed":
+                assert "reason edited later" in source_raw
+            else:
+                assert source_raw is None
+        # A rerun finds the same two events (idempotent ids), not new ones.
+        harvest(settings, store, full_audit_scan=True)
+        assert store.count("integrity_events") == 2
+
+
+HARVEST_SCRIPT = """
+import sys
+from pathlib import Path
+from auditkit.config import Settings
+from auditkit.harvest import harvest
+from auditkit.store import Store
+url, db, key, token = sys.argv[1:5]
+settings = Settings(db_path=Path(db), multimail_api_url=url, multimail_api_key=key,
+                    intercom_api_url=url, intercom_access_token=token, concurrency=8)
+with Store(db) as store:
+    print(harvest(settings, store).outcome)
+"""
+
+
+def start_harvest(server: Any, db: Path) -> subprocess.Popen[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MULTIMAIL_", "INTERCOM_", "AUDITKIT_"))
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", HARVEST_SCRIPT, server.base_url, str(db), MM_KEY, IC_TOKEN],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def served_since(server: Any, mark: int) -> list[Any]:
+    return server.requests.snapshot()[mark:]
+
+
+class KillPoint(NamedTuple):
+    name: str
+    reached: Callable[[list[Any]], bool]  # over the requests the doomed process has made
+    arm: Callable[[Any], None] | None = None  # sandbox faults that hold the process in place
+
+
+def kill_points(sample: Path) -> list[KillPoint]:
+    """When to kill, judged from the sandbox's request log rather than wall time, so each
+    kill lands in the same phase on a slow CI machine and a fast laptop: once mail of the
+    third mailbox is being read (earlier mailboxes committed, later ones not); after all
+    mail, while the first audit-log request hangs (so the audit log cannot have committed);
+    and part-way through Intercom enrichment."""
+    third = json.loads((sample / "multimail" / "mailboxes.json").read_text())["mailboxes"][2]["id"]
+    return [
+        KillPoint(
+            "mid-mailboxes", lambda log: any(e.kind == "detail" and third in e.path for e in log)
+        ),
+        KillPoint(
+            "audit log in flight",
+            lambda log: any(e.kind == "pending" for e in log),
+            arm=lambda server: server.faults.add(
+                r"^/v1/audit-log", "timeout", times=1, seconds=2.0
+            ),
+        ),
+        KillPoint(
+            "mid-Intercom", lambda log: sum(e.kind == "intercom_conversation" for e in log) >= 100
+        ),
+    ]
+
+
+def test_sigkill_at_several_points_then_rerun_equals_a_clean_run(
+    small_sample: Path, tmp_path: Path, baseline: dict[str, Any]
+) -> None:
+    server = start_sandbox(small_sample, latency_ms=2)
+    db = tmp_path / "killed.duckdb"
+    try:
+        after_kill = []
+        for point in kill_points(small_sample):
+            if point.arm is not None:
+                point.arm(server)
+            mark = len(server.requests)
+            proc = start_harvest(server, db)
+            deadline = time.monotonic() + 30
+            while not point.reached(served_since(server, mark)):
+                assert proc.poll() is None, (
+                    f"the harvest ended before the kill point {point.name!r}"
+                )
+                assert time.monotonic() < deadline, f"kill point {point.name!r} never reached"
+                time.sleep(0.005)
+            if point.arm is not None:
+                time.sleep(0.3)  # let it reach the request the armed fault holds up
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=10)
+            assert proc.returncode == -signal.SIGKILL
+            with Store(db) as store:
+                after_kill.append(
+                    tuple(
+                        store.count(t)
+                        for t in (
+                            "multimail_emails",
+                            "multimail_audit_log",
+                            "intercom_conversations",
+                        )
+                    )
+                )
+        proc = start_harvest(server, db)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        assert out.strip() == "ok"
+        with Store(db) as store:
+            assert content_digest(store) == baseline["digest"]
+            assert cursor_rows(store) == baseline["cursors"]
+            runs = store.query("SELECT outcome, error FROM harvest_runs ORDER BY started_at")
+            assert [r[0] for r in runs] == ["failed", "failed", "failed", "ok"]
+            assert all("interrupted" in r[1] for r in runs[:3])
+        # The kills really landed in different phases (partial stores in between).
+        emails_first, _, _ = after_kill[0]
+        assert 0 < emails_first < baseline["emails"], after_kill
+        assert after_kill[1][0] == baseline["emails"] and after_kill[1][1] == 0, after_kill
+        assert after_kill[2][1] > 0, after_kill
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def cli_env(small_sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("MULTIMAIL_API_URL", small_sandbox.base_url)
+    monkeypatch.setenv("MULTIMAIL_API_KEY", MM_KEY)
+    yield small_sandbox
+
+
+def test_cli_harvest_json_summary(cli_env: Any, tmp_path: Path, baseline: dict[str, Any]) -> None:
+    from click.testing import CliRunner
+
+    from auditkit.cli import cli
+
+    db = tmp_path / "cli.duckdb"
+    result = CliRunner().invoke(cli, ["harvest", "--db", str(db), "--json", "--concurrency", "8"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["outcome"] == "ok"
+    assert summary["detail_calls"] == baseline["result"].detail_calls
+    assert (
+        summary["skipped"]["intercom_no_token"] > 0
+    )  # no INTERCOM_ACCESS_TOKEN in this environment
+    assert MM_KEY not in result.output
+    # Not a terminal: one summary line per stage on stderr, stdout stays pure JSON.
+    assert "harvest: account: 1 records" in result.stderr
+    assert "harvest: audit_log:" in result.stderr
+    with Store(db) as store:
+        params = json.loads(store.query("SELECT params FROM harvest_runs")[0][0])
+        assert params["concurrency"] == 8 and params["multimail_api_key_set"] is True
+
+
+def test_cli_filters_reach_the_list_calls(cli_env: Any, tmp_path: Path, small_sample: Path) -> None:
+    from click.testing import CliRunner
+
+    from auditkit.cli import cli
+
+    sandbox = cli_env
+    mailbox = json.loads((small_sample / "multimail" / "mailboxes.json").read_text())["mailboxes"][
+        0
+    ]
+    mark = len(sandbox.requests)
+    db = tmp_path / "filtered.duckdb"
+    args = ["harvest", "--db", str(db), "--since", "2026-08-01", "--until", "2026-08-31"]
+    result = CliRunner().invoke(cli, [*args, "--mailbox", mailbox["id"]])
+    assert result.exit_code == 0, result.output
+    lists = [e for e in served_since(sandbox, mark) if e.kind == "list"]
+    assert lists and {e.path.split("/")[3] for e in lists} == {mailbox["id"]}
+    assert all(e.query["date_after"] == "2026-08-01T00:00:00Z" for e in lists)
+    # A bare --until date covers that whole day.
+    assert all(e.query["date_before"] == "2026-09-01T00:00:00Z" for e in lists)
+    with Store(db) as store:
+        assert store.query("SELECT DISTINCT mailbox_id FROM multimail_emails") == [(mailbox["id"],)]
+        span = store.query("SELECT min(created_at), max(created_at) FROM multimail_emails")[0]
+        assert span[0].isoformat() >= "2026-08-01" and span[1].isoformat() < "2026-09-01"
+        params = json.loads(store.query("SELECT params FROM harvest_runs")[0][0])
+        assert params["mailbox_ids"] == [mailbox["id"]] and params["since"].startswith("2026-08-01")
+
+
+def test_second_writer_fails_fast_with_store_in_use(cli_env: Any, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from auditkit.cli import cli
+
+    db = tmp_path / "busy.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from auditkit.store import Store; s = Store(sys.argv[1]); "
+            "print('open', flush=True); "
+            "time.sleep(30)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        started = time.monotonic()
+        result = CliRunner().invoke(cli, ["harvest", "--db", str(db)])
+        assert result.exit_code == 5
+        assert "in use by another auditkit process" in result.output
+        assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+        holder.communicate()
