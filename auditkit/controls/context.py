@@ -1,0 +1,343 @@
+"""What every control reads: validated control settings and period-scoped views of the store.
+
+`ControlSettings` interprets the raw `[controls]` and `[mailboxes."<address>"]` TOML
+sections (raising ConfigError naming the key). `CheckContext` builds, once per check, temp
+tables over the store — outbound email created in the period with derived columns, and
+their primary-purpose classification — so each control's SQL stays short and every
+control sees the same population. Temp tables live in DuckDB's in-memory temp catalog,
+never in the store file, so a read-only store works and nothing is written to it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from auditkit.classify import (
+    ClassificationRules,
+    classification_params,
+    classification_policy_table,
+    classification_sql,
+)
+from auditkit.config import Settings
+from auditkit.errors import ConfigError
+from auditkit.findings import Finding, FindingState, Period
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PENDING_LIMIT_HOURS = 72
+GATED_MODES = ("gated_send", "gated_all")
+# Statuses under which an outbound email has not (yet) left MultiMail.
+UNSENT_STATUSES = (
+    "pending_scan",
+    "pending_send_approval",
+    "pending_inbound_approval",
+    "scheduled",
+    "rejected",
+    "cancelled",
+    "send_failed",
+)
+PENDING_APPROVAL_STATUSES = ("pending_send_approval", "pending_inbound_approval")
+
+# `[controls.audit_actions]` keys and the action names the sandbox emits (ARCHITECTURE.md).
+DEFAULT_AUDIT_ACTIONS: dict[str, str] = {
+    "email_sent": "email.sent",
+    "approved": "oversight.approved",
+    "rejected": "oversight.rejected",
+    "cancelled": "email.cancelled",
+    "mode_changed": "mailbox.oversight_mode_changed",
+    "key_created": "api_key.created",
+    "key_updated": "api_key.updated",
+    "key_revoked": "api_key.revoked",
+    "suppression_added": "suppression.added",
+}
+_CONTROLS_KEYS = {"reviewers", "pending_limit_hours", "audit_actions"}
+_MAILBOX_KEYS = {"classification", "require_conversation_link", "appends_postal_address"}
+
+
+@dataclass(frozen=True)
+class MailboxPolicy:
+    address: str
+    require_conversation_link: bool = False
+    appends_postal_address: bool = False
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    reviewers: tuple[str, ...] = ()
+    pending_limit_hours: float = DEFAULT_PENDING_LIMIT_HOURS
+    audit_actions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_AUDIT_ACTIONS))
+    mailboxes: Mapping[str, MailboxPolicy] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ControlSettings:
+        section = settings.controls or {}
+        if not isinstance(section, Mapping):
+            raise ConfigError("controls must be a table ([controls])")
+        for key in sorted(set(section) - _CONTROLS_KEYS):
+            logger.warning("controls.%s is not a setting auditkit knows; ignored", key)
+
+        reviewers = section.get("reviewers", [])
+        if not isinstance(reviewers, list) or not all(
+            isinstance(r, str) and r.strip() for r in reviewers
+        ):
+            raise ConfigError(
+                f"controls.reviewers must be a list of non-empty strings, got {reviewers!r}"
+            )
+
+        limit = section.get("pending_limit_hours", DEFAULT_PENDING_LIMIT_HOURS)
+        if isinstance(limit, bool) or not isinstance(limit, int | float) or limit <= 0:
+            raise ConfigError(
+                f"controls.pending_limit_hours must be a positive number of hours, got {limit!r}"
+            )
+
+        actions = dict(DEFAULT_AUDIT_ACTIONS)
+        overrides = section.get("audit_actions", {})
+        if not isinstance(overrides, Mapping):
+            raise ConfigError("controls.audit_actions must be a table ([controls.audit_actions])")
+        for key, value in overrides.items():
+            if key not in DEFAULT_AUDIT_ACTIONS:
+                raise ConfigError(
+                    f"controls.audit_actions.{key} is unknown; known keys: "
+                    f"{', '.join(sorted(DEFAULT_AUDIT_ACTIONS))}"
+                )
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(
+                    f"controls.audit_actions.{key} must be a non-empty action name, got {value!r}"
+                )
+            actions[key] = value.strip()
+
+        return cls(
+            reviewers=tuple(r.strip().lower() for r in reviewers),
+            pending_limit_hours=float(limit),
+            audit_actions=actions,
+            mailboxes=_mailbox_policies(settings.mailboxes or {}),
+        )
+
+
+def _mailbox_policies(section: Mapping[str, Any]) -> dict[str, MailboxPolicy]:
+    if not isinstance(section, Mapping):
+        raise ConfigError('mailboxes must be a table of tables ([mailboxes."<address>"])')
+    policies: dict[str, MailboxPolicy] = {}
+    for address, policy in section.items():
+        where = f'mailboxes."{address}"'
+        if not isinstance(policy, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        for key in sorted(set(policy) - _MAILBOX_KEYS):
+            logger.warning("%s.%s is not a mailbox setting auditkit knows; ignored", where, key)
+        flags = {}
+        for key in ("require_conversation_link", "appends_postal_address"):
+            value = policy.get(key, False)
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key} must be true or false, got {value!r}")
+            flags[key] = value
+        normalised = str(address).strip().lower()
+        policies[normalised] = MailboxPolicy(normalised, **flags)
+    return policies
+
+
+def jsonable(value: Any) -> Any:
+    """Evidence values as JSON-friendly primitives (timestamps as ISO 8601 UTC)."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value
+
+
+# Outbound email created in the period, with the columns controls derive again and again.
+SCOPE_SQL = """
+CREATE OR REPLACE TEMP TABLE ak_scope AS
+WITH outbound AS (
+    SELECT e.*,
+           lower(trim(CASE WHEN contains(e.from_address, '<')
+                           THEN regexp_extract(e.from_address, '<([^>]+)>', 1)
+                           ELSE e.from_address END)) AS from_email
+    FROM multimail_emails e
+    WHERE e.direction = 'outbound' AND e.created_at >= $start AND e.created_at < $end
+), mailbox_by_address AS (
+    SELECT lower(trim(address)) AS address, min(id) AS id FROM multimail_mailboxes GROUP BY 1
+), located AS (
+    -- Imported (guide-shape) records may lack mailbox_id: fall back to the From address.
+    SELECT o.* EXCLUDE (mailbox_id), coalesce(o.mailbox_id, ma.id) AS mailbox_id
+    FROM outbound o
+    LEFT JOIN mailbox_by_address ma ON o.mailbox_id IS NULL AND ma.address = o.from_email
+), enriched AS (
+    SELECT l.*, lower(trim(coalesce(m.address, l.from_email))) AS mailbox_address,
+           m.signature_block, m.oversight_mode AS current_mode
+    FROM located l LEFT JOIN multimail_mailboxes m ON m.id = l.mailbox_id
+)
+SELECT l.id, l.mailbox_id, l.mailbox_address, l.from_address, l.from_email,
+       l.to_addresses, l.cc_addresses, l.subject, l.status, l.created_at, l.thread_id,
+       l.body_markdown, l.delivered_at, l.bounced_at, l.approved_at, l.approved_by,
+       l.decision, l.dkim_verified, l.conversation_id, l.agent, l.tags, l.metadata,
+       l.signature_block, l.current_mode,
+       coalesce(l.delivered_at, l.created_at) AS sent_at,
+       (l.delivered_at IS NOT NULL OR l.status = 'delivered') AS is_delivered,
+       (l.approved_at IS NOT NULL OR l.approved_by IS NOT NULL
+        OR lower(coalesce(l.decision, '')) IN ('approved', 'approve')) AS has_approval,
+       (l.delivered_at IS NOT NULL OR l.bounced_at IS NOT NULL
+        OR NOT list_contains($unsent_statuses, coalesce(l.status, ''))) AS is_sent,
+       coalesce(p.require_conversation_link, false) AS require_conversation_link,
+       coalesce(p.appends_postal_address, false) AS appends_postal_address
+FROM enriched l
+LEFT JOIN ak_mailbox_policy p ON p.address = l.mailbox_address
+"""
+
+
+# One pass over the audit log: what it says about each email. Entry ids, not metadata, are
+# kept (parsing a million JSON documents is the expensive part); controls that need a
+# metadata field join back to the few entries they report on (see AUDIT_METADATA_SQL).
+EMAIL_AUDIT_SQL = """
+CREATE OR REPLACE TEMP TABLE ak_email_audit AS
+SELECT resource_id AS email_id,
+       arg_min(id, created_at) FILTER (WHERE action = $email_sent) AS sent_entry_id,
+       arg_min(actor_key_id, created_at) FILTER (WHERE action = $email_sent) AS sender_key,
+       arg_min(id, created_at) FILTER (WHERE action = $approved) AS approval_entry_id,
+       min(created_at) FILTER (WHERE action = $approved) AS approval_logged_at,
+       arg_min(actor_key_id, created_at) FILTER (WHERE action = $approved) AS approver_key,
+       nullif(concat_ws(', ', CASE WHEN bool_or(action = $rejected) THEN $rejected END,
+                        CASE WHEN bool_or(action = $cancelled) THEN $cancelled END),
+                            '') AS stop_actions,
+       min(created_at) FILTER (WHERE action IN ($rejected, $cancelled)) AS stopped_at,
+       min(created_at) FILTER (WHERE action IN ($approved, $rejected, $cancelled)) AS decided_at
+FROM multimail_audit_log
+WHERE action IN ($email_sent, $approved, $rejected, $cancelled)
+GROUP BY resource_id
+"""
+
+
+class CheckContext:
+    """One check run: the store connection, validated settings, the period and its clock."""
+
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        settings: ControlSettings,
+        rules: ClassificationRules,
+        period: Period,
+        now: datetime,
+    ) -> None:
+        self.con = con
+        self.settings = settings
+        self.rules = rules
+        self.period = period
+        self.now = now
+        self.control_id = ""
+        self._prepared = False
+        self._classified = False
+
+    @property
+    def actions(self) -> Mapping[str, str]:
+        return self.settings.audit_actions
+
+    @property
+    def evaluated_at(self) -> datetime:
+        """Period end, or now if the period has not ended yet (states "at period end")."""
+        return min(self.period.end_before, self.now)
+
+    def params(self, **extra: Any) -> dict[str, Any]:
+        return {"start": self.period.start_at, "end": self.period.end_before, **extra}
+
+    def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        """Run one query; rows as dicts. Only the parameters the SQL mentions are bound."""
+        bound = {k: v for k, v in self.params(**params).items() if f"${k}" in sql}
+        rel = self.con.sql(sql, params=bound or None)
+        names = rel.columns
+        return [dict(zip(names, row, strict=True)) for row in rel.fetchall()]
+
+    def scalar(self, sql: str, **params: Any) -> Any:
+        rows = self.rows(sql, **params)
+        return next(iter(rows[0].values())) if rows else None
+
+    def prepare(self) -> None:
+        """Create `ak_mailbox_policy`, `ak_scope` and `ak_email_audit` once per run."""
+        if self._prepared:
+            return
+        policies = sorted(self.settings.mailboxes.values(), key=lambda p: p.address)
+        self.con.register(
+            "ak_mailbox_policy",
+            pa.table(
+                {
+                    "address": [p.address for p in policies],
+                    "require_conversation_link": [p.require_conversation_link for p in policies],
+                    "appends_postal_address": [p.appends_postal_address for p in policies],
+                },
+                schema=pa.schema(
+                    [
+                        ("address", pa.string()),
+                        ("require_conversation_link", pa.bool_()),
+                        ("appends_postal_address", pa.bool_()),
+                    ]
+                ),
+            ),
+        )
+        self.con.execute(SCOPE_SQL, self.params(unsent_statuses=list(UNSENT_STATUSES)))
+        self.con.execute(
+            EMAIL_AUDIT_SQL,
+            {k: self.actions[k] for k in ("email_sent", "approved", "rejected", "cancelled")},
+        )
+        self._prepared = True
+
+    def classified(self) -> str:
+        """Name of the temp view `ak_classified`: sent ak_scope rows + classification, reasons."""
+        self.prepare()
+        if not self._classified:
+            # Labels are materialised once (the regex work); the view just joins them on.
+            self.con.register("_ak_classification_policy", classification_policy_table(self.rules))
+            try:
+                self.con.execute(
+                    # Only sent mail is ever judged on content (CS-001..CS-003).
+                    "CREATE OR REPLACE TEMP VIEW ak_sent AS SELECT * FROM ak_scope WHERE is_sent; "
+                    "CREATE OR REPLACE TEMP TABLE ak_labels AS "
+                    + classification_sql("ak_sent", "_ak_classification_policy"),
+                    classification_params(self.rules),
+                )
+            finally:
+                self.con.unregister("_ak_classification_policy")
+            self.con.execute(
+                "CREATE OR REPLACE TEMP VIEW ak_classified AS "
+                "SELECT s.*, l.classification, l.reasons FROM ak_scope s JOIN ak_labels l USING "
+                "(id)"
+            )
+            self._classified = True
+        return "ak_classified"
+
+    def close(self) -> None:
+        self.con.execute("DROP VIEW IF EXISTS temp.ak_classified")
+        self.con.execute("DROP VIEW IF EXISTS temp.ak_sent")
+        for table in ("ak_labels", "ak_email_audit", "ak_scope"):
+            self.con.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        try:
+            self.con.unregister("ak_mailbox_policy")
+        except duckdb.Error:
+            pass
+
+    def finding(
+        self,
+        target_type: str,
+        target_id: str,
+        reason: str,
+        evidence: Mapping[str, Any] | None = None,
+        state: FindingState = "open",
+    ) -> Finding:
+        return Finding(
+            control_id=self.control_id,
+            target_type=target_type,
+            target_id=str(target_id),
+            reason=reason,
+            evidence=jsonable(dict(evidence or {})),
+            state=state,
+        )
