@@ -1,0 +1,216 @@
+"""Evidence packs: `write_pack()` renders control results and store records into a folder of
+report.pdf, report.html, messages.csv, decisions.csv, findings.csv, audit_log.csv and a
+hashed manifest.json, replaced atomically.
+
+The report never recomputes control results: it renders the `results` it is given, plus the
+store records they are about.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditkit.config import Settings
+from auditkit.errors import ReportError
+from auditkit.findings import ControlResult, Period
+from auditkit.pack import staged_pack_dir, write_manifest
+from auditkit.report import charts, csv_export
+from auditkit.report.context import (
+    SNAPSHOT_TABLES,
+    MessageTable,
+    Scope,
+    build_context,
+    data_as_of,
+    fetch_all,
+    finding_rows,
+    message_params,
+    scoped_results,
+    selected_sql,
+)
+from auditkit.report.pdf import render_html, render_pdf
+from auditkit.store import Store
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("pdf", "html", "csv")
+# From this many messages in scope the PDF renders in a second process, alongside the CSVs.
+PARALLEL_PDF_MESSAGES = 50_000
+PACK_MEMORY_LIMIT = "1GB"
+CSV_FILES = ("messages.csv", "decisions.csv", "findings.csv", "audit_log.csv")
+# Settings that shape what the pack shows; URLs, paths and secrets stay out (see public_dict()).
+PARAMETER_SETTINGS = ("company_name", "intercom_version", "intercom_app_id", "controls", "mailboxes",
+                      "classification", "waivers")
+
+__all__ = ["FORMATS", "PackResult", "write_pack"]
+
+
+@dataclass(frozen=True)
+class PackResult:
+    out_dir: Path
+    manifest_sha256: str
+    files: tuple[str, ...]
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pack": str(self.out_dir), "manifest_sha256": self.manifest_sha256,
+                "files": list(self.files), "counts": self.counts, "seconds": round(self.seconds, 3)}
+
+
+def catalogue_version(default: str = "unversioned") -> str:
+    try:
+        from auditkit import controls
+    except ImportError:
+        return default
+    return str(getattr(controls, "CATALOGUE_VERSION", default))
+
+
+def write_pack(
+    store: Store,
+    settings: Settings,
+    period: Period,
+    out_dir: Path | str,
+    *,
+    results: Sequence[ControlResult],
+    message_ids: Sequence[str] | None = None,
+    recipient: str | None = None,
+    sample_size: int = 25,
+    seed: int = 42,
+    formats: Sequence[str] = FORMATS,
+    max_flagged_pages: int | None = None,
+) -> PackResult:
+    """Write the evidence pack for `period` (or the given messages / recipient) into `out_dir`.
+
+    `message_ids` selects exactly those outbound messages (the period then only labels the
+    pack); `recipient` selects messages to or copied to that address within the period.
+    The pack is built in a temporary sibling folder and renamed over `out_dir`; a failure
+    leaves any previous pack untouched. Same store and arguments → byte-identical files.
+    The PDF shows every finding, evidence pages for up to `max_flagged_pages` flagged
+    messages (default MAX_FLAGGED_MESSAGE_PAGES) plus `sample_size` messages drawn with
+    `seed`; the CSVs hold every message.
+    """
+    started = time.perf_counter()
+    unknown = set(formats) - set(FORMATS)
+    if unknown or not formats:
+        raise ReportError(f"unknown pack format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
+    if sample_size < 0:
+        raise ReportError("sample size must be 0 or more")
+    scope = Scope(
+        period=period,
+        message_ids=tuple(dict.fromkeys(message_ids)) if message_ids is not None else None,
+        recipient=recipient,
+    )
+    public = settings.public_dict()
+    parameters = {
+        "scope": scope.to_dict(), "sample_size": sample_size, "seed": seed, "formats": sorted(formats),
+        "settings": {k: public[k] for k in PARAMETER_SETTINGS},
+    }
+    params = message_params(scope, settings)
+    in_scope = None
+    if scope.kind != "period":
+        in_scope = {r[0] for r in fetch_all(store, f"SELECT id FROM ({selected_sql(scope)})", params)}
+        if scope.message_ids is not None and (missing := sorted(set(scope.message_ids) - in_scope)):
+            raise ReportError(f"no outbound message with id {', '.join(missing[:10])} in the store")
+    results = scoped_results(results, scope, in_scope)
+    snapshot = store.snapshot_digest(SNAPSHOT_TABLES)
+    logger.info("pack: store snapshot digest after %.1fs", time.perf_counter() - started)
+    version = catalogue_version(str(settings.controls.get("catalogue_version", "unversioned")))
+
+    as_of = data_as_of(store, period)
+    counts: dict[str, int] = {}
+    findings = [f for r in results for f in r.findings]
+    with _memory_limit(store, PACK_MEMORY_LIMIT), MessageTable(store, scope, settings, findings) as table, \
+            staged_pack_dir(Path(out_dir)) as stage, ExitStack() as background:
+        pdf_job = None
+        logger.info("pack: messages materialised after %.1fs", time.perf_counter() - started)
+        if "html" in formats or "pdf" in formats:
+            context = build_context(
+                store, settings, scope, results, table, sample_size=sample_size, seed=seed,
+                snapshot_digest=snapshot, catalogue_version=version, parameters=parameters,
+                **({"flagged_cap": max_flagged_pages} if max_flagged_pages is not None else {}),
+            )
+            # Charts describe a population; for hand-picked messages they would only mislead.
+            context["charts"] = charts.render_charts(context) if scope.kind != "messages" else {}
+            html = render_html(context)
+            counts["message_pages"] = len(context["messages"])
+            counts.setdefault("messages", context["counts"]["messages"])
+            if "html" in formats:
+                (stage / "report.html").write_text(html, encoding="utf-8", newline="")
+            if "pdf" in formats:
+                if context["counts"]["messages"] >= PARALLEL_PDF_MESSAGES:
+                    # Big packs: lay the PDF out on the other core while DuckDB streams the CSVs.
+                    pool = background.enter_context(
+                        ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")))
+                    pdf_job = pool.submit(render_pdf, html, stage / "report.pdf", as_of=as_of)
+                else:
+                    render_pdf(html, stage / "report.pdf", as_of=as_of)
+        logger.info("pack: HTML ready after %.1fs", time.perf_counter() - started)
+        if "csv" in formats:
+            counts.update(_write_csvs(store, stage, scope, settings, results, table))
+            logger.info("pack: CSV files written after %.1fs", time.perf_counter() - started)
+        if pdf_job is not None:
+            pdf_job.result()  # re-raises the child's ReportError
+            logger.info("pack: PDF rendered after %.1fs", time.perf_counter() - started)
+        meta = {
+            "tool": {"name": "auditkit", "version": _tool_version()},
+            "period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
+            "parameters": parameters,
+            "store_snapshot_digest": snapshot,
+            "control_catalogue_version": version,
+            "data_as_of": as_of.strftime("%Y-%m-%dT%H:%M:%S") + "Z",
+            "counts": dict(sorted(counts.items())),
+            "controls": {r.id: r.status for r in sorted(results, key=lambda r: r.id)},
+        }
+        digest = write_manifest(stage, meta)
+        files = tuple(sorted(p.name for p in stage.iterdir()))
+    elapsed = time.perf_counter() - started
+    logger.info("pack %s written in %.1fs (%s)", out_dir, elapsed, ", ".join(files))
+    return PackResult(Path(out_dir), digest, files, counts, elapsed)
+
+
+@contextmanager
+def _memory_limit(store: Store, limit: str) -> Iterator[None]:
+    """Cap DuckDB's memory for the pack (it spills beyond it) and restore the caller's limit:
+    by default DuckDB may take 80% of RAM, which a million-message pack would happily use."""
+    previous = store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    store.con.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        store.con.execute(f"SET memory_limit = '{previous}'")
+
+
+def _tool_version() -> str:
+    from auditkit import __version__
+
+    return __version__
+
+
+def _write_csvs(store: Store, stage: Path, scope: Scope, settings: Settings,
+                results: Sequence[ControlResult], table: str) -> dict[str, int]:
+    params: Mapping[str, Any] = message_params(scope, settings)
+    selected = f"SELECT message_id AS id, mailbox_id FROM {table}"
+    counts = {
+        "messages": csv_export.write_query_csv(
+            store, stage / "messages.csv", csv_export.MESSAGE_FIELDS, csv_export.message_csv_sql(table), params),
+        "decisions": csv_export.write_query_csv(
+            store, stage / "decisions.csv", csv_export.DECISION_FIELDS,
+            csv_export.decisions_csv_sql(selected), params),
+        "audit_log_entries": csv_export.write_query_csv(
+            store, stage / "audit_log.csv", csv_export.AUDIT_LOG_FIELDS,
+            csv_export.audit_log_csv_sql(selected), params),
+    }
+    rows = [{**f, "finding_id": f["id"]} for f in finding_rows(results, evidence_limit=sys.maxsize)]
+    counts["findings"] = csv_export.write_rows_csv(stage / "findings.csv", csv_export.FINDING_FIELDS, rows)
+    return counts
+
