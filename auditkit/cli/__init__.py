@@ -6,7 +6,7 @@ registers its commands on import.
 
 from __future__ import annotations
 
-from auditkit.cli import check, harvest, pipeline, report, sandbox  # noqa: F401  (registers commands)
+from auditkit.cli import archive, check, harvest, pipeline, report, sandbox  # noqa: F401  (registers commands)
 from auditkit.cli.base import cli, main
 
 __all__ = ["cli", "main"]

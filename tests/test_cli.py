@@ -1,0 +1,128 @@
+"""CLI contract: help with examples everywhere, README coverage, error-to-exit-code mapping."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from auditkit.cli import cli
+from auditkit.errors import AuditkitError, ConfigError, RunLockedError, SourceError, StoreError
+from auditkit.runlock import run_lock
+from tests.conftest import ROOT
+
+COMMANDS = sorted(cli.commands)
+
+
+def test_expected_commands_exist() -> None:
+    for name in [
+        "harvest",
+        "import",
+        "check",
+        "controls",
+        "report",
+        "evidence",
+        "verify",
+        "run",
+        "status",
+        "sandbox",
+        "demo",
+    ]:
+        assert name in cli.commands, name
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_has_help_with_examples(name: str) -> None:
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Examples:" in result.output
+    assert f"auditkit {name}" in result.output
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_command_is_documented_in_readme(name: str) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"`auditkit {name}" in readme
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (AuditkitError("generic"), 1),
+        (ConfigError("bad setting"), 3),
+        (SourceError("api down"), 4),
+        (StoreError("locked"), 5),
+        (RunLockedError("busy"), 8),
+    ],
+)
+def test_errors_map_to_exit_codes_in_one_place(exc: AuditkitError, code: int) -> None:
+    @cli.command("raise-for-test")
+    def raiser() -> None:
+        raise exc
+
+    try:
+        result = CliRunner().invoke(cli, ["raise-for-test"])
+    finally:
+        del cli.commands["raise-for-test"]
+    assert result.exit_code == code
+    assert result.output.strip().endswith(f"Error: {exc}")
+
+
+def test_debug_flag_shows_the_traceback() -> None:
+    @cli.command("raise-for-test")
+    def raiser() -> None:
+        raise ConfigError("bad setting")
+
+    try:
+        result = CliRunner().invoke(cli, ["--debug", "raise-for-test"])
+    finally:
+        del cli.commands["raise-for-test"]
+    assert isinstance(result.exception, ConfigError)
+
+
+def test_bad_period_is_a_config_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["check", "--period", "2026Q9", "--db", str(tmp_path / "x.duckdb")]
+    )
+    assert result.exit_code == 3
+    assert "period '2026Q9' not understood" in result.output
+
+
+def test_status_on_missing_store_is_a_store_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["status", "--db", str(tmp_path / "absent.duckdb")])
+    assert result.exit_code == 5
+    assert "does not exist: run `auditkit harvest` first" in result.output
+
+
+def test_run_lock_refuses_a_second_holder(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    with run_lock(db) as lock_path:
+        fd = os.open(lock_path, os.O_RDWR)
+        try:
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        with pytest.raises(RunLockedError, match="another auditkit run holds"), run_lock(db):
+            pass
+    with run_lock(db):  # released on exit
+        pass
+
+
+def test_run_exits_8_when_locked(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    with run_lock(db):
+        result = CliRunner().invoke(
+            cli, ["run", "--db", str(db), "--period", "2026Q3", "--out", str(tmp_path)]
+        )
+    assert result.exit_code == 8
+    assert "another auditkit run holds" in result.output
+    assert not (tmp_path / "2026Q3").exists()
+
+
+def test_group_is_a_click_group() -> None:
+    assert isinstance(cli, click.Group)
