@@ -361,14 +361,37 @@ class Store:
         return int(row[0]) if row else 0
 
     def snapshot_digest(self, tables: Iterable[str]) -> str:
-        """SHA-256 over the sorted (id, raw_sha256) pairs of the given tables: identifies
-        exactly which harvested content a pack was built from."""
+        """SHA-256 over, per table in name order, the table name and then one line
+        "\\n<id>\\t<raw_sha256>" per row in id order: identifies exactly which harvested
+        content a pack was built from.
+
+        The lines are built by DuckDB and hashed straight from Arrow's string buffers, so a
+        million-row store costs a fraction of a second instead of a Python loop per row.
+        """
         h = hashlib.sha256()
         for table in sorted(tables):
             h.update(table.encode())
-            for rid, digest in self.con.execute(f"SELECT id, raw_sha256 FROM {table} ORDER BY id").fetchall():
-                h.update(f"\n{rid}\t{digest}".encode())
+            reader = self.con.sql(
+                f"SELECT concat(chr(10), id, chr(9), raw_sha256) AS line FROM {table} ORDER BY id"
+            ).to_arrow_reader(100_000)
+            for batch in reader:
+                _hash_string_column(h, batch.column(0))
         return h.hexdigest()
+
+
+def _hash_string_column(h: Any, column: pa.Array) -> None:
+    """Feed the concatenated values of a null-free string column to `h` without copies."""
+    column = column.cast(pa.large_string()) if pa.types.is_string(column.type) else column
+    if column.null_count:
+        raise StoreError("snapshot digest: a row has no id or raw_sha256")
+    offsets = column.buffers()[1]
+    data = column.buffers()[2]
+    if data is None or len(column) == 0:
+        return
+    import numpy as np  # pyarrow depends on numpy; only needed here
+
+    bounds = np.frombuffer(offsets, dtype=np.int64)[column.offset : column.offset + len(column) + 1]
+    h.update(memoryview(data)[int(bounds[0]) : int(bounds[-1])])
 
 
 def _rows_to_arrow(store: Store, table: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:

@@ -102,3 +102,16 @@ def test_snapshot_digest_changes_with_content() -> None:
         one = store.snapshot_digest(["multimail_api_keys"])
         assert one != empty
         assert store.snapshot_digest(["multimail_api_keys"]) == one
+
+
+def test_snapshot_digest_matches_its_documented_definition() -> None:
+    import hashlib
+
+    with Store(":memory:") as store:
+        store.upsert("multimail_api_keys", [key_row(f"k{i}", "n", None) for i in range(2500)])
+        expected = hashlib.sha256()
+        for table in ["multimail_api_keys", "multimail_domains"]:
+            expected.update(table.encode())
+            for rid, digest in store.query(f"SELECT id, raw_sha256 FROM {table} ORDER BY id"):
+                expected.update(f"\n{rid}\t{digest}".encode())
+        assert store.snapshot_digest(["multimail_domains", "multimail_api_keys"]) == expected.hexdigest()
