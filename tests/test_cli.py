@@ -126,3 +126,25 @@ def test_run_exits_8_when_locked(tmp_path: Path) -> None:
 
 def test_group_is_a_click_group() -> None:
     assert isinstance(cli, click.Group)
+
+
+def test_readme_documents_the_csv_columns_in_order() -> None:
+    import re
+
+    from auditkit.report.csv_export import AUDIT_LOG_FIELDS, DECISION_FIELDS, FINDING_FIELDS, MESSAGE_FIELDS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name, fields in [("messages.csv", MESSAGE_FIELDS), ("decisions.csv", DECISION_FIELDS),
+                         ("findings.csv", FINDING_FIELDS), ("audit_log.csv", AUDIT_LOG_FIELDS)]:
+        match = re.search(rf"- `{re.escape(name)}`: `([^`]+)`", readme)
+        assert match, name
+        documented = [c.strip() for c in match.group(1).replace("\n", " ").split(",")]
+        assert documented == list(fields), name
+
+
+def test_readme_lists_every_control_id() -> None:
+    from auditkit.controls import catalogue
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for ctl in catalogue():
+        assert f"| {ctl.id} |" in readme, ctl.id
