@@ -1637,6 +1637,7 @@ Intercom APIs.
 | `intercom/conversations.jsonl` | `GET /conversations/{{id}}` bodies, one per linked conversation |
 | `imports/read_email_guide.jsonl` | integration-guide shaped records for `auditkit import` (2026Q2, last one has no id) |
 | `invalid/` | a truncated email page, a page whose `emails` is not a list, a record with wrong types, a truncated audit page |
+| `archive/`, `dns/` | DKIM-signed copies of ~20 sent messages (.eml, mbox, Maildir) and the throw-away test key and TXT record to verify them offline; made by `python -m auditkit.archive_sample`, planted cases in `archive/expected.json` |
 | `auditkit.toml` | demo config: company, reviewers, mailbox policies |
 | `expected_findings.json` | the exact set of open findings `auditkit check --period 2026Q3` must report |
 
