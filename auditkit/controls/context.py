@@ -219,6 +219,62 @@ GROUP BY resource_id
 """
 
 
+def mode_at_send_sql(emails: str, mode_changed_param: str = "mode_changed") -> str:
+    """The oversight mode in force when each email of `emails` was created (one shared
+    reconstruction for the controls and the evidence pack).
+
+    `emails` is a relation with (id, mailbox_id, created_at); `$<mode_changed_param>` names
+    the mode-change audit action. Returns (email_id, mode, source, entry_id): source is
+    `audit_log` (the `to` mode of the latest change at or before created_at — ties broken
+    by chain_seq — or, before the first change, that change's `from` mode; `entry_id` is
+    the entry relied on) or `current_mailbox` (no change on record for the mailbox, or no
+    created_at to place the email). Each mailbox's modes become [valid_from, valid_to)
+    intervals: an equi-join on the few intervals per mailbox is ~3x cheaper than an ASOF
+    join over a million emails.
+    """
+    return f"""
+WITH ak_mode_changes AS (
+    SELECT resource_id AS mailbox_id, id AS entry_id, created_at AS changed_at, chain_seq,
+           json_extract_string(metadata, '$.from') AS mode_from,
+           json_extract_string(metadata, '$.to') AS mode_to
+    FROM multimail_audit_log
+    WHERE action = ${mode_changed_param} AND created_at IS NOT NULL
+), ak_mode_intervals AS (
+    SELECT mailbox_id, changed_at AS valid_from,
+           lead(changed_at) OVER (PARTITION BY mailbox_id ORDER BY changed_at, chain_seq, entry_id)
+               AS valid_to,
+           mode_to AS mode, entry_id, 'audit_log' AS source
+    FROM ak_mode_changes
+    UNION ALL
+    SELECT mailbox_id, NULL, min(changed_at),
+           arg_min(mode_from, (changed_at, chain_seq, entry_id)),
+           arg_min(entry_id, (changed_at, chain_seq, entry_id)), 'audit_log_before_first'
+    FROM ak_mode_changes GROUP BY mailbox_id
+), ak_emails AS (
+    SELECT id, mailbox_id, created_at FROM ({emails})
+), ak_logged AS (
+    SELECT e.id AS email_id,
+           arg_max(iv.mode, coalesce(iv.valid_from, '-infinity'::TIMESTAMPTZ)) AS mode,
+           arg_max(iv.entry_id, coalesce(iv.valid_from, '-infinity'::TIMESTAMPTZ)) AS entry_id,
+           arg_max(iv.source, coalesce(iv.valid_from, '-infinity'::TIMESTAMPTZ)) AS detail
+    FROM ak_emails e JOIN ak_mode_intervals iv
+      ON iv.mailbox_id = e.mailbox_id
+     AND (iv.valid_from IS NULL OR e.created_at >= iv.valid_from)
+     AND (iv.valid_to IS NULL OR e.created_at < iv.valid_to)
+    GROUP BY e.id
+)
+SELECT e.id AS email_id,
+       coalesce(l.mode, m.oversight_mode) AS mode,
+       CASE WHEN l.email_id IS NOT NULL THEN 'audit_log'
+            WHEN m.oversight_mode IS NOT NULL THEN 'current_mailbox' END AS source,
+       l.entry_id,
+       l.detail = 'audit_log_before_first' AS before_first_change
+FROM ak_emails e
+LEFT JOIN ak_logged l ON l.email_id = e.id
+LEFT JOIN multimail_mailboxes m ON m.id = e.mailbox_id
+"""
+
+
 class CheckContext:
     """One check run: the store connection, validated settings, the period and its clock."""
 
