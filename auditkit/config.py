@@ -8,6 +8,7 @@ record. Nothing here talks to the network or the store.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -28,6 +29,37 @@ INTERCOM_REGION_URLS = {
 DEFAULT_INTERCOM_VERSION = "2.14"
 
 SECRET_FIELDS = frozenset({"multimail_api_key", "intercom_access_token"})
+# Workspace names become env var suffixes (INTERCOM_ACCESS_TOKEN_<NAME>), so keep them simple.
+WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+@dataclass(frozen=True)
+class IntercomWorkspace:
+    """An extra Intercom workspace (`[intercom.workspaces.<name>]`), e.g. the EU one.
+
+    Email names it with the tag / metadata key `intercom_workspace`; its token comes from
+    `INTERCOM_ACCESS_TOKEN_<NAME>` (or `_FILE`), never from the config file.
+    """
+
+    name: str
+    region: str
+    api_url: str
+    app_id: str | None = None
+    access_token: str | None = field(default=None, repr=False)
+
+    @property
+    def credential(self) -> str:
+        """The env var that holds this workspace's token (named in errors and logs)."""
+        return f"INTERCOM_ACCESS_TOKEN_{self.name.upper()}"
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "region": self.region,
+            "api_url": self.api_url,
+            "app_id": self.app_id,
+            "access_token_set": self.access_token is not None,
+        }
 
 
 @dataclass(frozen=True)
@@ -42,6 +74,8 @@ class Settings:
     intercom_version: str = DEFAULT_INTERCOM_VERSION
     # Workspace id used in inbox links when GET /me is not available (e.g. imports).
     intercom_app_id: str | None = None
+    # Extra workspaces by name; email without an `intercom_workspace` tag uses the default above.
+    intercom_workspaces: tuple[IntercomWorkspace, ...] = ()
     concurrency: int = 16
     timeout_seconds: float = 30.0
     max_retries: int = 6
@@ -67,6 +101,8 @@ class Settings:
                 out[f.name] = dict(value)
             elif f.name == "waivers":
                 out[f.name] = [dict(w) for w in value]
+            elif f.name == "intercom_workspaces":
+                out[f.name] = [w.public_dict() for w in value]
             elif isinstance(value, Path):
                 out[f.name] = str(value)
             else:
@@ -76,6 +112,20 @@ class Settings:
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None overrides applied (CLI flags win over everything)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def intercom_workspace(self, name: str) -> IntercomWorkspace | None:
+        """The configured workspace called `name` (case-insensitive), or None."""
+        wanted = name.lower()
+        return next((w for w in self.intercom_workspaces if w.name == wanted), None)
+
+    def with_intercom_workspace(self, name: str, **changes: Any) -> Settings:
+        """A copy with one configured workspace changed (e.g. pointed at a sandbox)."""
+        if self.intercom_workspace(name) is None:
+            raise ConfigError(f"no Intercom workspace {name!r} is configured")
+        workspaces = tuple(
+            replace(w, **changes) if w.name == name.lower() else w for w in self.intercom_workspaces
+        )
+        return replace(self, intercom_workspaces=workspaces)
 
 
 def _read_secret(env: Mapping[str, str], name: str) -> str | None:
@@ -97,6 +147,48 @@ def _positive_int(section: Mapping[str, Any], key: str, where: str, default: int
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ConfigError(f"{where}: {key} must be a whole number of at least 1, got {value!r}")
     return value
+
+
+def _intercom_workspaces(
+    tables: Any, env: Mapping[str, str], where: str
+) -> tuple[IntercomWorkspace, ...]:
+    """`[intercom.workspaces.<name>]` tables, sorted by name, tokens from the environment."""
+    if not isinstance(tables, Mapping):
+        raise ConfigError(
+            f"{where}: intercom.workspaces must be a table of [intercom.workspaces.<name>]"
+        )
+    out = []
+    for raw_name, table in sorted(tables.items()):
+        key = f"intercom.workspaces.{raw_name}"
+        if not WORKSPACE_NAME.match(raw_name):
+            raise ConfigError(
+                f"{where}: {key}: a workspace name may use only letters, digits and _"
+            )
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: {key} must be a table")
+        if "access_token" in table:
+            raise ConfigError(
+                f"{where}: secrets do not belong in the config file; "
+                f"use INTERCOM_ACCESS_TOKEN_{raw_name.upper()} (or its _FILE variant)"
+            )
+        name = raw_name.lower()
+        if name == "default":
+            raise ConfigError(f"{where}: {key}: 'default' names the [intercom] workspace itself")
+        region = str(table.get("region", "us")).lower()
+        if region not in INTERCOM_REGION_URLS:
+            raise ConfigError(f"{where}: {key}.region must be one of us, eu, au, got {region!r}")
+        out.append(
+            IntercomWorkspace(
+                name=name,
+                region=region,
+                api_url=str(table.get("api_url") or INTERCOM_REGION_URLS[region]).rstrip("/"),
+                app_id=str(table["app_id"]) if table.get("app_id") else None,
+                access_token=_read_secret(env, f"INTERCOM_ACCESS_TOKEN_{name.upper()}"),
+            )
+        )
+    if len({w.name for w in out}) != len(out):
+        raise ConfigError(f"{where}: intercom.workspaces names differ only in case")
+    return tuple(out)
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -141,6 +233,7 @@ def load(
     if region not in INTERCOM_REGION_URLS:
         raise ConfigError(f"{where}: intercom.region must be one of us, eu, au, got {region!r}")
 
+    workspaces = _intercom_workspaces(intercom.get("workspaces", {}), env, where)
     waivers = doc.get("waivers", [])
     if not isinstance(waivers, list):
         raise ConfigError(f"{where}: waivers must be an array of tables ([[waivers]])")
@@ -157,6 +250,7 @@ def load(
         intercom_access_token=_read_secret(env, "INTERCOM_ACCESS_TOKEN"),
         intercom_version=str(intercom.get("version", DEFAULT_INTERCOM_VERSION)),
         intercom_app_id=intercom.get("app_id"),
+        intercom_workspaces=workspaces,
         concurrency=_positive_int(harvest, "concurrency", where, 16),
         timeout_seconds=float(harvest.get("timeout_seconds", 30.0)),
         max_retries=_positive_int(harvest, "max_retries", where, 6),

@@ -23,12 +23,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import httpx
 
-from auditkit.config import Settings
+from auditkit.config import IntercomWorkspace, Settings
 from auditkit.errors import ConfigError, SourceAuthError, SourceError
 from auditkit.normalise import (
     RecordError,
@@ -77,6 +78,12 @@ INTERCOM_BATCH = 500
 GENESIS_HASH = "0" * 64  # the chain_hash "before" the first audit entry
 # The MultiMail email tag that carries the Intercom conversation id (sample and guide convention).
 CONVERSATION_TAG = "intercom_conversation_id"
+# Which Intercom workspace the conversation lives in: tag (v1 shape) or metadata (guide shape);
+# absent means the default workspace. Read from the stored JSON, so the schema stays as it is.
+WORKSPACE_SQL = (
+    "nullif(lower(trim(coalesce(json_extract_string(e.tags, '$.intercom_workspace'), "
+    "json_extract_string(e.metadata, '$.intercom_workspace'), ''))), '')"
+)
 
 
 class Progress(Protocol):
@@ -881,50 +888,88 @@ class _Harvester:
 
     # -- Intercom -----------------------------------------------------------------------
     def _enrich_intercom(self) -> None:
-        wanted = [
-            r[0]
-            for r in self.store.query(
-                "SELECT DISTINCT e.conversation_id FROM multimail_emails e "
-                "LEFT JOIN intercom_conversations c ON c.id = e.conversation_id "
-                "WHERE e.conversation_id IS NOT NULL "
-                "AND (c.id IS NULL OR (c.found AND c.state IS DISTINCT FROM 'closed')) "
-                "ORDER BY 1"
-            )
-        ]
+        """Fetch linked conversations, each from its own workspace's host with its token.
+
+        Conversation ids are the table's key: a clash of ids across workspaces is not handled
+        (Intercom ids are unique per workspace only; the later workspace's row would win).
+        """
+        by_workspace: dict[str | None, list[str]] = {}
+        for cid, workspace in self.store.query(
+            f"SELECT DISTINCT e.conversation_id, {WORKSPACE_SQL} AS workspace "
+            "FROM multimail_emails e "
+            "LEFT JOIN intercom_conversations c ON c.id = e.conversation_id "
+            "WHERE e.conversation_id IS NOT NULL "
+            "AND (c.id IS NULL OR (c.found AND c.state IS DISTINCT FROM 'closed')) "
+            "ORDER BY 2 NULLS FIRST, 1"
+        ):
+            by_workspace.setdefault(workspace, []).append(cid)
+        targets: list[tuple[IntercomWorkspace | None, list[str]]] = []
+        no_token = 0
         if not self.settings.intercom_access_token:
-            if wanted:
+            # Recorded even when nothing is linked: the summary says enrichment could not run.
+            self.result.skipped["intercom_no_token"] = 0
+        for name, wanted in by_workspace.items():
+            workspace = self.settings.intercom_workspace(name) if name else None
+            if name and workspace is None:
                 logger.warning(
-                    "Intercom enrichment skipped for %d conversations: "
-                    "INTERCOM_ACCESS_TOKEN is not set",
+                    "Intercom enrichment skipped for %d conversations of workspace %r: "
+                    "it has no [intercom.workspaces.%s] table in the config",
                     len(wanted),
+                    name,
+                    name,
                 )
-            self.result.skipped["intercom_no_token"] = len(wanted)
+                no_token += len(wanted)
+            elif not (workspace.access_token if workspace else self.settings.intercom_access_token):
+                logger.warning(
+                    "Intercom enrichment skipped for %d conversations%s: %s is not set",
+                    len(wanted),
+                    f" of workspace {name!r}" if workspace else "",
+                    workspace.credential if workspace else intercom.CREDENTIAL,
+                )
+                no_token += len(wanted)
+            else:
+                targets.append((workspace, wanted))
+        if no_token or "intercom_no_token" in self.result.skipped:
+            self.result.skipped["intercom_no_token"] = no_token
+        if not targets:
+            if self.settings.intercom_access_token:
+                self._finish("intercom", 0)
             return
-        if not wanted:
-            self._finish("intercom", 0)
-            return
-        client = intercom.build_intercom_client(self.settings, transport=self.intercom_transport)
+        if self.progress is not None:
+            self.progress.start("intercom", sum(len(wanted) for _, wanted in targets))
+        fetched = sum(self._enrich_workspace(workspace, wanted) for workspace, wanted in targets)
+        self._count("intercom_conversations", fetched)
+        self._finish("intercom", fetched)
+
+    def _enrich_workspace(self, workspace: IntercomWorkspace | None, wanted: list[str]) -> int:
+        """One workspace's conversations through its own client; returns how many were stored."""
+        credential = workspace.credential if workspace else intercom.CREDENTIAL
+        fallback_app_id = workspace.app_id if workspace else self.settings.intercom_app_id
+        default_region = intercom.region_from_url(self.settings.intercom_api_url)
+        fallback_region = workspace.region if workspace else default_region
+        client = intercom.build_intercom_client(
+            self.settings, transport=self.intercom_transport, workspace=workspace
+        )
         client.event_hooks["request"] = [self._count_intercom]
-        gate = intercom.RateLimitGate()
+        gate = intercom.RateLimitGate()  # rate limits are per workspace
+        fetched = 0
         with client:
             try:
                 app = intercom.fetch_app(
                     client,
-                    fallback_app_id=self.settings.intercom_app_id,
-                    fallback_region=intercom.region_from_url(self.settings.intercom_api_url),
+                    fallback_app_id=fallback_app_id,
+                    fallback_region=fallback_region,
+                    credential=credential,
                 )
             except SourceError as exc:
-                self._stage_failed("intercom", exc)
-                return
-            if self.progress is not None:
-                self.progress.start("intercom", len(wanted))
-            fetched = 0
+                self._stage_failed("intercom" + (f" ({workspace.name})" if workspace else ""), exc)
+                return 0
             for start in range(0, len(wanted), INTERCOM_BATCH):
                 batch = wanted[start : start + INTERCOM_BATCH]
-                futures = [
-                    (cid, self.pool.submit(intercom.fetch_conversation, client, cid, gate=gate))
-                    for cid in batch
-                ]
+                fetch = partial(
+                    intercom.fetch_conversation, client, gate=gate, credential=credential
+                )
+                futures = [(cid, self.pool.submit(fetch, cid)) for cid in batch]
                 rows = []
                 for cid, fut in futures:
                     endpoint = f"/conversations/{cid}"
@@ -958,8 +1003,7 @@ class _Harvester:
                 fetched += len(rows)
                 if self.progress is not None:
                     self.progress.advance("intercom", len(batch))
-        self._count("intercom_conversations", fetched)
-        self._finish("intercom", fetched)
+        return fetched
 
     def _count_intercom(self, request: httpx.Request) -> None:
         with self._stats_lock:

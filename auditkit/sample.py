@@ -40,6 +40,11 @@ PHYSICAL_ADDRESS = "Northwind Supply Co., 1200 Harbor Blvd, Suite 400, Oakland, 
 DOMAIN = "northwind.example"
 DEALS_DOMAIN = "northwind-deals.example"
 INTERCOM_APP_ID = "nw4x8q2c"
+# One compliant support follow-up's conversation lives in the company's EU workspace: the
+# first approved regular support message from this one on. High enough that the 400-message
+# test quarter has none (its harvest configures only the default workspace).
+INTERCOM_EU_APP_ID = "nw7e5u1k"
+EU_SUPPORT_MESSAGE_FROM = 1000
 UNSUBSCRIBE_URL = "https://northwind.example/unsubscribe?u="
 
 PERIOD_START = datetime(2026, 7, 1, tzinfo=UTC)
@@ -296,6 +301,8 @@ class QuarterGenerator:
         self.rng = random.Random(seed)
         self.ids = IdFactory(self.rng)
         self.counters = _Counters()
+        self.regular_support = 0
+        self.eu_email_id: str | None = None
         self.expected: list[dict[str, str]] = []
         self.suppressions: list[dict[str, Any]] = []
         self.key_last_used: dict[str, datetime] = {}
@@ -576,8 +583,10 @@ class QuarterGenerator:
         *,
         resolved_by_fin: bool,
         delivered_as: str,
+        eu: bool = False,
     ) -> None:
         rng = self.rng
+        app_id = INTERCOM_EU_APP_ID if eu else INTERCOM_APP_ID
         created = int(opened.timestamp())
         answered = created + rng.randint(20, 300)
         closed = answered + rng.randint(60, 1800)
@@ -586,7 +595,7 @@ class QuarterGenerator:
             "type": "bot",
             "id": FIN_BOT_ID,
             "name": "Fin",
-            "email": f"operator+{INTERCOM_APP_ID}@intercom.io",
+            "email": f"operator+{app_id}@intercom.io",
         }
         if resolved_by_fin:
             answer_author = {**fin, "from_ai_agent": True, "is_ai_answer": True}
@@ -683,7 +692,7 @@ class QuarterGenerator:
             "ai_agent_participated": True,
             "ai_agent": ai_agent,
         }
-        self.conversations_fh.write(_dumps(record) + "\n")
+        (self.eu_conversations_fh if eu else self.conversations_fh).write(_dumps(record) + "\n")
         self.counters.conversations += 1
 
     # -- one outbound message --------------------------------------------------------------
@@ -918,6 +927,12 @@ class QuarterGenerator:
             first, to = self._random_customer()
         email_id = self.ids.new(created)
         if kind == "support":
+            self.regular_support += 1
+            eu = (
+                self.eu_email_id is None
+                and self.regular_support >= EU_SUPPORT_MESSAGE_FROM
+                and outcome == "approved"
+            )
             subject, body, attachments = self._support_content(first)
             conversation_id = self._conversation_id()
             self._conversation(
@@ -929,12 +944,16 @@ class QuarterGenerator:
                 subject,
                 resolved_by_fin=rng.random() < 0.6,
                 delivered_as="customer_initiated",
+                eu=eu,
             )
             tags = {
                 "intercom_conversation_id": conversation_id,
                 "agent": "fin",
                 "category": "support_followup",
             }
+            if eu:
+                tags["intercom_workspace"] = "eu"
+                self.eu_email_id = email_id
             self._outbound(
                 mailbox,
                 created,
@@ -1320,7 +1339,7 @@ class QuarterGenerator:
 
     def run(self) -> dict[str, Any]:
         out = self.out
-        for sub in ("multimail", "intercom", "imports", "invalid"):
+        for sub in ("multimail", "intercom/eu", "imports", "invalid"):
             (out / sub).mkdir(parents=True, exist_ok=True)
         self._build_account_objects()
         self.key_ids = {k["id"] for k in self.keys.values()}
@@ -1334,10 +1353,14 @@ class QuarterGenerator:
             (out / "intercom" / "conversations.jsonl").open(
                 "w", encoding="utf-8", newline="\n"
             ) as conv_fh,
+            (out / "intercom" / "eu" / "conversations.jsonl").open(
+                "w", encoding="utf-8", newline="\n"
+            ) as eu_conv_fh,
         ):
             self.email_sink = _TimeOrderedSink(emails_fh)
             self.audit_sink = _TimeOrderedSink(audit_fh)
             self.conversations_fh = conv_fh
+            self.eu_conversations_fh = eu_conv_fh
             self._setup_history()
             plants = self._planted()
             for ts, address in self.cs003_suppressions:
@@ -1442,28 +1465,8 @@ class QuarterGenerator:
         self._plant_mutations(mm)
         self.expected.sort(key=lambda f: (f["control_id"], f["target_type"], f["target_id"]))
         _write_json(out / "expected_findings.json", self.expected)
-        _write_json(
-            out / "intercom" / "me.json",
-            {
-                "type": "admin",
-                "id": "5123499",
-                "name": "Audit Harvester",
-                "email": f"audit@{DOMAIN}",
-                "email_verified": True,
-                "app": {
-                    "type": "app",
-                    "id_code": INTERCOM_APP_ID,
-                    "name": COMPANY,
-                    "created_at": 1770138000,
-                    "secure": True,
-                    "identity_verification": False,
-                    "timezone": "America/Los_Angeles",
-                    "region": "US",
-                },
-                "avatar": {"type": "avatar", "image_url": None},
-                "has_inbox_seat": False,
-            },
-        )
+        _write_json(out / "intercom" / "me.json", _intercom_me(INTERCOM_APP_ID, "US"))
+        _write_json(out / "intercom" / "eu" / "me.json", _intercom_me(INTERCOM_EU_APP_ID, "EU"))
         self._write_imports(out / "imports")
         self._write_invalid(out / "invalid")
         (out / "auditkit.toml").write_text(_config_toml(), encoding="utf-8")
@@ -1635,6 +1638,7 @@ Intercom APIs.
 | `multimail/mutations.json` | source-side changes `SandboxServer.apply_mutations()` makes between two harvests |
 | `intercom/me.json` | `GET /me` body (`app.id_code` = `{INTERCOM_APP_ID}`, region US) |
 | `intercom/conversations.jsonl` | `GET /conversations/{{id}}` bodies, one per linked conversation |
+| `intercom/eu/` | the EU workspace (`app.id_code` = `{INTERCOM_EU_APP_ID}`): `me.json` and `conversations.jsonl`, served under `/eu`; email `{self.eu_email_id or ""}` (tag `intercom_workspace = "eu"`) links its one conversation |
 | `imports/read_email_guide.jsonl` | integration-guide shaped records for `auditkit import` (2026Q2, last one has no id) |
 | `invalid/` | a truncated email page, a page whose `emails` is not a list, a record with wrong types, a truncated audit page |
 | `archive/`, `dns/` | DKIM-signed copies of ~20 sent messages (.eml, mbox, Maildir) and the throw-away test key and TXT record to verify them offline; made by `python -m auditkit.archive_sample`, planted cases in `archive/expected.json` |
@@ -1680,10 +1684,34 @@ is delivery while gated with no decision at all), and the CS-004 message is supp
 """  # noqa: E501  (markdown table rows do not wrap)
 
 
+def _intercom_me(app_id: str, region: str) -> dict[str, Any]:
+    """The `GET /me` body of the harvester's admin in one workspace."""
+    return {
+        "type": "admin",
+        "id": "5123499",
+        "name": "Audit Harvester",
+        "email": f"audit@{DOMAIN}",
+        "email_verified": True,
+        "app": {
+            "type": "app",
+            "id_code": app_id,
+            "name": COMPANY,
+            "created_at": 1770138000,
+            "secure": True,
+            "identity_verification": False,
+            "timezone": "America/Los_Angeles" if region == "US" else "Europe/Dublin",
+            "region": region,
+        },
+        "avatar": {"type": "avatar", "image_url": None},
+        "has_inbox_seat": False,
+    }
+
+
 def _config_toml() -> str:
     reviewers = "".join(f'    "{email}",\n' for _, email in REVIEWERS)
     return f"""# Demo configuration for the sample quarter (generated by auditkit.sample).
-# Secrets never go here: use MULTIMAIL_API_KEY / INTERCOM_ACCESS_TOKEN.
+# Secrets never go here: use MULTIMAIL_API_KEY / INTERCOM_ACCESS_TOKEN
+# (and INTERCOM_ACCESS_TOKEN_EU for the EU workspace).
 
 [company]
 name = "{COMPANY}"
@@ -1691,6 +1719,11 @@ name = "{COMPANY}"
 [intercom]
 app_id = "{INTERCOM_APP_ID}"
 region = "us"
+
+# Email tagged intercom_workspace = "eu" links a conversation in the EU workspace.
+[intercom.workspaces.eu]
+app_id = "{INTERCOM_EU_APP_ID}"
+region = "eu"
 
 [controls]
 # Who may approve agent mail; approvals by anyone else are findings.

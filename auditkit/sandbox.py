@@ -1,7 +1,8 @@
 """A local double of the MultiMail and Intercom APIs on 127.0.0.1, serving a sample dataset.
 
 `SandboxServer(data_dir)` serves the files `auditkit.sample` writes: MultiMail under `/v1`
-and Intercom's `/me` and `/conversations/{id}` on the same host, with bearer-token checks,
+and Intercom's `/me` and `/conversations/{id}` on the same host (a second, EU workspace under
+`/eu/me` and `/eu/conversations/{id}` with its own token), with bearer-token checks,
 the real paging quirks (timestamp cursors whose boundary items repeat, an opaque audit-log
 cursor), scripted faults (`faults.add(...)`), random failures (`fail_rate`), per-request
 latency and a request log for assertions. The harvester never needs it; tests, the demo
@@ -57,6 +58,8 @@ SUMMARY_FIELDS = (
     "bounce_type",
 )
 INTERCOM_WINDOW_SECONDS = 10
+# The second Intercom workspace (region EU) lives under this path prefix of the base URL.
+EU_PREFIX = "/eu"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -333,6 +336,7 @@ class SandboxServer:
         *,
         api_key: str = "mm_test_sandbox_key",
         intercom_token: str = "ic_test_sandbox_token",
+        intercom_eu_token: str = "ic_test_sandbox_eu_token",
         latency_ms: float = 0,
         fail_rate: float = 0.0,
         seed: int = 42,
@@ -347,6 +351,7 @@ class SandboxServer:
         self.data_dir = Path(data_dir)
         self.api_key = api_key
         self.intercom_token = intercom_token
+        self.intercom_eu_token = intercom_eu_token
         self.latency_ms = latency_ms
         self.fail_rate = fail_rate
         self.host = host
@@ -436,6 +441,18 @@ class SandboxServer:
         self.webhooks = self._json(mm + "webhooks.json")
         self.suppressions = self._json(mm + "suppressions.json")
         self.me = self._json("intercom/me.json")
+        # The EU workspace is optional (older data sets have none) and small: held in memory.
+        eu = self.data_dir / "intercom" / EU_PREFIX.strip("/")
+        self.eu_me: Any = None
+        self.eu_conversations: dict[str, Any] = {}
+        if (eu / "me.json").is_file():
+            self.eu_me = self._json(f"intercom/{EU_PREFIX.strip('/')}/me.json")
+            conversations = eu / "conversations.jsonl"
+            if conversations.is_file():
+                for line in conversations.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        record = json.loads(line)
+                        self.eu_conversations[str(record["id"])] = record
         mutations = self.data_dir / mm / "mutations.json"
         self.mutations = (
             json.loads(mutations.read_text(encoding="utf-8"))
@@ -527,9 +544,9 @@ class SandboxServer:
     def _route(
         self, method: str, path: str, query: dict[str, str], auth: str | None
     ) -> tuple[str, _Reply]:
-        if path == "/me" or path.startswith("/conversations/"):
-            kind = "intercom_me" if path == "/me" else "intercom_conversation"
-            return kind, self._intercom(method, path, auth)
+        intercom_kind = _intercom_kind(path)
+        if intercom_kind is not None:
+            return intercom_kind, self._intercom(method, path, auth)
         kind = _multimail_kind(path)
         if kind == "unknown":
             return kind, _Reply(404, {"error": "Not found"}, {})
@@ -700,7 +717,10 @@ class SandboxServer:
         return {"entries": [self._audit_record(r) for r in page], "cursor": cursor}
 
     def _intercom(self, method: str, path: str, auth: str | None) -> _Reply:
-        if auth != f"Bearer {self.intercom_token}":
+        eu = path.startswith(EU_PREFIX + "/")
+        if eu:
+            path = path[len(EU_PREFIX) :]
+        if auth != f"Bearer {self.intercom_eu_token if eu else self.intercom_token}":
             return _Reply(401, _intercom_error("unauthorized", "Access Token Invalid"), {})
         now = int(time.time())
         window_start = now - now % INTERCOM_WINDOW_SECONDS
@@ -723,9 +743,16 @@ class SandboxServer:
             return _Reply(
                 405, _intercom_error("method_not_allowed", f"{method} is not supported"), headers
             )
+        if eu and self.eu_me is None:
+            return _Reply(404, _intercom_error("not_found", "Resource Not Found"), headers)
         if path == "/me":
-            return _Reply(200, self.me, headers)
+            return _Reply(200, self.eu_me if eu else self.me, headers)
         conversation_id = unquote(path[len("/conversations/") :])
+        if eu:
+            record = self.eu_conversations.get(conversation_id)
+            if record is None:
+                return _Reply(404, _intercom_error("not_found", "Resource Not Found"), headers)
+            return _Reply(200, record, headers)
         ref = self.index.conversations.get(conversation_id)
         if ref is None:
             return _Reply(404, _intercom_error("not_found", "Resource Not Found"), headers)
@@ -778,15 +805,7 @@ class SandboxServer:
                 split = urlsplit(self.path)
                 path = split.path
                 query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-                kind = (
-                    "intercom_me"
-                    if path == "/me"
-                    else (
-                        "intercom_conversation"
-                        if path.startswith("/conversations/")
-                        else _multimail_kind(path)
-                    )
-                )
+                kind = _intercom_kind(path) or _multimail_kind(path)
                 if sandbox.latency_ms:
                     sandbox._stopping.wait(sandbox.latency_ms / 1000)
                 fault = sandbox.faults.take(path)
@@ -876,6 +895,17 @@ def _multimail_kind(path: str) -> str:
     if _MAILBOX_EMAIL.match(path):
         return "detail"
     return "unknown"
+
+
+def _intercom_kind(path: str) -> str | None:
+    """`intercom_me` / `intercom_conversation` for either workspace, None for MultiMail paths."""
+    if path.startswith(EU_PREFIX + "/"):
+        path = path[len(EU_PREFIX) :]
+    if path == "/me":
+        return "intercom_me"
+    if path.startswith("/conversations/"):
+        return "intercom_conversation"
+    return None
 
 
 def _intercom_error(code: str, message: str) -> dict[str, Any]:

@@ -75,3 +75,66 @@ def test_invalid_toml_and_bad_values_name_the_problem(tmp_path: Path) -> None:
 def test_config_file_from_env_var(tmp_path: Path) -> None:
     cfg = write(tmp_path / "c.toml", '[company]\nname = "Acme"\n')
     assert load(env={"AUDITKIT_CONFIG": str(cfg)}).company_name == "Acme"
+
+
+def test_intercom_workspaces_from_toml_with_tokens_from_env(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "w.toml",
+        '[intercom]\nregion = "us"\n'
+        '[intercom.workspaces.EU]\nregion = "EU"\napp_id = "eu12"\n'
+        '[intercom.workspaces.apac]\nregion = "au"\napi_url = "http://proxy.local/au/"\n',
+    )
+    token_file = write(tmp_path / "au_token", "tok_au_supersecret\n")
+    s = load(
+        cfg,
+        env={
+            "INTERCOM_ACCESS_TOKEN_EU": "tok_eu_supersecret",
+            "INTERCOM_ACCESS_TOKEN_APAC_FILE": str(token_file),
+        },
+    )
+    assert s.intercom_api_url == "https://api.intercom.io"
+    eu, apac = s.intercom_workspace("eu"), s.intercom_workspace("APAC")
+    assert eu is not None and apac is not None
+    assert (eu.region, eu.api_url, eu.app_id) == ("eu", "https://api.eu.intercom.io", "eu12")
+    assert (apac.region, apac.api_url, apac.app_id) == ("au", "http://proxy.local/au", None)
+    assert eu.access_token == "tok_eu_supersecret" and apac.access_token == "tok_au_supersecret"
+    assert eu.credential == "INTERCOM_ACCESS_TOKEN_EU"
+    assert s.intercom_workspace("mars") is None
+    assert "supersecret" not in repr(s)
+    public = s.public_dict()
+    assert "supersecret" not in str(public)
+    assert [w["access_token_set"] for w in public["intercom_workspaces"]] == [True, True]
+    assert load(cfg, env={}).public_dict()["intercom_workspaces"][0]["access_token_set"] is False
+
+
+def test_with_intercom_workspace_overrides_one_workspace(tmp_path: Path) -> None:
+    cfg = write(tmp_path / "w.toml", '[intercom.workspaces.eu]\nregion = "eu"\n')
+    s = load(cfg, env={}).with_intercom_workspace(
+        "eu", api_url="http://127.0.0.1:9/eu", access_token="tok"
+    )
+    eu = s.intercom_workspace("eu")
+    assert eu is not None and (eu.api_url, eu.access_token, eu.region) == (
+        "http://127.0.0.1:9/eu",
+        "tok",
+        "eu",
+    )
+    with pytest.raises(ConfigError, match="no Intercom workspace 'au' is configured"):
+        s.with_intercom_workspace("au", access_token="tok")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('[intercom.workspaces.eu]\naccess_token = "x"\n', "use INTERCOM_ACCESS_TOKEN_EU"),
+        ('[intercom.workspaces.eu]\nregion = "mars"\n', r"intercom.workspaces.eu.region must be"),
+        ('[intercom.workspaces."e-u"]\nregion = "eu"\n', "only letters, digits and _"),
+        ('[intercom.workspaces.default]\nregion = "eu"\n', "'default' names the"),
+        ('[intercom]\nworkspaces = "eu"\n', "intercom.workspaces must be a table"),
+        ('[intercom.workspaces]\neu = 1\n', "intercom.workspaces.eu must be a table"),
+    ],
+)
+def test_bad_intercom_workspace_tables_name_the_key(
+    tmp_path: Path, toml: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load(write(tmp_path / "bad.toml", toml), env={})

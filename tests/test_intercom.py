@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from auditkit.config import Settings
+from auditkit.config import IntercomWorkspace, Settings
+from auditkit.errors import SourceAuthError
 from auditkit.sources.client import RetryTransport
 from auditkit.sources.intercom import (
     IntercomApp,
@@ -184,3 +185,31 @@ def test_rate_limit_gate_waits_for_reset_when_nothing_remains() -> None:
     gate.after_response({"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1004"})
     gate.before_request()
     assert sleeps == [4.0] and gate.waits == 1
+
+
+def test_workspace_client_uses_its_own_host_token_and_credential_name() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/me":
+            return httpx.Response(200, json={"app": {"id_code": "eu99", "region": "EU"}})
+        return httpx.Response(401, json={"type": "error.list"})
+
+    settings = Settings(intercom_access_token=IC_TOKEN, intercom_api_url="https://ic.test")
+    eu = IntercomWorkspace(
+        name="eu", region="eu", api_url="https://api.eu.intercom.io", access_token="tok_eu_x"
+    )
+    client = build_intercom_client(
+        settings, transport=httpx.MockTransport(handler), workspace=eu
+    )
+    app = fetch_app(client, fallback_app_id=None, fallback_region="eu", credential=eu.credential)
+    assert app == IntercomApp(app_id="eu99", region="eu")
+    assert inbox_url(app.app_id, "c1", app.region) == (
+        "https://app.eu.intercom.com/a/inbox/eu99/inbox/conversation/c1"
+    )
+    assert seen[0].url.host == "api.eu.intercom.io"
+    assert seen[0].headers["Authorization"] == "Bearer tok_eu_x"
+    with pytest.raises(SourceAuthError, match="INTERCOM_ACCESS_TOKEN_EU") as info:
+        fetch_conversation(client, "c1", gate=RateLimitGate(), credential=eu.credential)
+    assert "tok_eu_x" not in str(info.value)

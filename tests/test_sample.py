@@ -58,7 +58,9 @@ def quarter() -> dict[str, Any]:
         "by_id": {e["id"]: e for e in emails},
         "audit": read_jsonl(mm / "audit_log.jsonl"),
         "conversations": {
-            c["id"]: c for c in read_jsonl(SAMPLE_DATA / "intercom" / "conversations.jsonl")
+            c["id"]: c
+            for name in ("conversations.jsonl", "eu/conversations.jsonl")
+            for c in read_jsonl(SAMPLE_DATA / "intercom" / name)
         },
         "mailboxes": {
             m["address"]: m for m in json.loads((mm / "mailboxes.json").read_text())["mailboxes"]

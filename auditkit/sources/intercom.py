@@ -3,7 +3,8 @@
 Read-only enrichment of the conversation an agent's email came from. Every request pins
 `Intercom-Version` so evidence records the API contract it was read under. A 404 is a
 fact worth recording (found = false), not an error. No store access here, and the access
-token never leaves the Authorization header.
+token never leaves the Authorization header. A company may have several workspaces (e.g.
+US and EU): each gets its own client, host and token (`[intercom.workspaces.<name>]`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import quote
 
 import httpx
 
-from auditkit.config import Settings
+from auditkit.config import IntercomWorkspace, Settings
 from auditkit.normalise import RecordError, parse_timestamp, provenance
 from auditkit.sources.client import build_client, decode_json, raise_for_status
 
@@ -42,11 +43,15 @@ class IntercomApp:
 
 
 def build_intercom_client(
-    settings: Settings, *, transport: httpx.BaseTransport | None = None
+    settings: Settings,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    workspace: IntercomWorkspace | None = None,
 ) -> httpx.Client:
+    """A client for `workspace`'s host and token, or for the default workspace when None."""
     return build_client(
-        settings.intercom_api_url,
-        settings.intercom_access_token,
+        workspace.api_url if workspace else settings.intercom_api_url,
+        workspace.access_token if workspace else settings.intercom_access_token,
         timeout=settings.timeout_seconds,
         transport=transport,
         extra_headers={"Intercom-Version": settings.intercom_version, "Accept": "application/json"},
@@ -64,11 +69,15 @@ def region_from_url(api_url: str) -> str:
 
 
 def fetch_app(
-    client: httpx.Client, *, fallback_app_id: str | None, fallback_region: str
+    client: httpx.Client,
+    *,
+    fallback_app_id: str | None,
+    fallback_region: str,
+    credential: str = CREDENTIAL,
 ) -> IntercomApp:
     """The app id and region from GET /me; config values when /me gives none."""
     response = client.get("/me")
-    raise_for_status(response, source="Intercom", credential=CREDENTIAL)
+    raise_for_status(response, source="Intercom", credential=credential)
     body = decode_json(response)
     app = body.get("app") if isinstance(body, dict) else None
     app = app if isinstance(app, dict) else {}
@@ -126,7 +135,7 @@ class RateLimitGate:
 
 
 def fetch_conversation(
-    client: httpx.Client, conversation_id: str, *, gate: RateLimitGate
+    client: httpx.Client, conversation_id: str, *, gate: RateLimitGate, credential: str = CREDENTIAL
 ) -> tuple[int, Any]:
     """(HTTP status, parsed body) for one conversation; 404 comes back, not raised."""
     gate.before_request()
@@ -138,7 +147,7 @@ def fetch_conversation(
         except Exception:  # a 404 body is informational only
             body = None
         return 404, body
-    raise_for_status(response, source="Intercom", credential=CREDENTIAL)
+    raise_for_status(response, source="Intercom", credential=credential)
     return response.status_code, decode_json(response)
 
 
