@@ -31,7 +31,13 @@ class RecordError(ValueError):
 
 def provenance(record: Any) -> dict[str, str]:
     raw = canonical_json(record)
-    return {"raw": raw, "raw_sha256": sha256_hex(raw)}
+    try:
+        digest = sha256_hex(raw)
+    except UnicodeEncodeError as exc:
+        # JSON may legally escape a lone surrogate (\\ud800); it has no UTF-8 form, so the
+        # record cannot be stored or hashed faithfully: quarantine it with the reason.
+        raise RecordError("record contains invalid Unicode (a lone surrogate escape)") from exc
+    return {"raw": raw, "raw_sha256": digest}
 
 
 def parse_timestamp(value: Any, field: str) -> datetime | None:

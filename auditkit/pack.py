@@ -91,25 +91,52 @@ def staged_pack_dir(out_dir: Path) -> Iterator[Path]:
     parent = out_dir.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))  # created 0o700
+        _remove_abandoned_stages(parent, out_dir.name)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=parent))  # created 0o700
     except OSError as exc:
         raise ReportError(f"cannot create a pack folder next to {out_dir}: {exc.strerror}") from exc
     try:
-        yield stage
-        for path in stage.rglob("*"):
-            os.chmod(path, 0o700 if path.is_dir() else 0o600)
-        os.chmod(stage, 0o700)
+        try:
+            yield stage
+            for path in stage.rglob("*"):
+                os.chmod(path, 0o700 if path.is_dir() else 0o600)
+            os.chmod(stage, 0o700)
+        except OSError as exc:  # disk full, quota, permissions: the pack fails as a whole
+            raise ReportError(f"cannot write the pack next to {out_dir}: {exc.strerror or exc}") from exc
         _swap_into_place(stage, out_dir.resolve())
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
 
 
+def _remove_abandoned_stages(parent: Path, name: str) -> None:
+    """Delete staging folders that a killed earlier run left behind (they hold harvested mail).
+
+    Staging folders carry the writer's pid; one whose process no longer exists is abandoned.
+    """
+    for pattern in (f".{name}.partial-*", f".{name}.old-*"):
+        for leftover in parent.glob(pattern):
+            pid_text = leftover.name.rsplit("-", 2)[-2] if leftover.name.count("-") >= 2 else ""
+            if leftover.is_dir() and pid_text.isdigit() and not _process_exists(int(pid_text)):
+                logger.warning("removing %s, left by an interrupted earlier run", leftover)
+                shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def _swap_into_place(stage: Path, out_dir: Path) -> None:
     old = None
     try:
         if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-{os.getpid()}-", dir=out_dir.parent))
             os.rmdir(old)
             os.rename(out_dir, old)
         os.rename(stage, out_dir)

@@ -229,9 +229,19 @@ class Store:
                 p = Path(self.path + suffix)
                 if p.exists():
                     os.chmod(p, 0o600)
-        self.con.execute("SET TimeZone = 'UTC'")
-        if not read_only:
-            self.migrate()
+        try:
+            self.con.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                self.migrate()
+            else:
+                self.applied_migrations()
+        except StoreError:
+            self.con.close()
+            raise
+        except duckdb.Error as exc:
+            # A truncated or damaged file can open and then fail on the first read.
+            self.con.close()
+            raise StoreError(f"store {self.path} cannot be read (corrupt or truncated): {exc}") from exc
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -331,6 +341,8 @@ class Store:
 
     def quarantine(self, run_id: str, source: str, endpoint: str, reason: str, raw_text: str, record_id: str | None = None) -> None:
         """Keep a record we could not use, with why; the same bad record twice is stored once."""
+        # The text may hold what made it bad (e.g. a lone surrogate): keep it as escapes.
+        raw_text = raw_text.encode("utf-8", "backslashreplace").decode("utf-8")
         qid = sha256_hex(f"{source}|{endpoint}|{raw_text}")
         self.con.execute(
             "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, now())",

@@ -1,0 +1,138 @@
+"""Shared harness for the reliability suite: a small sample quarter, a sandbox on a real
+socket, and the auditkit CLI run as a separate process (so it can be killed, locked out or
+starved of disk exactly as cron would experience it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IC_TOKEN, MM_KEY, SAMPLE_DATA
+
+CONFIG = SAMPLE_DATA / "auditkit.toml"
+SMALL_MESSAGES = 60
+# The shape of the throw-away keys `demo` invents per process (secrets.token_hex(12)).
+DEMO_SECRET_RE = re.compile(rb"(mm|ic)_test_[0-9a-f]{24}")
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 60-message sample quarter (same generator and seed as sample_data/), made once."""
+    out = tmp_path_factory.mktemp("small") / "data"
+    subprocess.run(
+        [sys.executable, "-m", "auditkit.sample", "--messages", str(SMALL_MESSAGES), "--out", str(out)],
+        check=True, capture_output=True, timeout=60,
+    )
+    return out
+
+
+@pytest.fixture
+def dataset_copy(small_dataset: Path, tmp_path: Path) -> Path:
+    """A private copy of the small dataset that a test may edit."""
+    dest = tmp_path / "data"
+    shutil.copytree(small_dataset, dest)
+    return dest
+
+
+@contextmanager
+def running_sandbox(data_dir: Path, **kwargs: object) -> Iterator[object]:
+    from auditkit.sandbox import SandboxServer
+
+    server = SandboxServer(data_dir, api_key=MM_KEY, intercom_token=IC_TOKEN, **kwargs)  # type: ignore[arg-type]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def sandbox_env(server: object) -> dict[str, str]:
+    """A child environment whose only route to an API is the sandbox."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AUDITKIT_", "MULTIMAIL_", "INTERCOM_")) and "PROXY" not in k.upper()}
+    url = server.base_url  # type: ignore[attr-defined]
+    env.update(MULTIMAIL_API_KEY=MM_KEY, MULTIMAIL_API_URL=url,
+               INTERCOM_ACCESS_TOKEN=IC_TOKEN, INTERCOM_API_URL=url)
+    return env
+
+
+def auditkit_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "auditkit", *args]
+
+
+def run_cli(args: list[str], env: Mapping[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(auditkit_argv(*args), env=dict(env) if env is not None else None, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_args(db: Path, out_root: Path, *extra: str, config: Path = CONFIG) -> list[str]:
+    return ["run", "--config", str(config), "--period", "2026Q3", "--out", str(out_root),
+            "--db", str(db), *extra]
+
+
+class Workspace:
+    """Every command run once over real sockets, with everything each one printed."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.db = root / "store.duckdb"
+        self.run_db = root / "run.duckdb"
+        self.out_root = root / "packs"
+        self.report = root / "report-2026Q3"
+        self.evidence = root / "evidence"
+        self.demo = root / "demo" / "pack"
+        self.outputs: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    def cli(self, label: str, args: list[str], env: Mapping[str, str], *ok: int) -> None:
+        done = run_cli(args, env)
+        assert done.returncode in (ok or (0,)), (label, done.returncode, done.stderr[-3000:])
+        self.outputs[label] = done
+
+    @property
+    def stores(self) -> list[Path]:
+        return [self.db, self.run_db, Path(f"{self.demo}.duckdb")]
+
+    @property
+    def packs(self) -> list[Path]:
+        return [self.report, self.evidence, self.out_root / "2026Q3", self.demo]
+
+
+@pytest.fixture(scope="session")
+def workspace(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    """harvest, check, report, evidence, status, run and demo at -vv (text and JSON logs),
+    plus a refused key and a few 503s so the error and retry paths log too."""
+    ws = Workspace(tmp_path_factory.mktemp("workspace"))
+    config = ["--config", str(CONFIG)]
+    first_outbound = next(
+        rec["id"] for rec in map(json.loads,
+                                 (small_dataset / "multimail" / "emails.jsonl").read_text().splitlines())
+        if rec.get("direction") == "outbound")
+    with running_sandbox(small_dataset) as server:
+        env = sandbox_env(server)
+        server.faults.add(r"/v1/emails/", "503", times=2, retry_after="0")  # type: ignore[attr-defined]
+        ws.cli("harvest", ["-vv", "harvest", *config, "--db", str(ws.db), "--json"], env)
+        ws.cli("check", ["-vv", "check", *config, "--db", str(ws.db), "--period", "2026Q3", "--json"], env, 10)
+        ws.cli("report", ["-vv", "report", *config, "--db", str(ws.db), "--period", "2026Q3",
+                          "--out", str(ws.report)], env)
+        ws.cli("evidence", ["-vv", "--log-format", "json", "evidence", first_outbound, *config,
+                            "--db", str(ws.db), "--out", str(ws.evidence)], env)
+        ws.cli("status", ["-vv", "status", *config, "--db", str(ws.db), "--json"], env)
+        ws.cli("run", ["-vv", "--log-format", "json", *run_args(ws.run_db, ws.out_root), "--json"], env, 10)
+        refused = {**env, "MULTIMAIL_API_KEY": MM_KEY[::-1] + "_wrong_" + MM_KEY}
+        ws.cli("harvest-refused", ["-vv", "harvest", *config, "--db", str(ws.root / "refused.duckdb")],
+               refused, 4)
+        # --debug prints the traceback, locals of the auth path included: still no secret.
+        ws.cli("harvest-refused-debug", ["-vv", "--debug", "harvest", *config,
+                                         "--db", str(ws.root / "refused.duckdb")], refused, 1)
+    ws.cli("demo", ["-vv", "demo", "--data", str(small_dataset), "--out", str(ws.demo), "--json"], os.environ)
+    return ws
