@@ -1,4 +1,4 @@
-"""One scheduled run: harvest → check → report, under a run lock, for cron and `demo`.
+"""One scheduled run: harvest → (archive) → check → report, under a run lock, for cron and `demo`.
 
 The pieces are the same library calls the individual commands make; this module only
 sequences them and summarises the outcome. Exit-code decisions stay in the CLI.
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from auditkit.config import Settings
+from auditkit.errors import ConfigError
 from auditkit.findings import SEVERITY_RANK, ControlResult, Period
 from auditkit.runlock import run_lock
 from auditkit.store import Store
@@ -26,6 +27,7 @@ class PipelineResult:
     period: Period
     pack_dir: Path
     harvest: dict[str, Any] = field(default_factory=dict)
+    archive: dict[str, Any] | None = None
     controls: list[ControlResult] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -44,6 +46,7 @@ class PipelineResult:
             "period": self.period.label,
             "pack": str(self.pack_dir),
             "harvest": self.harvest,
+            "archive": self.archive,
             "controls": {
                 r.id: {"status": r.status, "open_findings": sum(f.state == "open" for f in r.findings)}
                 for r in self.controls
@@ -60,16 +63,33 @@ def run_pipeline(
     *,
     harvest_kwargs: dict[str, Any] | None = None,
     between_harvests: Callable[[], None] | None = None,
+    archive_paths: Sequence[Path] = (),
+    archive_keys: Path | None = None,
     log: Callable[[str], None] = logger.info,
 ) -> PipelineResult:
     """Harvest, check and write the pack for `period` into `out_dir` (replaced atomically).
 
     `between_harvests`, when given, runs after a first harvest and is followed by a second
     one with a full audit-log scan: the demo uses it to show source-side tampering.
+    `archive_paths` (.eml / mbox / Maildir, e.g. a journal export) are verified after the
+    harvests, as `auditkit harvest-archive` does: offline against the pinned keys in
+    `archive_keys`, else against live DNS. The archive feeds ID-001..ID-003.
     """
+    from auditkit.archive import harvest_archive
     from auditkit.controls import run_controls
-    from auditkit.harvest import harvest
+    from auditkit.dkim import DnsKeyLookup, KeyLookup, load_keys_file
+    from auditkit.harvest import harvest, new_run_id
     from auditkit.report import write_pack
+
+    if archive_keys is not None and not archive_paths:
+        raise ConfigError("archive keys given without an archive path to verify")
+    # Read the keys before taking the lock: a bad keys file fails fast and changes nothing.
+    lookup: KeyLookup | None = None
+    for path in archive_paths:
+        if not path.exists():
+            raise ConfigError(f"archive path {path} does not exist")
+    if archive_paths:
+        lookup = load_keys_file(archive_keys) if archive_keys is not None else DnsKeyLookup()
 
     result = PipelineResult(period=period, pack_dir=out_dir)
     with run_lock(settings.db_path), Store(settings.db_path) as store:
@@ -81,6 +101,20 @@ def run_pipeline(
         result.harvest = summary.to_dict()
         result.seconds["harvest"] = time.perf_counter() - t0
         log(f"harvest: {summary.one_line()}")
+
+        if lookup is not None:
+            t0 = time.perf_counter()
+            archived = harvest_archive(
+                store, list(archive_paths), lookup, run_id=f"archive-{new_run_id()}"
+            )
+            result.archive = archived.to_dict()
+            result.seconds["archive"] = time.perf_counter() - t0
+            log(
+                f"archive: {archived.messages} message(s), matched "
+                + ", ".join(f"{k} {v}" for k, v in archived.matched.items())
+                + "; dkim "
+                + ", ".join(f"{k} {v}" for k, v in sorted(archived.dkim.items()))
+            )
 
         t0 = time.perf_counter()
         result.controls = run_controls(store, settings, period)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from auditkit.config import Settings
 from auditkit.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -376,6 +377,21 @@ class SandboxServer:
             raise RuntimeError("the sandbox is not running: call start() first")
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def aim(self, settings: Settings) -> Settings:
+        """`settings` pointed at this sandbox with its tokens: MultiMail, the default Intercom
+        workspace and, when the config has one, the EU workspace served under /eu."""
+        aimed = settings.with_overrides(
+            multimail_api_url=self.base_url,
+            multimail_api_key=self.api_key,
+            intercom_api_url=self.base_url,
+            intercom_access_token=self.intercom_token,
+        )
+        if aimed.intercom_workspace("eu") is not None:
+            aimed = aimed.with_intercom_workspace(
+                "eu", api_url=f"{self.base_url}/eu", access_token=self.intercom_eu_token
+            )
+        return aimed
 
     def start(self) -> SandboxServer:
         if self._server is not None:

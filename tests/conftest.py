@@ -14,6 +14,7 @@ SAMPLE_DATA = ROOT / "sample_data"
 # Recognisable fake secrets: tests assert they never leak into logs, stores or packs.
 MM_KEY = "mm_test_SECRET_k3y_do_not_leak_7f3a"
 IC_TOKEN = "ic_test_SECRET_t0ken_do_not_leak_9b2c"
+IC_EU_TOKEN = "ic_test_SECRET_eu_t0ken_do_not_leak_4d1e"
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +40,7 @@ def sandbox(sample_data: Path) -> Iterator[object]:
     """The sandbox API on 127.0.0.1 (port 0) serving the sample quarter, over real sockets."""
     from auditkit.sandbox import SandboxServer
 
-    server = SandboxServer(sample_data, api_key=MM_KEY, intercom_token=IC_TOKEN)
+    server = SandboxServer(sample_data, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN)
     server.start()
     try:
         yield server

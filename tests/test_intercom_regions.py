@@ -16,7 +16,7 @@ from auditkit.config import IntercomWorkspace, Settings
 from auditkit.errors import SourceAuthError
 from auditkit.harvest import harvest
 from auditkit.store import Store
-from tests.conftest import IC_TOKEN, MM_KEY
+from tests.conftest import IC_EU_TOKEN, IC_TOKEN, MM_KEY
 from tests.test_harvest import FakeAPI, run, settings_for
 
 EU_TOKEN = "ic_test_SECRET_eu_t0ken_do_not_leak_4d1e"
@@ -188,7 +188,7 @@ def test_guide_shape_metadata_names_the_workspace(tmp_path: Path) -> None:
 def test_sandbox_eu_workspace_has_its_own_token(sandbox: Any) -> None:
     base = sandbox.base_url
     with httpx.Client(base_url=base) as client:
-        eu = {"Authorization": "Bearer ic_test_sandbox_eu_token"}
+        eu = {"Authorization": f"Bearer {IC_EU_TOKEN}"}
         us = {"Authorization": f"Bearer {IC_TOKEN}"}
         assert client.get("/eu/me", headers=eu).json()["app"]["region"] == "EU"
         assert client.get("/eu/me", headers=us).status_code == 401

@@ -45,9 +45,16 @@ def _print_result(result: PipelineResult, fail_on: str, as_json: bool) -> None:
 @click.option("--fail-on", type=FAIL_ON, default="low", show_default=True,
               help="Lowest severity whose open findings make the exit code 10.")
 @click.option("--full-audit-scan", is_flag=True, help="Re-read the whole audit log to detect removed entries.")
+@click.option("--archive", "archive_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Sent-mail archive to verify before the check (.eml, mbox, Maildir or a folder of "
+                   "them, e.g. a journal export); repeatable. Same as `auditkit harvest-archive`.")
+@click.option("--keys", "keys_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              default=None, help="Verify the archive offline against these pinned DKIM keys "
+                                 "(harvest-archive --keys format) instead of live DNS.")
 @store_options
 @json_option
 def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
+        archive_paths: tuple[Path, ...], keys_file: Path | None,
         db_path: Path | None, config_file: Path | None, as_json: bool) -> None:
     """Harvest, check and report in one process, for cron and systemd timers.
 
@@ -62,13 +69,17 @@ def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
     Examples:
       auditkit run --period last-quarter --out /srv/evidence
       auditkit run --period 2026Q3 --fail-on high --json
+      auditkit run --archive /srv/journal/Maildir --keys /srv/audit/dkim-keys.txt
       # crontab: 15 3 2 1,4,7,10 *  cd /srv/audit && auditkit run --out /srv/evidence
     """
+    if keys_file is not None and not archive_paths:
+        raise ConfigError("--keys needs at least one --archive PATH")
     settings = load_settings(config_file, db_path=db_path)
     p = parse_period(period)
     result = run_pipeline(
         settings, p, out_root / p.label,
         harvest_kwargs={"full_audit_scan": full_audit_scan},
+        archive_paths=archive_paths, archive_keys=keys_file,
         log=_stage_logger(quiet=not sys.stderr.isatty()),  # type: ignore[arg-type]
     )
     _print_result(result, fail_on, as_json)
@@ -92,9 +103,10 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
 
     Starts the sandbox API in-process on a free 127.0.0.1 port with a throw-away key,
     harvests it into a fresh store next to the pack (OUT.duckdb), applies the sample's
-    source-side tampering and harvests again, runs every control, and writes the
-    evidence pack. The sample has planted violations, so failing controls are expected
-    and the exit code is 0.
+    source-side tampering and harvests again, verifies the sample sent-mail archive
+    (DATA/archive) offline against the pinned keys in DATA/dns/keys.txt, runs every
+    control, and writes the evidence pack. The sample has planted violations, so
+    failing controls are expected and the exit code is 0.
 
     \b
     Examples:
@@ -106,23 +118,27 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
     data_dir = data_dir or default_sample_data()
     if not (data_dir / "multimail").is_dir():
         raise ConfigError(f"sample data not found in {data_dir}; pass --data DIR")
+    # The bundled sample ships an archive and its pinned keys; a --data set may not.
+    archive_dir, keys = data_dir / "archive", data_dir / "dns" / "keys.txt"
+    archive_paths = [archive_dir] if archive_dir.is_dir() and keys.is_file() else []
+    archive_keys = keys if archive_paths else None
     db_path = Path(f"{out_dir}.duckdb")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    out_dir.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     for stale in (db_path, Path(f"{db_path}.wal")):
         stale.unlink(missing_ok=True)
 
     # Throw-away credentials that exist only for this process's sandbox.
-    api_key, token = f"mm_test_{secrets.token_hex(12)}", f"ic_test_{secrets.token_hex(12)}"
-    with SandboxServer(data_dir, api_key=api_key, intercom_token=token) as server:
-        settings = load_settings(data_dir / "auditkit.toml", db_path=db_path).with_overrides(
-            multimail_api_url=server.base_url,
-            multimail_api_key=api_key,
-            intercom_api_url=server.base_url,
-            intercom_access_token=token,
-        )
+    with SandboxServer(
+        data_dir,
+        api_key=f"mm_test_{secrets.token_hex(12)}",
+        intercom_token=f"ic_test_{secrets.token_hex(12)}",
+        intercom_eu_token=f"ic_test_{secrets.token_hex(12)}",
+    ) as server:
+        settings = server.aim(load_settings(data_dir / "auditkit.toml", db_path=db_path))
         result = run_pipeline(
             settings, parse_period(period), out_dir,
             between_harvests=server.apply_mutations,
+            archive_paths=archive_paths, archive_keys=archive_keys,
             log=_stage_logger(quiet=as_json),  # type: ignore[arg-type]
         )
     _print_result(result, "low", as_json)

@@ -25,6 +25,13 @@ from auditkit.store import Store
 
 logger = logging.getLogger(__name__)
 
+# The version of the catalogue's meaning, printed on every evidence pack. Bump it (year.month-
+# serial, e.g. "2026.11-2", or the new month with serial 1) whenever a control is added or
+# removed, or any control's meaning changes: scope, evidence sources or their precedence,
+# thresholds, severity. Wording-only edits to titles or rationales do not bump it.
+# 2026.11-1: ID-001 prefers independent archive DKIM; ID-002 and ID-003 added.
+CATALOGUE_VERSION = "2026.11-1"
+
 APPLIES_TO = (
     "outbound_email",
     "commercial_email",
@@ -201,4 +208,12 @@ def _run_one(ctl: Control, ctx: CheckContext, waivers: list[Waiver], today: date
 # Registration happens on import; the order here does not matter (catalogue() sorts by id).
 from auditkit.controls import auditlog, canspam, identity, oversight, traceability  # noqa: E402,F401
 
-__all__ = ["Control", "Outcome", "catalogue", "control", "get_control", "run_controls"]
+__all__ = [
+    "CATALOGUE_VERSION",
+    "Control",
+    "Outcome",
+    "catalogue",
+    "control",
+    "get_control",
+    "run_controls",
+]

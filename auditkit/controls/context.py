@@ -157,23 +157,34 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def from_email_sql(column: str) -> str:
+    """SQL for the bare, lower-cased address in a From value ("Name <a@b>" or "a@b")."""
+    return (
+        f"lower(trim(CASE WHEN contains({column}, '<') "
+        f"THEN regexp_extract({column}, '<([^>]+)>', 1) ELSE {column} END))"
+    )
+
+
+def located_sql(emails: str) -> str:
+    """`emails` (a relation with mailbox_id and from_email) with mailbox_id filled in from
+    the From address where it is missing: imported (guide-shape) records may lack it."""
+    return f"""
+    SELECT o.* EXCLUDE (mailbox_id), coalesce(o.mailbox_id, ma.id) AS mailbox_id
+    FROM {emails} o
+    LEFT JOIN (SELECT lower(trim(address)) AS address, min(id) AS id
+               FROM multimail_mailboxes GROUP BY 1) ma
+           ON o.mailbox_id IS NULL AND ma.address = o.from_email"""
+
+
 # Outbound email created in the period, with the columns controls derive again and again.
-SCOPE_SQL = """
+SCOPE_SQL = f"""
 CREATE OR REPLACE TEMP TABLE ak_scope AS
 WITH outbound AS (
     SELECT e.*,
-           lower(trim(CASE WHEN contains(e.from_address, '<')
-                           THEN regexp_extract(e.from_address, '<([^>]+)>', 1)
-                           ELSE e.from_address END)) AS from_email
+           {from_email_sql("e.from_address")} AS from_email
     FROM multimail_emails e
     WHERE e.direction = 'outbound' AND e.created_at >= $start AND e.created_at < $end
-), mailbox_by_address AS (
-    SELECT lower(trim(address)) AS address, min(id) AS id FROM multimail_mailboxes GROUP BY 1
-), located AS (
-    -- Imported (guide-shape) records may lack mailbox_id: fall back to the From address.
-    SELECT o.* EXCLUDE (mailbox_id), coalesce(o.mailbox_id, ma.id) AS mailbox_id
-    FROM outbound o
-    LEFT JOIN mailbox_by_address ma ON o.mailbox_id IS NULL AND ma.address = o.from_email
+), located AS ({located_sql("outbound")}
 ), enriched AS (
     SELECT l.*, lower(trim(coalesce(m.address, l.from_email))) AS mailbox_address,
            m.signature_block, m.oversight_mode AS current_mode
@@ -197,26 +208,57 @@ LEFT JOIN ak_mailbox_policy p ON p.address = l.mailbox_address
 """
 
 
-# One pass over the audit log: what it says about each email. Entry ids, not metadata, are
-# kept (parsing a million JSON documents is the expensive part); controls that need a
-# metadata field join back to the few entries they report on (see AUDIT_METADATA_SQL).
-EMAIL_AUDIT_SQL = """
-CREATE OR REPLACE TEMP TABLE ak_email_audit AS
+def email_audit_sql(
+    param_prefix: str = "", emails: str | None = None, *, latest_decision: bool = False
+) -> str:
+    """One pass over the audit log: what it says about each email (shared by the controls'
+    `ak_email_audit` and the evidence pack's decision and sender columns).
+
+    Action names are bound as `$<param_prefix>email_sent`, `…approved`, `…rejected`,
+    `…cancelled`; `emails`, when given, is a relation whose `id`s limit the scan (a message
+    pack on a large store). "First" and "latest" order entries by (created_at, chain_seq):
+    the source's time, then harvest order for ties. Entry ids, not metadata, are kept
+    (parsing a million JSON documents is the expensive part); callers that need a metadata
+    field join back to the few entries they report on.
+    """
+    p = param_prefix
+    # One integer key (microseconds, then chain_seq in the low 40 bits): a deterministic
+    # tie-break at about a third of the cost of ordering by a (created_at, chain_seq) struct.
+    order = "((epoch_us(created_at)::HUGEINT << 40) + chain_seq)"
+    limit = f"AND resource_id IN (SELECT id FROM ({emails}))" if emails else ""
+    # The decision that stands (latest approve/reject/cancel entry): the pack shows it; no
+    # control needs it, so the check does not pay for it.
+    latest = (
+        f""",
+       arg_max(CASE action WHEN ${p}approved THEN 'approved' WHEN ${p}rejected THEN 'rejected'
+                           ELSE 'cancelled' END, {order})
+           FILTER (WHERE action IN (${p}approved, ${p}rejected, ${p}cancelled))
+           AS latest_decision,
+       arg_max(id, {order}) FILTER (WHERE action IN (${p}approved, ${p}rejected, ${p}cancelled))
+           AS latest_decision_entry_id"""
+        if latest_decision
+        else ""
+    )
+    return f"""
 SELECT resource_id AS email_id,
-       arg_min(id, created_at) FILTER (WHERE action = $email_sent) AS sent_entry_id,
-       arg_min(actor_key_id, created_at) FILTER (WHERE action = $email_sent) AS sender_key,
-       arg_min(id, created_at) FILTER (WHERE action = $approved) AS approval_entry_id,
-       min(created_at) FILTER (WHERE action = $approved) AS approval_logged_at,
-       arg_min(actor_key_id, created_at) FILTER (WHERE action = $approved) AS approver_key,
-       nullif(concat_ws(', ', CASE WHEN bool_or(action = $rejected) THEN $rejected END,
-                        CASE WHEN bool_or(action = $cancelled) THEN $cancelled END),
+       arg_min(id, {order}) FILTER (WHERE action = ${p}email_sent) AS sent_entry_id,
+       arg_min(actor_key_id, {order}) FILTER (WHERE action = ${p}email_sent) AS sender_key,
+       arg_min(id, {order}) FILTER (WHERE action = ${p}approved) AS approval_entry_id,
+       min(created_at) FILTER (WHERE action = ${p}approved) AS approval_logged_at,
+       arg_min(actor_key_id, {order}) FILTER (WHERE action = ${p}approved) AS approver_key,
+       nullif(concat_ws(', ', CASE WHEN bool_or(action = ${p}rejected) THEN ${p}rejected END,
+                        CASE WHEN bool_or(action = ${p}cancelled) THEN ${p}cancelled END),
                             '') AS stop_actions,
-       min(created_at) FILTER (WHERE action IN ($rejected, $cancelled)) AS stopped_at,
-       min(created_at) FILTER (WHERE action IN ($approved, $rejected, $cancelled)) AS decided_at
+       min(created_at) FILTER (WHERE action IN (${p}rejected, ${p}cancelled)) AS stopped_at,
+       min(created_at) FILTER (WHERE action IN (${p}approved, ${p}rejected, ${p}cancelled))
+           AS decided_at{latest}
 FROM multimail_audit_log
-WHERE action IN ($email_sent, $approved, $rejected, $cancelled)
+WHERE action IN (${p}email_sent, ${p}approved, ${p}rejected, ${p}cancelled) {limit}
 GROUP BY resource_id
 """
+
+
+EMAIL_AUDIT_SQL = "CREATE OR REPLACE TEMP TABLE ak_email_audit AS " + email_audit_sql()
 
 
 def mode_at_send_sql(emails: str, mode_changed_param: str = "mode_changed") -> str:
@@ -243,34 +285,30 @@ WITH ak_mode_changes AS (
     SELECT mailbox_id, changed_at AS valid_from,
            lead(changed_at) OVER (PARTITION BY mailbox_id ORDER BY changed_at, chain_seq, entry_id)
                AS valid_to,
-           mode_to AS mode, entry_id, 'audit_log' AS source
+           mode_to AS mode, entry_id
     FROM ak_mode_changes
     UNION ALL
     SELECT mailbox_id, NULL, min(changed_at),
            arg_min(mode_from, (changed_at, chain_seq, entry_id)),
-           arg_min(entry_id, (changed_at, chain_seq, entry_id)), 'audit_log_before_first'
+           arg_min(entry_id, (changed_at, chain_seq, entry_id))
     FROM ak_mode_changes GROUP BY mailbox_id
 ), ak_emails AS (
     SELECT id, mailbox_id, created_at FROM ({emails})
-), ak_logged AS (
-    SELECT e.id AS email_id,
-           arg_max(iv.mode, coalesce(iv.valid_from, '-infinity'::TIMESTAMPTZ)) AS mode,
-           arg_max(iv.entry_id, coalesce(iv.valid_from, '-infinity'::TIMESTAMPTZ)) AS entry_id,
-           arg_max(iv.source, coalesce(iv.valid_from, '-infinity'::TIMESTAMPTZ)) AS detail
-    FROM ak_emails e JOIN ak_mode_intervals iv
-      ON iv.mailbox_id = e.mailbox_id
-     AND (iv.valid_from IS NULL OR e.created_at >= iv.valid_from)
-     AND (iv.valid_to IS NULL OR e.created_at < iv.valid_to)
-    GROUP BY e.id
 )
+-- The intervals of a mailbox are disjoint (equal change times give empty ones), so each
+-- email meets at most one: a plain LEFT JOIN, no aggregation.
 SELECT e.id AS email_id,
-       coalesce(l.mode, m.oversight_mode) AS mode,
-       CASE WHEN l.email_id IS NOT NULL THEN 'audit_log'
+       coalesce(iv.mode, m.oversight_mode) AS mode,
+       -- A change entry without the mode (metadata lacks from/to) tells nothing.
+       CASE WHEN iv.mode IS NOT NULL THEN 'audit_log'
             WHEN m.oversight_mode IS NOT NULL THEN 'current_mailbox' END AS source,
-       l.entry_id,
-       l.detail = 'audit_log_before_first' AS before_first_change
+       CASE WHEN iv.mode IS NOT NULL THEN iv.entry_id END AS entry_id,
+       iv.mode IS NOT NULL AND iv.valid_from IS NULL AS before_first_change
 FROM ak_emails e
-LEFT JOIN ak_logged l ON l.email_id = e.id
+LEFT JOIN ak_mode_intervals iv
+       ON iv.mailbox_id = e.mailbox_id
+      AND (iv.valid_from IS NULL OR e.created_at >= iv.valid_from)
+      AND (iv.valid_to IS NULL OR e.created_at < iv.valid_to)
 LEFT JOIN multimail_mailboxes m ON m.id = e.mailbox_id
 """
 

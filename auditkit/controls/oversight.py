@@ -14,34 +14,34 @@ from datetime import datetime
 from typing import Any
 
 from auditkit.controls import Outcome, control
-from auditkit.controls.context import GATED_MODES, PENDING_APPROVAL_STATUSES, CheckContext
+from auditkit.controls.context import (
+    GATED_MODES,
+    PENDING_APPROVAL_STATUSES,
+    CheckContext,
+    mode_at_send_sql,
+)
 
 OVERSIGHT_REF = "multimail-api.md §6–8; 15 U.S.C. § 7705 / FTC guide (monitor those acting for you)"
 
 # --- OVS-001 -------------------------------------------------------------------------------
-OVS_001_SQL = """
-WITH changes AS (
-    SELECT resource_id AS mailbox_id, created_at AS changed_at, id AS entry_id,
-           json_extract_string(metadata, '$.from') AS from_mode,
-           json_extract_string(metadata, '$.to') AS to_mode
-    FROM multimail_audit_log WHERE action = $mode_changed
-), first_change AS (
-    SELECT mailbox_id, arg_min(from_mode, changed_at) AS initial_mode
-    FROM changes GROUP BY mailbox_id
-), delivered AS (
+# The mode reconstruction reads the temp table, not the `delivered` CTE (a CTE referenced
+# twice is planned twice).
+DELIVERED_KEYS = "SELECT id, mailbox_id, created_at FROM ak_scope WHERE is_delivered"
+OVS_001_SQL = f"""
+WITH delivered AS (
     -- Mail that was rejected or cancelled is OVS-003's concern, not "sent without a decision".
     SELECT s.* FROM ak_scope s LEFT JOIN ak_email_audit a ON a.email_id = s.id
     WHERE s.is_delivered AND a.stop_actions IS NULL AND s.decision IS NULL
       AND coalesce(s.status, '') NOT IN ('rejected', 'cancelled')
 ), moded AS (
     SELECT d.id, d.mailbox_id, d.mailbox_address, d.created_at, d.delivered_at, d.has_approval,
-           coalesce(c.to_mode, f.initial_mode, d.current_mode) AS mode_at_send,
-           CASE WHEN c.to_mode IS NOT NULL THEN 'audit entry ' || c.entry_id
-                WHEN f.initial_mode IS NOT NULL THEN 'from-mode of the first logged change'
+           m.mode AS mode_at_send,
+           CASE WHEN m.source = 'audit_log' AND m.before_first_change
+                    THEN 'from-mode of the first logged change'
+                WHEN m.source = 'audit_log' THEN 'audit entry ' || m.entry_id
                 ELSE 'current mailbox setting (no mode change logged)' END AS mode_source
     FROM delivered d
-    ASOF LEFT JOIN changes c ON d.mailbox_id = c.mailbox_id AND d.created_at >= c.changed_at
-    LEFT JOIN first_change f ON f.mailbox_id = d.mailbox_id
+    JOIN ({mode_at_send_sql(DELIVERED_KEYS)}) m ON m.email_id = d.id
 )
 SELECT id, mailbox_id, mailbox_address, created_at, delivered_at, mode_at_send, mode_source
 FROM moded

@@ -11,15 +11,15 @@ Derived columns and where they come from:
   ``decision`` field; else ``approved`` when ``approved_by``/``approved_at`` are set; else the
   latest approve/reject/cancel audit entry for the email; else ``pending`` while the email
   waits (pending_scan, pending_send_approval, scheduled); else ``none`` (sent with no
-  approval decision on record, e.g. a monitored or autonomous mailbox).
-- ``oversight_mode_at_send``: reconstructed here in SQL (the controls package exposed no
-  helper when this was written) from ``mailbox.oversight_mode_changed`` audit entries: the
-  ``to`` mode of the latest change at or before the email's ``created_at``;
-  before the first change, that change's ``from`` mode; with no change on record, the
-  mailbox's current mode (``oversight_mode_source`` says which).
-- ``dkim_status``/``dkim_source``: an independent verification of an archived copy
-  (``archive``) wins over the per-message flag (``message``), which wins over the sending
-  domain's current DKIM status (``domain``); ``unknown``/``none`` otherwise.
+  approval decision on record, e.g. a monitored or autonomous mailbox). The audit-log facts
+  (latest decision, sending key) come from ``controls.context.email_audit_sql``, the pass
+  the controls make.
+- ``oversight_mode_at_send``/``oversight_mode_source``: ``controls.context.mode_at_send_sql``,
+  the same reconstruction OVS-001 uses (``audit_log`` or ``current_mailbox``).
+- ``dkim_status``/``dkim_source``: ``controls.identity.dkim_status_sql``, the same ranking
+  ID-001 uses: ``archive`` (independent verification of an archived copy) over ``message``
+  (the record's flag) over ``domain`` (the sending domain's DKIM status or the MultiMail
+  default domain); ``unknown``/``none`` otherwise. Controls and pack cannot disagree.
 """
 
 from __future__ import annotations
@@ -36,6 +36,14 @@ import pyarrow as pa
 
 from auditkit import __version__
 from auditkit.config import Settings
+from auditkit.controls.context import DEFAULT_AUDIT_ACTIONS as CONTROL_AUDIT_ACTIONS
+from auditkit.controls.context import (  # the derivations controls and pack share
+    email_audit_sql,
+    from_email_sql,
+    located_sql,
+    mode_at_send_sql,
+)
+from auditkit.controls.identity import dkim_status_sql
 from auditkit.findings import ControlResult, Finding, Period
 from auditkit.store import Store, canonical_json
 
@@ -48,15 +56,17 @@ SNAPSHOT_TABLES = (
     "multimail_audit_log", "intercom_conversations",
 )
 
-# The subset of `auditkit.controls.context.DEFAULT_AUDIT_ACTIONS` (same keys, same defaults) the
-# report needs; `[controls.audit_actions]` overrides both.
+# The audit actions the report reads; `[controls.audit_actions]` overrides them for both.
 DEFAULT_AUDIT_ACTIONS = {
-    "email_sent": "email.sent",
-    "approved": "oversight.approved",
-    "rejected": "oversight.rejected",
-    "cancelled": "email.cancelled",
-    "mode_changed": "mailbox.oversight_mode_changed",
+    k: CONTROL_AUDIT_ACTIONS[k]
+    for k in ("email_sent", "approved", "rejected", "cancelled", "mode_changed")
 }
+
+# What the shared DKIM ranking and mode reconstruction need of each selected message.
+SELECTED_KEYS_SQL = (
+    "SELECT id, mailbox_id, created_at, dkim_verified, "
+    f"{from_email_sql('from_address')} AS from_email FROM sel"
+)
 
 PENDING_STATUSES = ("pending_scan", "pending_send_approval", "scheduled")
 INTERCOM_APP_HOSTS = {"eu": "app.eu.intercom.com", "au": "app.au.intercom.com"}
@@ -146,52 +156,19 @@ def message_relation_sql(scope: Scope, findings_view: str | None) -> str:
     finding_col = "fv.finding_ids" if findings_view else "CAST(NULL AS VARCHAR)"
     return f"""
     WITH sel AS ({selected_sql(scope)}),
+    email_audit AS ({email_audit_sql("a_", "SELECT id FROM sel", latest_decision=True)}),
     audit_decisions AS (
-        SELECT resource_id AS email_id,
-               arg_max(CASE action WHEN $a_approved THEN 'approved' WHEN $a_rejected THEN 'rejected'
-                                   ELSE 'cancelled' END, chain_seq) AS audit_decision,
-               arg_max(coalesce(metadata->>'reviewer', actor_key_id), chain_seq) AS decided_by,
-               arg_max(created_at, chain_seq) AS decided_at,
-               arg_max(metadata->>'reason', chain_seq) AS audit_reason
-        FROM multimail_audit_log
-        WHERE action IN ($a_approved, $a_rejected, $a_cancelled)
-          AND resource_id IN (SELECT id FROM sel)
-        GROUP BY resource_id),
-    sends AS (
-        SELECT resource_id AS email_id, arg_min(actor_key_id, chain_seq) AS sent_by_key_id
-        FROM multimail_audit_log
-        WHERE action = $a_email_sent AND resource_id IN (SELECT id FROM sel)
-        GROUP BY resource_id),
-    mode_changes AS (
-        SELECT resource_id AS mailbox_id, created_at AS changed_at, chain_seq,
-               metadata->>'from' AS mode_from, metadata->>'to' AS mode_to
-        FROM multimail_audit_log WHERE action = $a_mode_changed AND created_at IS NOT NULL),
-    -- Each mailbox's modes as [valid_from, valid_to) intervals: after each change its `to`
-    -- mode, before the first change that change's `from` mode. A plain equi-join on the few
-    -- intervals per mailbox is much cheaper than an ASOF join over a million messages.
-    mode_intervals AS (
-        SELECT mailbox_id, changed_at AS valid_from,
-               lead(changed_at) OVER (PARTITION BY mailbox_id ORDER BY changed_at, chain_seq) AS valid_to,
-               mode_to AS mode
-        FROM mode_changes
-        UNION ALL
-        SELECT mailbox_id, NULL, min(changed_at), arg_min(mode_from, (changed_at, chain_seq))
-        FROM mode_changes GROUP BY mailbox_id),
-    mode_at AS (
-        SELECT s.id AS email_id, arg_max(iv.mode, coalesce(iv.valid_from, '-infinity'::TIMESTAMPTZ)) AS mode
-        FROM sel s JOIN mode_intervals iv
-          ON iv.mailbox_id = s.mailbox_id
-         AND (iv.valid_from IS NULL OR s.created_at >= iv.valid_from)
-         AND (iv.valid_to IS NULL OR s.created_at < iv.valid_to)
-        GROUP BY s.id),
-    archive_dkim AS (
-        SELECT a.email_id,
-               CASE WHEN bool_or(r.result = 'pass') THEN 'pass' ELSE 'fail' END AS archive_status
-        FROM archive_messages a JOIN archive_dkim_results r ON r.sha256 = a.sha256
-        WHERE a.email_id IS NOT NULL GROUP BY a.email_id),
-    domain_dkim AS (
-        SELECT lower(domain) AS domain, bool_or(dkim_verified) AS verified
-        FROM multimail_domains WHERE domain IS NOT NULL GROUP BY lower(domain))
+        SELECT ea.email_id, ea.latest_decision AS audit_decision, ea.sender_key AS sent_by_key_id,
+               coalesce(l.metadata->>'reviewer', l.actor_key_id) AS decided_by,
+               l.created_at AS decided_at, l.metadata->>'reason' AS audit_reason
+        FROM email_audit ea
+        LEFT JOIN (SELECT id, actor_key_id, created_at, metadata FROM multimail_audit_log
+                   WHERE action IN ($a_approved, $a_rejected, $a_cancelled)) l
+               ON l.id = ea.latest_decision_entry_id),
+    -- The mode in force uses the same mailbox the controls use (From-address fallback).
+    located AS ({located_sql("(" + SELECTED_KEYS_SQL + ")")}),
+    mode_at AS ({mode_at_send_sql("SELECT id, mailbox_id, created_at FROM located", "a_mode_changed")}),
+    dkim AS ({dkim_status_sql(SELECTED_KEYS_SQL)})
     SELECT
         s.id AS message_id, s.mailbox_id, mb.address AS mailbox_address,
         s.from_address, s.to_addresses, s.cc_addresses, s.subject, s.status,
@@ -208,10 +185,8 @@ def message_relation_sql(scope: Scope, findings_view: str | None) -> str:
         ad.decided_by, ad.decided_at,
         coalesce(s.decision_note, ad.audit_reason) AS decision_note,
         s.delivered_at, s.bounced_at, s.bounce_type,
-        coalesce(ma.mode, mb.oversight_mode) AS oversight_mode_at_send,
-        CASE WHEN ma.mode IS NOT NULL THEN 'audit_log'
-             WHEN mb.oversight_mode IS NOT NULL THEN 'current_mailbox' END AS oversight_mode_source,
-        s.agent, sn.sent_by_key_id,
+        ma.mode AS oversight_mode_at_send, ma.source AS oversight_mode_source,
+        s.agent, ad.sent_by_key_id,
         s.conversation_id AS intercom_conversation_id,
         CASE
             WHEN s.conversation_id IS NULL THEN NULL
@@ -228,28 +203,15 @@ def message_relation_sql(scope: Scope, findings_view: str | None) -> str:
             WHEN NOT c.found THEN 'not_found'
             ELSE coalesce(c.resolved_by, 'unresolved')
         END AS intercom_resolved_by,
-        CASE
-            WHEN ar.archive_status IS NOT NULL THEN ar.archive_status
-            WHEN s.dkim_verified IS NOT NULL THEN CASE WHEN s.dkim_verified THEN 'pass' ELSE 'fail' END
-            WHEN dd.verified IS NOT NULL THEN CASE WHEN dd.verified THEN 'pass' ELSE 'fail' END
-            ELSE 'unknown'
-        END AS dkim_status,
-        CASE
-            WHEN ar.archive_status IS NOT NULL THEN 'archive'
-            WHEN s.dkim_verified IS NOT NULL THEN 'message'
-            WHEN dd.verified IS NOT NULL THEN 'domain'
-            ELSE 'none'
-        END AS dkim_source,
+        dk.status AS dkim_status, dk.source_kind AS dkim_source,
         s.raw_sha256,
         {finding_col} AS finding_ids
     FROM sel s
     LEFT JOIN multimail_mailboxes mb ON mb.id = s.mailbox_id
     LEFT JOIN audit_decisions ad ON ad.email_id = s.id
-    LEFT JOIN sends sn ON sn.email_id = s.id
     LEFT JOIN mode_at ma ON ma.email_id = s.id
     LEFT JOIN intercom_conversations c ON c.id = s.conversation_id
-    LEFT JOIN archive_dkim ar ON ar.email_id = s.id
-    LEFT JOIN domain_dkim dd ON dd.domain = regexp_extract(lower(s.from_address), '@([a-z0-9.-]+)', 1)
+    LEFT JOIN dkim dk ON dk.id = s.id
     {findings_join}
     """
 

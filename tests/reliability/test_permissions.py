@@ -47,9 +47,5 @@ def test_report_and_evidence_packs_are_owner_only(workspace: Workspace) -> None:
     assert mode(workspace.db) == 0o600
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (minor): `demo` creates the parent of --out with the umask default (0755) via "
-    "out_dir.parent.mkdir(parents=True, exist_ok=True) in auditkit/cli/pipeline.py demo(), "
-    "whereas run/report create a new output root 0700 (pack.py staged_pack_dir)"))
 def test_demo_creates_its_output_root_owner_only(workspace: Workspace) -> None:
     assert mode(workspace.demo.parent) == 0o700, oct(mode(workspace.demo.parent))
