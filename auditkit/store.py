@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from auditkit.errors import StoreError, StoreInUseError
 
@@ -206,6 +209,7 @@ class Store:
     def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = str(path)
         self.read_only = read_only
+        self._column_types: dict[str, dict[str, str]] = {}
         if self.path != ":memory:":
             parent = Path(self.path).resolve().parent
             if not parent.is_dir():
@@ -229,23 +233,31 @@ class Store:
                 p = Path(self.path + suffix)
                 if p.exists():
                     os.chmod(p, 0o600)
+        self._spill_dir: str | None = None
         try:
             self.con.execute("SET TimeZone = 'UTC'")
+            if read_only or self.path == ":memory:":
+                # DuckDB spills big sorts and joins next to a writable database file; a
+                # read-only or in-memory store gets a private owner-only folder instead.
+                self._spill_dir = tempfile.mkdtemp(prefix="auditkit-spill-")
+                self.con.execute(f"SET temp_directory = '{self._spill_dir}'")  # mkdtemp: no quotes
             if not read_only:
                 self.migrate()
             else:
                 self.applied_migrations()
         except StoreError:
-            self.con.close()
+            self.close()
             raise
         except duckdb.Error as exc:
             # A truncated or damaged file can open and then fail on the first read.
-            self.con.close()
+            self.close()
             raise StoreError(f"store {self.path} cannot be read (corrupt or truncated): {exc}") from exc
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
         self.con.close()
+        if self._spill_dir is not None:
+            shutil.rmtree(self._spill_dir, ignore_errors=True)
 
     def __enter__(self) -> Store:
         return self
@@ -298,6 +310,7 @@ class Store:
             except duckdb.Error as exc:
                 raise StoreError(f"migration {m.name} failed on {self.path}: {exc}") from exc
             done.append(m.name)
+        self._column_types.clear()
         return done
 
     # -- writes ------------------------------------------------------------------------
@@ -315,13 +328,16 @@ class Store:
         self.con.register("_auditkit_batch", arrow)
         try:
             cols = ", ".join(f'"{c}"' for c in arrow.column_names)
-            key_list = ", ".join(f'"{k}"' for k in keys)
-            # Keep the last occurrence of each key: number rows, keep max position.
-            self.con.execute(
-                f"INSERT OR REPLACE INTO {table} ({cols}) "
-                f"SELECT {cols} FROM (SELECT *, row_number() OVER () AS _pos FROM _auditkit_batch) "
-                f"QUALIFY _pos = max(_pos) OVER (PARTITION BY {key_list})"
-            )
+            if _has_duplicate_keys(arrow, keys):
+                # Keep the last occurrence of each key: number rows, keep max position.
+                key_list = ", ".join(f'"{k}"' for k in keys)
+                source = (
+                    f"SELECT {cols} FROM (SELECT *, row_number() OVER () AS _pos FROM _auditkit_batch) "
+                    f"QUALIFY _pos = max(_pos) OVER (PARTITION BY {key_list})"
+                )
+            else:  # the common case; the window costs more than the insert itself
+                source = f"SELECT {cols} FROM _auditkit_batch"
+            self.con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) {source}")
         finally:
             self.con.unregister("_auditkit_batch")
         return arrow.num_rows
@@ -427,11 +443,22 @@ _ARROW_TYPES = {
 }
 
 
+def _has_duplicate_keys(arrow: pa.Table, keys: Sequence[str]) -> bool:
+    if len(keys) == 1:
+        return bool(pc.count_distinct(arrow.column(keys[0]), mode="all").as_py() != arrow.num_rows)
+    return arrow.group_by(list(keys)).aggregate([]).num_rows != arrow.num_rows
+
+
 def _arrow_schema(store: Store, table: str, cols: Sequence[str]) -> pa.Schema:
-    types = dict(store.con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
-        [table],
-    ).fetchall())
+    # Column types only change with a migration, so one catalogue query per table will do;
+    # it used to cost more than the insert it served.
+    types = store._column_types.get(table)
+    if types is None:
+        types = dict(store.con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+            [table],
+        ).fetchall())
+        store._column_types[table] = types
     fields = []
     for c in cols:
         if c not in types:

@@ -180,14 +180,16 @@ def write_pack(
 
 @contextmanager
 def _memory_limit(store: Store, limit: str) -> Iterator[None]:
-    """Cap DuckDB's memory for the pack (it spills beyond it) and restore the caller's limit:
-    by default DuckDB may take 80% of RAM, which a million-message pack would happily use."""
-    previous = store.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-    store.con.execute(f"SET memory_limit = '{limit}'")
+    """Cap DuckDB's memory for the pack (it spills to the store's temp folder beyond it) and
+    restore the caller's limit: by default DuckDB may take 80% of RAM, which a
+    million-message pack would happily use."""
+    con = store.con
+    previous = con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
+    con.execute(f"SET memory_limit = '{limit}'")
     try:
         yield
     finally:
-        store.con.execute(f"SET memory_limit = '{previous}'")
+        con.execute(f"SET memory_limit = '{previous[0]}'")
 
 
 def _tool_version() -> str:

@@ -63,6 +63,12 @@ DEFAULT_AUDIT_ACTIONS = {
 }
 
 # What the shared DKIM ranking and mode reconstruction need of each selected message.
+SELECTED_COLUMNS = ", ".join(f"e.{c}" for c in (
+    "id", "mailbox_id", "direction", "from_address", "to_addresses", "cc_addresses", "subject",
+    "status", "created_at", "approved_by", "approved_at", "decision", "decision_note",
+    "delivered_at", "bounced_at", "bounce_type", "agent", "conversation_id", "dkim_verified",
+    "raw_sha256",
+))
 SELECTED_KEYS_SQL = (
     "SELECT id, mailbox_id, created_at, dkim_verified, "
     f"{from_email_sql('from_address')} AS from_email FROM sel"
@@ -144,7 +150,9 @@ def selected_sql(scope: Scope) -> str:
         where.append(
             "len(list_filter(coalesce(e.to_addresses, []) || coalesce(e.cc_addresses, []), "
             "lambda a: lower(trim(a)) = $recipient OR lower(a) LIKE '%<' || $recipient || '>')) > 0")
-    return "SELECT e.* FROM multimail_emails e WHERE " + " AND ".join(where)
+    # Only the columns the pack derives from: `sel` is referenced several times, so DuckDB
+    # materialises it, and `e.*` would drag every body and raw record of the quarter along.
+    return f"SELECT {SELECTED_COLUMNS} FROM multimail_emails e WHERE " + " AND ".join(where)
 
 
 def message_relation_sql(scope: Scope, findings_view: str | None) -> str:
@@ -274,17 +282,31 @@ class MessageTable:
     def __enter__(self) -> str:
         self.store.con.register(FINDINGS_VIEW, self.findings)
         try:
-            sql = (f"CREATE OR REPLACE TEMP TABLE {MESSAGES_TABLE} AS "
-                   f"SELECT row_number() OVER (ORDER BY created_at NULLS LAST, message_id) - 1 AS pos, * "
-                   f"FROM ({message_relation_sql(self.scope, FINDINGS_VIEW)})")
-            self.store.con.execute(sql, bind(sql, self.params))
+            # Built in steps because DuckDB ran out of memory doing the joins and the
+            # ordering of a million wide rows in one statement; each step alone spills.
+            con, table = self.store.con, MESSAGES_TABLE
+            sql = (f"CREATE OR REPLACE TEMP TABLE {table}_unsorted AS "
+                   f"SELECT * FROM ({message_relation_sql(self.scope, FINDINGS_VIEW)})")
+            con.execute(sql, bind(sql, self.params))
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table}_pos AS SELECT message_id, "
+                f"row_number() OVER (ORDER BY created_at NULLS LAST, message_id) - 1 AS pos "
+                f"FROM {table}_unsorted"
+            )
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT p.pos, u.* FROM {table}_unsorted u "
+                f"JOIN {table}_pos p ON p.message_id = u.message_id ORDER BY p.pos"
+            )
+            con.execute(f"DROP TABLE {table}_unsorted")
+            con.execute(f"DROP TABLE {table}_pos")
         except BaseException:
             self.store.con.unregister(FINDINGS_VIEW)
             raise
         return MESSAGES_TABLE
 
     def __exit__(self, *exc: object) -> None:
-        self.store.con.execute(f"DROP TABLE IF EXISTS {MESSAGES_TABLE}")
+        for suffix in ("", "_unsorted", "_pos"):
+            self.store.con.execute(f"DROP TABLE IF EXISTS {MESSAGES_TABLE}{suffix}")
         self.store.con.unregister(FINDINGS_VIEW)
 
 
