@@ -33,7 +33,10 @@ def main(argv: list[str]) -> int:
             failed = True
             sections.append(f"## {name}\n\nFAILED (exit {proc.returncode}):\n\n```\n{proc.stderr[-3000:]}\n```\n")
         else:
-            sections.append(proc.stdout.strip() + f"\n\n_(benchmark process wall time {elapsed:.1f} s)_\n")
+            body = proc.stdout.strip()
+            if not body.startswith("#"):  # plain-text output: give it a heading and keep its layout
+                body = f"## {name}\n\n```\n{body}\n```"
+            sections.append(body + f"\n\n_(benchmark process wall time {elapsed:.1f} s)_\n")
         print(sections[-1], file=sys.stderr)
     header = (
         "# Benchmarks\n\n"
