@@ -32,15 +32,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def settings_for(server: Any, db: Path | str, **overrides: Any) -> Settings:
-    return Settings(
-        db_path=Path(db),
-        multimail_api_url=server.base_url,
-        multimail_api_key=MM_KEY,
-        intercom_api_url=server.base_url,
-        intercom_access_token=IC_TOKEN,
-        concurrency=8,
-        max_retries=8,
-    ).with_overrides(**overrides)
+    aimed = server.aim(Settings(db_path=Path(db), concurrency=8, max_retries=8))
+    return aimed.with_overrides(**overrides)
 
 
 def fast_retries() -> RetryTransport:

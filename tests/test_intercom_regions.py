@@ -218,18 +218,12 @@ def test_sample_quarter_stores_both_workspaces_with_their_regions(
     with SandboxServer(
         sample_data, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=EU_TOKEN
     ) as server:
-        settings = (
-            config.load(config_file=sample_data / "auditkit.toml", env={})
-            .with_overrides(
-                db_path=tmp_path / "s.duckdb",
-                multimail_api_url=server.base_url,
-                multimail_api_key=MM_KEY,
-                intercom_api_url=server.base_url,
-                intercom_access_token=IC_TOKEN,
-                concurrency=8,
+        settings = server.aim(
+            config.load(config_file=sample_data / "auditkit.toml", env={}).with_overrides(
+                db_path=tmp_path / "s.duckdb", concurrency=8
             )
-            .with_intercom_workspace("eu", api_url=f"{server.base_url}/eu", access_token=EU_TOKEN)
         )
+        assert settings.intercom_workspace("eu").access_token == EU_TOKEN
         with Store(":memory:") as store:
             # One day of the support mailbox keeps this fast; it holds the EU message.
             result = harvest(
