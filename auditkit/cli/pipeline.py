@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from auditkit.store import Store
 FAIL_ON = click.Choice(["low", "medium", "high"])
 
 
-def _stage_logger(quiet: bool) -> object:
+def _stage_logger(quiet: bool) -> Callable[[str], None]:
     """One line per stage on stderr; nothing at all under cron unless something fails."""
     return (lambda _msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
 
@@ -80,7 +81,7 @@ def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
         settings, p, out_root / p.label,
         harvest_kwargs={"full_audit_scan": full_audit_scan},
         archive_paths=archive_paths, archive_keys=keys_file,
-        log=_stage_logger(quiet=not sys.stderr.isatty()),  # type: ignore[arg-type]
+        log=_stage_logger(quiet=not sys.stderr.isatty()),
     )
     _print_result(result, fail_on, as_json)
     if result.failing(fail_on):
@@ -139,7 +140,7 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
             settings, parse_period(period), out_dir,
             between_harvests=server.apply_mutations,
             archive_paths=archive_paths, archive_keys=archive_keys,
-            log=_stage_logger(quiet=as_json),  # type: ignore[arg-type]
+            log=_stage_logger(quiet=as_json),
         )
     _print_result(result, "low", as_json)
     if not as_json:
