@@ -36,6 +36,9 @@ def sha256_hex(text: str | bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# How much WAL a writer accumulates before DuckDB folds it into the data file.
+CHECKPOINT_THRESHOLD = "256MB"
+
 # Columns every harvested table carries, after its typed columns.
 PROVENANCE = """
     raw JSON NOT NULL,
@@ -210,6 +213,7 @@ class Store:
         self.path = str(path)
         self.read_only = read_only
         self._column_types: dict[str, dict[str, str]] = {}
+        self._in_transaction = False
         if self.path != ":memory:":
             parent = Path(self.path).resolve().parent
             if not parent.is_dir():
@@ -236,6 +240,11 @@ class Store:
         self._spill_dir: str | None = None
         try:
             self.con.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                # The default 16 MB makes a harvest checkpoint (rewrite and fsync the data
+                # file) every few thousand emails; each commit is still durable in the WAL,
+                # and DuckDB checkpoints on close. Measured: bulk inserts ~1.5x faster.
+                self.con.execute(f"SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'")
             if read_only or self.path == ":memory:":
                 # DuckDB spills big sorts and joins next to a writable database file; a
                 # read-only or in-memory store gets a private owner-only folder instead.
@@ -269,6 +278,7 @@ class Store:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """BEGIN … COMMIT, or ROLLBACK on any exception (which is re-raised)."""
         self.con.execute("BEGIN TRANSACTION")
+        self._in_transaction = True
         try:
             yield self.con
         except BaseException:
@@ -276,6 +286,8 @@ class Store:
             raise
         else:
             self.con.execute("COMMIT")
+        finally:
+            self._in_transaction = False
 
     # -- migrations ------------------------------------------------------------------
     def applied_migrations(self) -> list[str]:
@@ -314,12 +326,17 @@ class Store:
         return done
 
     # -- writes ------------------------------------------------------------------------
-    def upsert(self, table: str, rows: pa.Table | Sequence[Mapping[str, Any]], pk: str | Sequence[str] = "id") -> int:
+    def upsert(
+        self, table: str, rows: pa.Table | Sequence[Mapping[str, Any]], pk: str | Sequence[str] = "id"
+    ) -> int:
         """Insert or replace rows by primary key, in bulk through Arrow.
 
-        Rows are de-duplicated by key first (last one wins): DuckDB refuses to touch the
-        same key twice in one INSERT OR REPLACE. Column names come from code, never from
-        payloads. Call inside `transaction()` when rows and a cursor must land together.
+        Rows are de-duplicated by key first (last one wins). Keys not yet stored take a plain
+        INSERT; full rows whose keys exist are deleted and re-inserted. DuckDB's INSERT OR
+        REPLACE is ~4x slower than INSERT for new keys and ~50x slower for existing ones, so
+        it is kept only for partial rows, where it must keep the columns not given. Column
+        names come from code, never from payloads. Call inside `transaction()` when rows and
+        a cursor must land together; on its own the call is still one transaction.
         """
         arrow = rows if isinstance(rows, pa.Table) else _rows_to_arrow(self, table, rows)
         if arrow.num_rows == 0:
@@ -337,10 +354,30 @@ class Store:
                 )
             else:  # the common case; the window costs more than the insert itself
                 source = f"SELECT {cols} FROM _auditkit_batch"
-            self.con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) {source}")
+            key_match = " AND ".join(f't."{k}" = b."{k}"' for k in keys)
+            with self._atomic():
+                existing = self.con.execute(
+                    f"SELECT count(*) FROM {table} t SEMI JOIN _auditkit_batch b ON {key_match}"
+                ).fetchall()[0][0]
+                if not existing:
+                    self.con.execute(f"INSERT INTO {table} ({cols}) {source}")
+                elif set(arrow.column_names) == set(_table_column_types(self, table)):
+                    self.con.execute(f"DELETE FROM {table} t USING _auditkit_batch b WHERE {key_match}")
+                    self.con.execute(f"INSERT INTO {table} ({cols}) {source}")
+                else:
+                    self.con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) {source}")
         finally:
             self.con.unregister("_auditkit_batch")
         return arrow.num_rows
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """A transaction unless the caller already holds one (DuckDB does not nest them)."""
+        if self._in_transaction:
+            yield
+        else:
+            with self.transaction():
+                yield
 
     def get_cursor(self, source: str, resource: str) -> str | None:
         row = self.con.execute(
@@ -449,16 +486,23 @@ def _has_duplicate_keys(arrow: pa.Table, keys: Sequence[str]) -> bool:
     return arrow.group_by(list(keys)).aggregate([]).num_rows != arrow.num_rows
 
 
-def _arrow_schema(store: Store, table: str, cols: Sequence[str]) -> pa.Schema:
+def _table_column_types(store: Store, table: str) -> dict[str, str]:
     # Column types only change with a migration, so one catalogue query per table will do;
     # it used to cost more than the insert it served.
     types = store._column_types.get(table)
     if types is None:
-        types = dict(store.con.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
-            [table],
-        ).fetchall())
+        types = dict(
+            store.con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+                [table],
+            ).fetchall()
+        )
         store._column_types[table] = types
+    return types
+
+
+def _arrow_schema(store: Store, table: str, cols: Sequence[str]) -> pa.Schema:
+    types = _table_column_types(store, table)
     fields = []
     for c in cols:
         if c not in types:

@@ -41,6 +41,44 @@ def test_upsert_dedupes_within_batch_last_wins_and_replaces() -> None:
             ("k1", "again", None), ("k2", "two", [])]
 
 
+def test_upsert_replacing_full_rows_is_atomic_with_the_callers_transaction() -> None:
+    # Existing keys are deleted and re-inserted; a rollback must bring the old rows back.
+    with Store(":memory:") as store:
+        store.upsert("multimail_api_keys", [key_row("k1", "old", ["read"]), key_row("k2", "two", None)])
+        with pytest.raises(RuntimeError), store.transaction():
+            store.upsert("multimail_api_keys", [key_row("k1", "new", None), key_row("k3", "three", None)])
+            assert store.count("multimail_api_keys") == 3
+            raise RuntimeError("crash before commit")
+        assert store.query("SELECT id, name, scopes FROM multimail_api_keys ORDER BY id") == [
+            ("k1", "old", ["read"]), ("k2", "two", None)]
+        with store.transaction():
+            store.upsert("multimail_api_keys", [key_row("k1", "new", None), key_row("k3", "three", None)])
+        assert store.query("SELECT id, name, scopes FROM multimail_api_keys ORDER BY id") == [
+            ("k1", "new", None), ("k2", "two", None), ("k3", "three", None)]
+
+
+def test_upsert_of_partial_rows_keeps_the_columns_not_given() -> None:
+    with Store(":memory:") as store:
+        store.upsert("multimail_api_keys", [key_row("k1", "old", ["read"])])
+        partial = {k: v for k, v in key_row("k1", "renamed", None).items() if k != "scopes"}
+        store.upsert("multimail_api_keys", [partial])
+        assert store.query("SELECT name, scopes FROM multimail_api_keys") == [("renamed", ["read"])]
+
+
+def test_upsert_with_a_composite_key_replaces_only_matching_pairs() -> None:
+    def result(sig: int, status: str) -> dict[str, object]:  # a full row: delete + insert
+        return {"sha256": "m1", "signature_index": sig, "domain": "nw.example", "selector": "s1",
+                "result": status, "reason": None, "aligned_with_from": True,
+                "key_record_id": None, "verified_at": NOW, "run_id": "r1"}
+
+    with Store(":memory:") as store:
+        store.upsert("archive_dkim_results", [result(0, "pass"), result(1, "fail")], pk=["sha256", "signature_index"])
+        store.upsert("archive_dkim_results", [result(1, "pass")], pk=["sha256", "signature_index"])
+        assert store.query(
+            "SELECT signature_index, result FROM archive_dkim_results ORDER BY signature_index"
+        ) == [(0, "pass"), (1, "pass")]
+
+
 def test_upsert_rejects_unknown_column() -> None:
     with Store(":memory:") as store, pytest.raises(StoreError, match="has no column 'bogus'"):
         store.upsert("multimail_api_keys", [{**key_row("k", "n", None), "bogus": 1}])
