@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,7 @@ class FakeAPI:
         self.requests: list[httpx.Request] = []
         self.fail_detail_after: int | None = None  # raise after this many detail reads
         self.pending_status = 200
+        self.on_pending: Callable[[], None] | None = None
 
     def page(
         self, items: list[dict[str, Any]], request: httpx.Request, key: str, limit: int
@@ -117,6 +119,8 @@ class FakeAPI:
             "/v1/mailboxes": {"mailboxes": self.mailboxes},
             "/v1/oversight/pending": {"emails": [{"id": "em_0210", "mailbox_id": "mbx_b"}]},
         }
+        if path == "/v1/oversight/pending" and self.on_pending is not None:
+            self.on_pending()
         if path == "/v1/oversight/pending" and self.pending_status != 200:
             return httpx.Response(self.pending_status, json={"error": "oversight scope required"})
         if path in simple:
@@ -185,8 +189,10 @@ def test_full_harvest_stores_everything_with_provenance(api: FakeAPI, tmp_path: 
             )[0][0]
             == 0
         )
-        # Order: account-level data first, then mailboxes, then mail, the queue and the audit log.
-        order = [r.url.path for r in api.requests if r.url.path.count("/") <= 2]
+        # Order: account-level data first, then mailboxes, then mail and the queue; the audit
+        # log is walked beside them and topped up after the last detail read.
+        paths = [r.url.path for r in api.requests]
+        order = [p for p in paths if p.count("/") <= 2 and p != "/v1/audit-log"]
         assert order[:6] == [
             "/v1/account",
             "/v1/api-keys",
@@ -195,7 +201,7 @@ def test_full_harvest_stores_everything_with_provenance(api: FakeAPI, tmp_path: 
             "/v1/suppression",
             "/v1/mailboxes",
         ]
-        assert order[-1] == "/v1/audit-log"
+        assert paths[-1] == "/v1/audit-log"
         # Inbound mail is stored from its summary; read_email is never called for it.
         assert "em_0900" not in api.detail_ids()
         assert store.query("SELECT direction FROM multimail_emails WHERE id = 'em_0900'") == [
@@ -296,7 +302,38 @@ def test_incremental_audit_paging_stops_at_a_stored_id(api: FakeAPI, tmp_path: P
         )
         result = run(api, settings_for(tmp_path), store)
         audit_calls = [r for r in api.requests[mark:] if r.url.path == "/v1/audit-log"]
-        assert len(audit_calls) == 1 and result.counts["audit_log"] == 1
+        # One page for the walk beside the mail, one for the top-up after it.
+        assert len(audit_calls) == 2 and result.counts["audit_log"] == 1
+
+
+def test_audit_log_is_walked_while_mail_is_read_and_topped_up_after(
+    api: FakeAPI, tmp_path: Path
+) -> None:
+    late_entry = {
+        "id": "al_late",
+        "action": "email.sent",
+        "resource_type": "email",
+        "resource_id": "em_0240",
+        "actor_key_id": "key_1",
+        "metadata": {},
+        "created_at": "2026-07-02T00:00:00Z",
+    }
+    # Written at the source after the mail was read (the queue is fetched after the mail).
+    api.on_pending = lambda: None if late_entry in api.audit else api.audit.append(late_entry)
+    with Store(":memory:") as store:
+        result = run(api, settings_for(tmp_path), store)
+        assert result.outcome == "ok", result.errors
+        # The walk's first page is asked for before the mail is done (the queue comes after
+        # the mail), and the top-up after it: the walk overlaps the detail reads.
+        paths = [r.url.path for r in api.requests]
+        audit_at = [i for i, path in enumerate(paths) if path == "/v1/audit-log"]
+        assert audit_at[0] < paths.index("/v1/oversight/pending") < audit_at[-1]
+        assert result.counts["audit_log"] == 251
+        chain = store.query(
+            "SELECT id, chain_seq FROM multimail_audit_log ORDER BY chain_seq DESC LIMIT 1"
+        )
+        assert chain == [("al_late", 251)]
+        assert store.get_cursor("multimail", "audit_log") == "al_late"
 
 
 def test_bad_records_are_quarantined_and_the_rest_lands(api: FakeAPI, tmp_path: Path) -> None:
