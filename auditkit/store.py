@@ -465,7 +465,8 @@ def _rows_to_arrow(store: Store, table: str, rows: Sequence[Mapping[str, Any]]) 
         return pa.table({})
     cols = list(rows[0].keys())
     schema = _arrow_schema(store, table, cols)
-    return pa.Table.from_pylist([dict(r) for r in rows], schema=schema)
+    # from_pylist reads each row with .get(), so the mappings need no copying.
+    return pa.Table.from_pylist(rows if isinstance(rows, list) else list(rows), schema=schema)
 
 
 _ARROW_TYPES = {
