@@ -75,6 +75,8 @@ HARVESTED_TABLES = (
 # most this much work, which the next run fetches again.
 COMMIT_ROWS = 2000
 INTERCOM_BATCH = 500
+# Page.extra flag on the pages of stored ids the list producer adds (no list cursor of theirs).
+STORED_NOT_FINAL = "stored_not_final"
 GENESIS_HASH = "0" * 64  # the chain_hash "before" the first audit entry
 # The MultiMail email tag that carries the Intercom conversation id (sample and guide convention).
 CONVERSATION_TAG = "intercom_conversation_id"
@@ -153,6 +155,25 @@ class _EmailBatch:
     rows: list[dict[str, Any]] = field(default_factory=list)
     changed: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     cursor: str | None = None
+    # Set when the listing ends complete: the new watermark, committed with the last rows.
+    watermark: str | None = None
+    # A detail read of this listing failed: the watermark must not move past that email.
+    incomplete: bool = False
+
+
+@dataclass(frozen=True)
+class _ListingPlan:
+    """What one mailbox listing asks for this run.
+
+    After one complete, unfiltered listing, later runs list only from the lookback window
+    on (everything older is stored), and read by id the stored outbound mail that is not
+    final yet and is older than that: the list would no longer show it.
+    """
+
+    date_after: datetime | None
+    date_before: datetime | None
+    advances_watermark: bool
+    stored_not_final: tuple[str, ...] = ()
 
 
 @dataclass
@@ -541,23 +562,54 @@ class _Harvester:
             and known.created_at >= self.window_start
         )
 
+    def _plan_listing(self, mailbox_id: str, direction: str) -> _ListingPlan:
+        if self.since is not None or self.until is not None:
+            # A filtered listing says nothing about mail outside the filter.
+            return _ListingPlan(self.since, self.until, advances_watermark=False)
+        mark = self.store.get_cursor(multimail.SOURCE, _watermark_key(mailbox_id, direction))
+        if mark is None:
+            return _ListingPlan(None, None, advances_watermark=True)
+        # The lookback window is measured from the newest stored mail, as for re-reads; the
+        # watermark term covers a server clock running ahead of ours.
+        floor = datetime.fromisoformat(mark) - timedelta(days=self.settings.lookback_days)
+        if self.window_start is not None:
+            floor = min(floor, self.window_start)
+        stale: tuple[str, ...] = ()
+        if direction == "outbound":
+            stale = tuple(
+                r[0]
+                for r in self.store.query(
+                    "SELECT id FROM multimail_emails WHERE mailbox_id = ? AND direction = "
+                    "'outbound' AND NOT is_final AND (created_at IS NULL OR created_at < ?) "
+                    "ORDER BY id",
+                    [mailbox_id, floor],
+                )
+            )
+        return _ListingPlan(floor, None, advances_watermark=True, stored_not_final=stale)
+
     def _list_mailboxes(
         self,
         mailboxes: Sequence[Mapping[str, Any]],
+        plans: Mapping[tuple[str, str], _ListingPlan],
         out: queue.Queue[_Listed],
         stop: threading.Event,
     ) -> None:
         """Producer thread: walk every mailbox's outbound then inbound list, page by page.
 
         Paging runs ahead of the detail reads (bounded by the queue), so list latency never
-        leaves the worker pool idle, not even between mailboxes.
+        leaves the worker pool idle, not even between mailboxes. Stored mail that is not
+        final and older than the listing's window follows as pages of ids.
         """
         try:
             for mailbox in mailboxes:
                 for direction in ("outbound", "inbound"):
                     key = (mailbox["id"], direction)
+                    plan = plans[key]
                     endpoint = multimail.email_list_endpoint(
-                        mailbox["id"], direction, date_after=self.since, date_before=self.until
+                        mailbox["id"],
+                        direction,
+                        date_after=plan.date_after,
+                        date_before=plan.date_before,
                     )
                     try:
                         for page in paginate(
@@ -573,6 +625,12 @@ class _Harvester:
                     except SourceError as exc:
                         out.put(_Listed(key, None, exc))
                         continue
+                    ids = plan.stored_not_final
+                    for start in range(0, len(ids), multimail.EMAIL_PAGE_LIMIT):
+                        if stop.is_set():
+                            return
+                        chunk = ids[start : start + multimail.EMAIL_PAGE_LIMIT]
+                        out.put(_Listed(key, _stored_not_final_page(endpoint.path, chunk), None))
                     out.put(_Listed(key, None, None))
         except BaseException as exc:  # a bug here must surface in the main thread, not vanish
             out.put(_Listed(("", ""), None, exc))
@@ -582,6 +640,11 @@ class _Harvester:
     def _harvest_mailboxes(self, mailboxes: Sequence[Mapping[str, Any]]) -> None:
         """Outbound mail via read_email (bounded concurrency), inbound from summaries only."""
         stage_of = {m["id"]: f"mailbox {m.get('address') or m['id']}" for m in mailboxes}
+        plans = {
+            (m["id"], direction): self._plan_listing(m["id"], direction)
+            for m in mailboxes
+            for direction in ("outbound", "inbound")
+        }
         stored: dict[str, dict[str, StoredEmail]] = {}
         batches: dict[tuple[str, str], _EmailBatch] = {}
         done: dict[str, int] = {}
@@ -589,7 +652,7 @@ class _Harvester:
         stop = threading.Event()
         producer = threading.Thread(
             target=self._list_mailboxes,
-            args=(mailboxes, listed, stop),
+            args=(mailboxes, plans, listed, stop),
             name="harvest-lists",
             daemon=True,
         )
@@ -624,6 +687,16 @@ class _Harvester:
                 if len(batch.rows) < COMMIT_ROWS:
                     return
             # A full batch, or the end of a listing (complete or failed): commit what we have.
+            if page is None and error is None and plans[key].advances_watermark:
+                if batch.incomplete:
+                    logger.warning(
+                        "%s %s: some detail reads failed; the next run lists this mailbox in "
+                        "full again",
+                        stage_of[mailbox_id],
+                        direction,
+                    )
+                else:
+                    batch.watermark = self.harvested_at.isoformat()
             done[mailbox_id] = done.get(mailbox_id, 0) + self._commit_emails(
                 batch, stored[mailbox_id]
             )
@@ -719,6 +792,7 @@ class _Harvester:
             except SourceError as exc:
                 # One email outlasting the retry budget must not lose the rest of the page.
                 self.result.errors.append(f"email {email_id}: {exc}")
+                batch.incomplete = True
                 continue
             if status == 404:
                 self._quarantine(detail_path, "listed but read_email answered 404", body, email_id)
@@ -746,7 +820,8 @@ class _Harvester:
                 batch.changed.append((email_id, known.raw_sha256, row))
             row["first_harvested_at"] = known.first_harvested_at if known else self.harvested_at
             batch.rows.append(self._stamp(row))
-        batch.cursor = _list_cursor(page)
+        if not page.extra.get(STORED_NOT_FINAL):
+            batch.cursor = _list_cursor(page)
 
     def _collect_inbound(
         self, page: Page, mailbox_id: str, stored: Mapping[str, StoredEmail], batch: _EmailBatch
@@ -770,7 +845,12 @@ class _Harvester:
 
     def _commit_emails(self, batch: _EmailBatch, stored: dict[str, StoredEmail]) -> int:
         """Rows, integrity events, quarantined records and the list cursor: one transaction."""
-        if batch.cursor is None and not batch.rows and not self.pending_quarantine:
+        if (
+            batch.cursor is None
+            and batch.watermark is None
+            and not batch.rows
+            and not self.pending_quarantine
+        ):
             return 0
         with self.store.transaction():
             for email_id, stored_sha, row in batch.changed:
@@ -790,11 +870,19 @@ class _Harvester:
             self._flush_quarantine()
             if batch.cursor is not None:
                 self.store.set_cursor(multimail.SOURCE, batch.cursor_key, batch.cursor, self.run_id)
+            if batch.watermark is not None:
+                mailbox_id, direction = batch.cursor_key.split(":", 1)[1].rsplit(":", 1)
+                self.store.set_cursor(
+                    multimail.SOURCE,
+                    _watermark_key(mailbox_id, direction),
+                    batch.watermark,
+                    self.run_id,
+                )
         self._remember(batch.rows, stored)
         count = len(batch.rows)
         direction = batch.cursor_key.rsplit(":", 1)[1]
         self._count(f"emails_{direction}", count)
-        batch.rows, batch.changed, batch.cursor = [], [], None
+        batch.rows, batch.changed, batch.cursor, batch.watermark = [], [], None, None
         return count
 
     def _remember(self, rows: Iterable[Mapping[str, Any]], stored: dict[str, StoredEmail]) -> None:
@@ -1063,6 +1151,23 @@ class _Harvester:
     def _count_intercom(self, request: httpx.Request) -> None:
         with self._stats_lock:
             self.result.intercom_calls += 1
+
+
+def _watermark_key(mailbox_id: str, direction: str) -> str:
+    """Cursor holding when the last complete, unfiltered listing of this mailbox started."""
+    return f"emails_listed:{mailbox_id}:{direction}"
+
+
+def _stored_not_final_page(list_path: str, email_ids: Sequence[str]) -> Page:
+    """A page of stored email ids to read again, in the shape the list producer sends."""
+    return Page(
+        records=[{"id": email_id} for email_id in email_ids],
+        url=f"{list_path} (stored, not final)",
+        status=200,
+        cursor=None,
+        number=0,
+        extra={STORED_NOT_FINAL: True},
+    )
 
 
 def _list_cursor(page: Page) -> str:

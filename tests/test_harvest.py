@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,7 @@ class FakeAPI:
         self.fail_detail_after: int | None = None  # raise after this many detail reads
         self.pending_status = 200
         self.on_pending: Callable[[], None] | None = None
+        self.failing_detail_ids: set[str] = set()  # read_email answers 503 for these, always
 
     def page(
         self, items: list[dict[str, Any]], request: httpx.Request, key: str, limit: int
@@ -129,9 +131,16 @@ class FakeAPI:
             return self.page(list(reversed(self.audit)), request, "entries", 100)
         if len(parts) == 4 and parts[3] == "emails":
             source = self.emails if request.url.params["direction"] == "outbound" else self.inbound
-            ordered = sorted(source[parts[2]], key=lambda e: e["received_at"], reverse=True)
+            after = request.url.params.get("date_after", "")  # same ISO form: compares as text
+            ordered = sorted(
+                (e for e in source[parts[2]] if e["received_at"] >= after),
+                key=lambda e: e["received_at"],
+                reverse=True,
+            )
             return self.page(ordered, request, "emails", 100)
         if len(parts) == 5:
+            if parts[4] in self.failing_detail_ids:
+                return httpx.Response(503, json={"error": "unavailable"})
             if self.fail_detail_after is not None:
                 if self.fail_detail_after <= 0:
                     raise KeyboardInterrupt("simulated kill")
@@ -242,13 +251,84 @@ def test_second_harvest_skips_final_mail_outside_the_lookback_window(
         }
         assert reread == expected
         assert 0 < len(reread) < 170
-        assert second.skipped["detail_final_outside_window"] == 170 - len(reread)
+        # Final mail before the window is not even listed again.
+        lists = [r for r in api.requests[mark:] if r.url.path.endswith("/emails")]
+        assert lists and all(r.url.params.get("date_after") for r in lists)
         assert second.counts.get("audit_log", 0) == 0
         assert content_digest(store) == digest
         first_seen = store.query("SELECT count(DISTINCT first_harvested_at) FROM multimail_emails")[
             0
         ][0]
         assert first_seen == 1
+
+
+def list_requests(api: FakeAPI, since: int, mailbox: str) -> list[httpx.Request]:
+    return [
+        r
+        for r in api.requests[since:]
+        if r.url.path == f"/v1/mailboxes/{mailbox}/emails"
+        and r.url.params["direction"] == "outbound"
+    ]
+
+
+def test_stored_mail_not_final_before_the_window_is_read_by_id(
+    api: FakeAPI, tmp_path: Path
+) -> None:
+    with Store(":memory:") as store:
+        settings = settings_for(tmp_path, lookback_days=3)
+        run(api, settings, store)
+        # em_0230 (2026-07-07) waits for approval, well before the window (from 07-25).
+        assert store.query("SELECT is_final FROM multimail_emails WHERE id = 'em_0230'") == [
+            (False,)
+        ]
+        source = next(e for e in api.emails["mbx_b"] if e["id"] == "em_0230")
+        source.update(status="read", delivered_at="2026-08-01T09:00:00Z")
+        mark = len(api.requests)
+        result = run(api, settings, store)
+        assert result.outcome == "ok", result.errors
+        assert all(r.url.params.get("date_after") for r in list_requests(api, mark, "mbx_b"))
+        assert "em_0230" in api.detail_ids(mark)
+        assert store.query(
+            "SELECT is_final, delivered_at IS NOT NULL FROM multimail_emails WHERE id = 'em_0230'"
+        ) == [(True, True)]
+        # Final now: the run after that neither lists nor reads it.
+        mark = len(api.requests)
+        run(api, settings, store)
+        assert "em_0230" not in api.detail_ids(mark)
+
+
+def test_a_failed_detail_read_keeps_the_next_listing_full(api: FakeAPI, tmp_path: Path) -> None:
+    with Store(":memory:") as store:
+        api.failing_detail_ids = {"em_0005"}
+        first = run(api, settings_for(tmp_path), store)
+        assert first.outcome == "partial" and "em_0005" in first.errors[0]
+        marks = dict(store.query(
+            "SELECT resource, value FROM _auditkit_cursors WHERE resource LIKE 'emails_listed:%'"
+        ))
+        assert "emails_listed:mbx_a:outbound" not in marks
+        assert "emails_listed:mbx_b:outbound" in marks
+        api.failing_detail_ids = set()
+        mark = len(api.requests)
+        second = run(api, settings_for(tmp_path), store)
+        assert second.outcome == "ok", second.errors
+        # mbx_a is listed in full again (em_0005 is older than any window), mbx_b is not.
+        assert not any(r.url.params.get("date_after") for r in list_requests(api, mark, "mbx_a"))
+        assert all(r.url.params.get("date_after") for r in list_requests(api, mark, "mbx_b"))
+        assert store.count("multimail_emails") == 130 + 40 + 1
+
+
+def test_a_filtered_harvest_does_not_move_the_listing_watermark(
+    api: FakeAPI, tmp_path: Path
+) -> None:
+    with Store(":memory:") as store:
+        run(api, settings_for(tmp_path), store, since=datetime(2026, 7, 20, tzinfo=UTC))
+        assert store.query(
+            "SELECT count(*) FROM _auditkit_cursors WHERE resource LIKE 'emails_listed:%'"
+        ) == [(0,)]
+        mark = len(api.requests)
+        run(api, settings_for(tmp_path), store)
+        assert not any(r.url.params.get("date_after") for r in list_requests(api, mark, "mbx_a"))
+        assert store.count("multimail_emails") == 130 + 40 + 1
 
 
 def test_audit_tamper_is_recorded_not_overwritten(api: FakeAPI, tmp_path: Path) -> None:
