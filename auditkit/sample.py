@@ -1731,6 +1731,9 @@ reviewers = [
 {reviewers}]
 # Mail may wait this long for a decision at period end before it is a finding.
 pending_limit_hours = 72
+# Suppression reasons (lower-case substrings) that record a failed delivery, not a
+# request to stop: CS-003 does not count them as opt-outs.
+delivery_failure_reasons = ["bounce"]
 
 [mailboxes."support@{DOMAIN}"]
 classification = "transactional"

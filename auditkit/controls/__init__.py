@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 # removed, or any control's meaning changes: scope, evidence sources or their precedence,
 # thresholds, severity. Wording-only edits to titles or rationales do not bump it.
 # 2026.11-1: ID-001 prefers independent archive DKIM; ID-002 and ID-003 added.
-CATALOGUE_VERSION = "2026.11-1"
+# 2026.11-2: CS-003 no longer counts delivery-failure (bounce) suppressions as opt-outs.
+CATALOGUE_VERSION = "2026.11-2"
 
 APPLIES_TO = (
     "outbound_email",

@@ -368,12 +368,29 @@ CS_003_SQL = (
 SELECT * FROM after_opt_out WHERE late ORDER BY id, address
 """
 )
-_SUPPRESSIONS_SQL = """
+# A suppression is an opt-out unless its reason names a delivery failure (a bounce is not a
+# request to stop); unknown and missing reasons count as opt-outs, the cautious reading.
+_IS_DELIVERY_FAILURE = (
+    "coalesce(list_bool_or([contains(lower(coalesce(reason, '')), p) "
+    "FOR p IN $delivery_failure_reasons]), false)"
+)
+_SUPPRESSIONS_SQL = f"""
 SELECT lower(trim(email_address)) AS address, arg_min(id, created_at) AS suppression_id,
        min(created_at) AS suppressed_at, arg_min(reason, created_at) AS reason
 FROM multimail_suppressions
-WHERE email_address IS NOT NULL AND created_at IS NOT NULL
+WHERE email_address IS NOT NULL AND created_at IS NOT NULL AND NOT {_IS_DELIVERY_FAILURE}
 GROUP BY 1
+"""
+# Sends after a delivery-failure suppression to addresses that never opted out: not judged
+# by CS-003, but counted in its detail so a reviewer sees them.
+_AFTER_DELIVERY_FAILURE_SQL = f"""
+SELECT count(DISTINCT r.id)
+FROM recipients r
+JOIN (SELECT lower(trim(email_address)) AS address, min(created_at) AS failed_at
+      FROM multimail_suppressions
+      WHERE email_address IS NOT NULL AND created_at IS NOT NULL AND {_IS_DELIVERY_FAILURE}
+      GROUP BY 1) f ON f.address = r.address
+WHERE r.sent_at >= f.failed_at AND r.address NOT IN (SELECT address FROM ak_optout_deadlines)
 """
 
 
@@ -382,15 +399,14 @@ GROUP BY 1
     title="Opt-out not honoured within 10 business days",
     severity="high",
     rationale=(
-        "No commercial email may go to an address more than 10 business days after it opted out or "
-        "was "
-        "suppressed. The send time is delivered_at, else created_at; business days are Mon–Fri "
-        "minus US "
-        "federal holidays (observed), counted from the UTC date of the suppression's created_at; "
-        "addresses "
-        "match case-insensitively over To and Cc. A send within the 10 days is not a failure. "
-        "Scope: sent "
-        "commercial or mixed outbound email created in the period."
+        "No commercial email may go to an address more than 10 business days after it opted "
+        "out. Every suppression counts as an opt-out except those whose reason names a delivery "
+        "failure ([controls] delivery_failure_reasons, default: bounce), which are counted in the "
+        "detail instead. The send time is delivered_at, else created_at; business days are "
+        "Mon–Fri minus US federal holidays (observed), counted from the UTC date of the "
+        "suppression's created_at; addresses match case-insensitively over To and Cc. A send "
+        "within the 10 days is not a failure. Scope: sent commercial or mixed outbound email "
+        "created in the period."
     ),
     reference="15 U.S.C. § 7704(a)(4); 16 CFR 316.5; can-spam.md CS-07",
     applies_to="commercial_email",
@@ -400,7 +416,8 @@ def cs_003(ctx: CheckContext) -> Outcome:
     commercial, total = _commercial_scope(ctx)
     if not commercial:
         return Outcome(0, not_applicable=_not_applicable(total))
-    suppressions = ctx.rows(_SUPPRESSIONS_SQL)
+    failure_reasons = list(ctx.settings.delivery_failure_reasons)
+    suppressions = ctx.rows(_SUPPRESSIONS_SQL, delivery_failure_reasons=failure_reasons)
     # One calendar computation per distinct suppression date, then a single join in SQL.
     deadline_by_day: dict[date, date] = {}
     for s in suppressions:
@@ -431,6 +448,10 @@ def cs_003(ctx: CheckContext) -> Outcome:
     try:
         rows = ctx.rows(CS_003_SQL)
         within = ctx.scalar(CS_003_MATCHES + "SELECT count(*) FROM after_opt_out WHERE NOT late")
+        after_failure = ctx.scalar(
+            CS_003_MATCHES + _AFTER_DELIVERY_FAILURE_SQL,
+            delivery_failure_reasons=failure_reasons,
+        )
     finally:
         ctx.con.unregister("ak_optout_deadlines")
     findings = [
@@ -454,12 +475,15 @@ def cs_003(ctx: CheckContext) -> Outcome:
         )
         for r in rows
     ]
-    detail = (
-        f"{within} send(s) to suppressed addresses inside the 10-business-day window"
-        if within
-        else ""
-    )
-    return Outcome(commercial, findings, detail=detail)
+    notes = []
+    if within:
+        notes.append(f"{within} send(s) to suppressed addresses inside the 10-business-day window")
+    if after_failure:
+        notes.append(
+            f"{after_failure} send(s) to addresses suppressed only for a delivery failure "
+            f"(reason containing {', '.join(failure_reasons)}), not judged as opt-outs"
+        )
+    return Outcome(commercial, findings, detail="; ".join(notes))
 
 
 # --- CS-004 --------------------------------------------------------------------------------

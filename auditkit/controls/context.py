@@ -57,7 +57,11 @@ DEFAULT_AUDIT_ACTIONS: dict[str, str] = {
     "key_revoked": "api_key.revoked",
     "suppression_added": "suppression.added",
 }
-_CONTROLS_KEYS = {"reviewers", "pending_limit_hours", "audit_actions"}
+# Suppression reasons (matched as lower-case substrings) that record a failed delivery, not a
+# recipient's request: CS-003 does not count them as opt-outs. MultiMail documents no reason
+# strings; the sandbox uses hard_bounce, unsubscribe and spam_complaint.
+DEFAULT_DELIVERY_FAILURE_REASONS = ("bounce",)
+_CONTROLS_KEYS = {"reviewers", "pending_limit_hours", "audit_actions", "delivery_failure_reasons"}
 _MAILBOX_KEYS = {"classification", "require_conversation_link", "appends_postal_address"}
 
 
@@ -74,6 +78,7 @@ class ControlSettings:
     pending_limit_hours: float = DEFAULT_PENDING_LIMIT_HOURS
     audit_actions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_AUDIT_ACTIONS))
     mailboxes: Mapping[str, MailboxPolicy] = field(default_factory=dict)
+    delivery_failure_reasons: tuple[str, ...] = DEFAULT_DELIVERY_FAILURE_REASONS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ControlSettings:
@@ -113,11 +118,21 @@ class ControlSettings:
                 )
             actions[key] = value.strip()
 
+        failures = section.get("delivery_failure_reasons", list(DEFAULT_DELIVERY_FAILURE_REASONS))
+        if not isinstance(failures, list) or not all(
+            isinstance(r, str) and r.strip() for r in failures
+        ):
+            raise ConfigError(
+                "controls.delivery_failure_reasons must be a list of non-empty strings, "
+                f"got {failures!r}"
+            )
+
         return cls(
             reviewers=tuple(r.strip().lower() for r in reviewers),
             pending_limit_hours=float(limit),
             audit_actions=actions,
             mailboxes=_mailbox_policies(settings.mailboxes or {}),
+            delivery_failure_reasons=tuple(r.strip().lower() for r in failures),
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from auditkit.config import Settings
+from auditkit.errors import ConfigError
 from auditkit.controls.canspam import parse_postal_address
 from auditkit.store import Store
 from tests.controls.conftest import StoreBuilder, check, targets, ts
@@ -179,6 +180,49 @@ def test_cs_003_opt_out_deadline_in_business_days(store: Store, build: StoreBuil
     assert late.evidence["deadline"] == "2026-07-16"
     assert late.evidence["suppression_id"] == "s1"
     assert "1 send(s)" in result.detail
+
+
+def test_cs_003_bounces_are_not_opt_outs(store: Store, build: StoreBuilder) -> None:
+    # A hard bounce suppresses the address but is no request to stop: a later send is only
+    # counted in the detail. An unsubscribe after a bounce starts the 10 days from itself.
+    build.suppression("b1", "gone@example.com", ts("2026-07-01 09:00"), reason="hard_bounce")
+    build.suppression("b2", "back@example.com", ts("2026-07-01 09:00"), reason="Soft-Bounce")
+    build.suppression("u2", "back@example.com", ts("2026-08-03 09:00"), reason="unsubscribe")
+    build.suppression("c1", "angry@example.com", ts("2026-07-01 09:00"), reason="spam_complaint")
+    build.suppression("x1", "odd@example.com", ts("2026-07-01 09:00"), reason=None)
+    for email_id, to in [
+        ("to_bounced", "gone@example.com"),
+        ("to_back_before_unsubscribe", "back@example.com"),
+        ("to_complainer", "angry@example.com"),
+        ("to_unknown_reason", "odd@example.com"),
+    ]:
+        _commercial(
+            build,
+            email_id,
+            OPT_OUT,
+            to_addresses=[to],
+            created_at=ts("2026-07-29 08:00"),
+            delivered_at=ts("2026-07-29 08:05"),
+        )
+    _commercial(
+        build,
+        "to_back_late",
+        OPT_OUT,
+        to_addresses=["back@example.com"],
+        created_at=ts("2026-08-25 08:00"),
+        delivered_at=ts("2026-08-25 08:05"),
+    )
+    result = check(store, "CS-003")
+    assert targets(result) == {"to_complainer", "to_unknown_reason", "to_back_late"}
+    late = next(f for f in result.findings if f.target_id == "to_back_late")
+    assert late.evidence["suppression_id"] == "u2"
+    assert "1 send(s) to addresses suppressed only for a delivery failure" in result.detail
+
+    # The reasons that mean a delivery failure are a setting.
+    strict = Settings(controls={"delivery_failure_reasons": []})
+    assert "to_bounced" in targets(check(store, "CS-003", settings=strict))
+    with pytest.raises(ConfigError, match="delivery_failure_reasons"):
+        check(store, "CS-003", settings=Settings(controls={"delivery_failure_reasons": "bounce"}))
 
 
 def test_cs_003_pass_without_suppressions(store: Store, build: StoreBuilder) -> None:
