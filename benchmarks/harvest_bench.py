@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
         (
             "second harvest, nothing new",
-            f"{second_wall:.1f} s, {second.detail_calls:,} detail calls (lookback window only)",
+            f"{second_wall:.1f} s: {second.list_calls:,} list + {second.detail_calls:,} detail "
+            "calls (the lookback window, and mail not final yet)",
         ),
         (
             "peak memory after the first harvest (ru_maxrss; the sandbox is another process)",
