@@ -1,10 +1,11 @@
 """The harvester: fetch MultiMail (and linked Intercom) records, normalise them, upsert them.
 
 Every batch lands together with its cursor in one store transaction, so killing the
-process at any point and running again converges on the same store as one clean run:
-email lists are walked in full on every run (summaries are cheap; detail reads are what
-incremental runs skip), the audit log's new entries are committed in one transaction, and
-bad records go to quarantine instead of stopping the run. Stored audit entries are
+process at any point and running again converges on the same store as one clean run: a
+mailbox is listed in full until one listing of it completes with every detail stored
+(after that, from the lookback window on, plus its stored mail not final yet), the audit
+log's new entries are committed in one transaction, and bad records go to quarantine
+instead of stopping the run. Stored audit entries are
 evidence: a changed or vanished entry at the source becomes an integrity event, never an
 overwrite. Compliance decisions belong to `auditkit.controls`, not here.
 """
@@ -795,7 +796,12 @@ class _Harvester:
                 batch.incomplete = True
                 continue
             if status == 404:
-                self._quarantine(detail_path, "listed but read_email answered 404", body, email_id)
+                reason = (
+                    "stored and not final, but read_email now answers 404"
+                    if page.extra.get(STORED_NOT_FINAL)
+                    else "listed but read_email answered 404"
+                )
+                self._quarantine(detail_path, reason, body, email_id)
                 continue
             if isinstance(body, PayloadError):
                 self._quarantine(detail_path, str(body), body.raw_text, email_id)
@@ -1171,7 +1177,7 @@ def _stored_not_final_page(list_path: str, email_ids: Sequence[str]) -> Page:
 
 
 def _list_cursor(page: Page) -> str:
-    """Where a mailbox listing stands after this page (provenance; lists restart each run)."""
+    """Where a mailbox listing stands after this page (provenance: each run lists afresh)."""
     return canonical_json(
         {"complete": page.cursor is None, "next": page.cursor, "page": page.number}
     )

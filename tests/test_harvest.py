@@ -283,9 +283,15 @@ def test_stored_mail_not_final_before_the_window_is_read_by_id(
         ]
         source = next(e for e in api.emails["mbx_b"] if e["id"] == "em_0230")
         source.update(status="read", delivered_at="2026-08-01T09:00:00Z")
+        # em_0240 (07-17, pending) disappears at the source: quarantined, and kept as stored.
+        api.emails["mbx_b"] = [e for e in api.emails["mbx_b"] if e["id"] != "em_0240"]
         mark = len(api.requests)
         result = run(api, settings, store)
         assert result.outcome == "ok", result.errors
+        assert store.query(
+            "SELECT record_id, reason FROM quarantine WHERE record_id = 'em_0240'"
+        ) == [("em_0240", "stored and not final, but read_email now answers 404")]
+        assert store.count("multimail_emails") == 130 + 40 + 1
         assert all(r.url.params.get("date_after") for r in list_requests(api, mark, "mbx_b"))
         assert "em_0230" in api.detail_ids(mark)
         assert store.query(
