@@ -24,7 +24,7 @@ from auditkit.config import Settings
 from auditkit.errors import ReportError
 from auditkit.findings import ControlResult, Period
 from auditkit.pack import staged_pack_dir, write_manifest
-from auditkit.report import charts, csv_export
+from auditkit.report import csv_export
 from auditkit.report.context import (
     SNAPSHOT_TABLES,
     MessageTable,
@@ -140,7 +140,13 @@ def write_pack(
                 **({"flagged_cap": max_flagged_pages} if max_flagged_pages is not None else {}),
             )
             # Charts describe a population; for hand-picked messages they would only mislead.
-            context["charts"] = charts.render_charts(context) if scope.kind != "messages" else {}
+            context["charts"] = {}
+            if scope.kind != "messages":
+                # Imported here: matplotlib costs ~0.5 s to import, which a one-message
+                # evidence pack (no charts) should not pay.
+                from auditkit.report import charts
+
+                context["charts"] = charts.render_charts(context)
             html = render_html(context)
             counts["message_pages"] = len(context["messages"])
             counts.setdefault("messages", context["counts"]["messages"])
