@@ -136,11 +136,16 @@ def run_controls(
     period: Period,
     *,
     only: Sequence[str] | None = None,
+    message_ids: Sequence[str] | None = None,
     today: date | None = None,
     now: datetime | None = None,
     timings: dict[str, float] | None = None,
 ) -> list[ControlResult]:
     """Evaluate the catalogue (or the `only` ids) over `period`; results in catalogue order.
+
+    `message_ids` limits the per-message checks to those outbound messages of the period
+    (an evidence pack for chosen messages: on a large store, scoping the shared derivations
+    is most of its time); account-level checks still cover the period.
 
     `now`/`today` are injectable for tests: `now` bounds "at period end" for a period that
     has not ended, `today` decides which waivers have expired. `timings`, when given,
@@ -161,7 +166,7 @@ def run_controls(
     # tables the context creates stay private to this run.
     con = store.con.cursor()
     con.execute("SET TimeZone = 'UTC'")
-    ctx = CheckContext(con, control_settings, rules, period, now)
+    ctx = CheckContext(con, control_settings, rules, period, now, message_ids)
     results = []
     try:
         for ctl in selected:

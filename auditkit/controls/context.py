@@ -11,7 +11,7 @@ never in the store file, so a read-only store works and nothing is written to it
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -199,6 +199,7 @@ WITH outbound AS (
            {from_email_sql("e.from_address")} AS from_email
     FROM multimail_emails e
     WHERE e.direction = 'outbound' AND e.created_at >= $start AND e.created_at < $end
+      AND ($all_messages OR list_contains($message_ids, e.id))
 ), located AS ({located_sql("outbound")}
 ), enriched AS (
     SELECT l.*, lower(trim(coalesce(m.address, l.from_email))) AS mailbox_address,
@@ -274,6 +275,10 @@ GROUP BY resource_id
 
 
 EMAIL_AUDIT_SQL = "CREATE OR REPLACE TEMP TABLE ak_email_audit AS " + email_audit_sql()
+# For a check of chosen messages: the audit log pass reads only their entries.
+SCOPED_EMAIL_AUDIT_SQL = "CREATE OR REPLACE TEMP TABLE ak_email_audit AS " + email_audit_sql(
+    emails="SELECT id FROM ak_scope"
+)
 
 
 def mode_at_send_sql(emails: str, mode_changed_param: str = "mode_changed") -> str:
@@ -338,12 +343,15 @@ class CheckContext:
         rules: ClassificationRules,
         period: Period,
         now: datetime,
+        message_ids: Sequence[str] | None = None,
     ) -> None:
         self.con = con
         self.settings = settings
         self.rules = rules
         self.period = period
         self.now = now
+        # None: every outbound message of the period; else only these (evidence packs).
+        self.message_ids = tuple(message_ids) if message_ids is not None else None
         self.control_id = ""
         self._prepared = False
         self._classified = False
@@ -393,9 +401,16 @@ class CheckContext:
                 ),
             ),
         )
-        self.con.execute(SCOPE_SQL, self.params(unsent_statuses=list(UNSENT_STATUSES)))
         self.con.execute(
-            EMAIL_AUDIT_SQL,
+            SCOPE_SQL,
+            self.params(
+                unsent_statuses=list(UNSENT_STATUSES),
+                all_messages=self.message_ids is None,
+                message_ids=list(self.message_ids or ()),
+            ),
+        )
+        self.con.execute(
+            EMAIL_AUDIT_SQL if self.message_ids is None else SCOPED_EMAIL_AUDIT_SQL,
             {k: self.actions[k] for k in ("email_sent", "approved", "rejected", "cancelled")},
         )
         self._prepared = True

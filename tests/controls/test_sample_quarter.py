@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 
@@ -36,7 +37,7 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def sample_results(tmp_path_factory: pytest.TempPathFactory) -> list:
+def sample_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, config.Settings]:
     from auditkit.harvest import harvest
     from auditkit.sandbox import SandboxServer
 
@@ -49,8 +50,36 @@ def sample_results(tmp_path_factory: pytest.TempPathFactory) -> list:
             harvest(settings, store)
             server.apply_mutations()
             harvest(settings, store, full_audit_scan=True)
+    return db, settings
+
+
+@pytest.fixture(scope="module")
+def sample_results(sample_store: tuple[Path, config.Settings]) -> list:
+    db, settings = sample_store
     with Store(db, read_only=True) as store:
         return run_controls(store, settings, parse_period("2026Q3"))
+
+
+def test_checking_chosen_messages_finds_what_the_full_check_finds_about_them(
+    sample_store: tuple[Path, config.Settings], sample_results: list
+) -> None:
+    # Evidence packs check only the chosen messages; that must not change any verdict on them.
+    db, settings = sample_store
+    flagged = sorted({f.message_id for r in sample_results for f in r.findings if f.message_id})
+    with Store(db, read_only=True) as store:
+        clean = store.query(
+            "SELECT id FROM multimail_emails WHERE direction = 'outbound' AND NOT list_contains(?, id) "
+            "AND created_at >= '2026-07-01' AND created_at < '2026-10-01' ORDER BY id LIMIT 1", [flagged])[0][0]
+        picks = flagged[:: max(1, len(flagged) // 10)] + [clean]
+        for chosen in [[m] for m in picks] + [picks]:
+            scoped = run_controls(store, settings, parse_period("2026Q3"), message_ids=chosen)
+            got = {(r.id, f.target_id, f.state) for r in scoped for f in r.findings if f.message_id in chosen}
+            want = {(r.id, f.target_id, f.state) for r in sample_results for f in r.findings if f.message_id in chosen}
+            assert got == want, chosen
+            assert (chosen == [clean]) == (not got)
+            # The message checks really were limited to the chosen messages.
+            by_id = {r.id: r for r in scoped}
+            assert by_id["OVS-001"].checked <= len(chosen) and by_id["CS-004"].checked <= len(chosen)
 
 
 def test_check_finds_exactly_the_planted_violations(sample_results: list) -> None:
