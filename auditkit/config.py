@@ -27,6 +27,7 @@ INTERCOM_REGION_URLS = {
 }
 # Pinned so that evidence records which API contract the conversations were read under.
 DEFAULT_INTERCOM_VERSION = "2.14"
+DEFAULT_CONVERSATION_TAG = "intercom_conversation_id"  # the sample and guide convention
 
 SECRET_FIELDS = frozenset({"multimail_api_key", "intercom_access_token"})
 # Workspace names become env var suffixes (INTERCOM_ACCESS_TOKEN_<NAME>), so keep them simple.
@@ -76,6 +77,9 @@ class Settings:
     intercom_app_id: str | None = None
     # Extra workspaces by name; email without an `intercom_workspace` tag uses the default above.
     intercom_workspaces: tuple[IntercomWorkspace, ...] = ()
+    # The MultiMail email tag holding the Intercom conversation id (v1-shape records; the
+    # guide shape carries metadata.conversation_id, which wins when both are present).
+    intercom_conversation_tag: str = DEFAULT_CONVERSATION_TAG
     concurrency: int = 16
     timeout_seconds: float = 30.0
     max_retries: int = 6
@@ -140,6 +144,13 @@ def _read_secret(env: Mapping[str, str], name: str) -> str | None:
         except OSError as exc:
             raise ConfigError(f"{file_var} points to {path}, which cannot be read: {exc.strerror}") from exc
     return None
+
+
+def _conversation_tag(intercom: Mapping[str, Any], where: str) -> str:
+    tag = intercom.get("conversation_tag", DEFAULT_CONVERSATION_TAG)
+    if not isinstance(tag, str) or not tag.strip():
+        raise ConfigError(f"{where}: intercom.conversation_tag must be a non-empty tag name, got {tag!r}")
+    return tag.strip()
 
 
 def _positive_int(section: Mapping[str, Any], key: str, where: str, default: int) -> int:
@@ -251,6 +262,7 @@ def load(
         intercom_version=str(intercom.get("version", DEFAULT_INTERCOM_VERSION)),
         intercom_app_id=intercom.get("app_id"),
         intercom_workspaces=workspaces,
+        intercom_conversation_tag=_conversation_tag(intercom, where),
         concurrency=_positive_int(harvest, "concurrency", where, 16),
         timeout_seconds=float(harvest.get("timeout_seconds", 30.0)),
         max_retries=_positive_int(harvest, "max_retries", where, 6),

@@ -79,8 +79,6 @@ INTERCOM_BATCH = 500
 # Page.extra flag on the pages of stored ids the list producer adds (no list cursor of theirs).
 STORED_NOT_FINAL = "stored_not_final"
 GENESIS_HASH = "0" * 64  # the chain_hash "before" the first audit entry
-# The MultiMail email tag that carries the Intercom conversation id (sample and guide convention).
-CONVERSATION_TAG = "intercom_conversation_id"
 # Which Intercom workspace the conversation lives in: tag (v1 shape) or metadata (guide shape);
 # absent means the default workspace. Read from the stored JSON, so the schema stays as it is.
 WORKSPACE_SQL = (
@@ -811,7 +809,7 @@ class _Harvester:
                     body,
                     mailbox_id=mailbox_id,
                     direction="outbound",
-                    conversation_key=CONVERSATION_TAG,
+                    conversation_key=self.settings.intercom_conversation_tag,
                 )
             except RecordError as exc:
                 self._quarantine(detail_path, str(exc), body, email_id)
@@ -839,7 +837,7 @@ class _Harvester:
                     summary,
                     mailbox_id=mailbox_id,
                     direction="inbound",
-                    conversation_key=CONVERSATION_TAG,
+                    conversation_key=self.settings.intercom_conversation_tag,
                 )
             except RecordError as exc:
                 self._quarantine(page.url, str(exc), summary)
@@ -1247,7 +1245,9 @@ def import_emails(settings: Settings, store: Store, paths: Sequence[Path]) -> Ha
             for location, record, error in read_records_file(path):
                 if error is None:
                     try:
-                        row = normalise_email(record, conversation_key=CONVERSATION_TAG)
+                        row = normalise_email(
+                            record, conversation_key=settings.intercom_conversation_tag
+                        )
                     except RecordError as exc:
                         error = str(exc)
                 if error is not None:

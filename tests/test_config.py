@@ -41,6 +41,14 @@ def test_intercom_region_picks_host(tmp_path: Path) -> None:
         load(write(tmp_path / "b.toml", '[intercom]\nregion = "mars"\n'), env={})
 
 
+def test_conversation_tag_from_the_file(tmp_path: Path) -> None:
+    assert load(env={}).intercom_conversation_tag == "intercom_conversation_id"
+    cfg = write(tmp_path / "a.toml", '[intercom]\nconversation_tag = "ticket_ref"\n')
+    assert load(cfg, env={}).intercom_conversation_tag == "ticket_ref"
+    with pytest.raises(ConfigError, match="conversation_tag"):
+        load(write(tmp_path / "b.toml", '[intercom]\nconversation_tag = ""\n'), env={})
+
+
 def test_secrets_hidden_from_repr_and_public_dict() -> None:
     s = load(env={"MULTIMAIL_API_KEY": "mm_live_supersecret", "INTERCOM_ACCESS_TOKEN": "tok_supersecret"})
     assert s.multimail_api_key == "mm_live_supersecret"

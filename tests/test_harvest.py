@@ -536,6 +536,15 @@ def test_import_both_shapes_and_quarantine(tmp_path: Path) -> None:
         assert store.count("quarantine") == 2
 
 
+def test_the_conversation_tag_is_a_setting(tmp_path: Path) -> None:
+    record = {**email(7, "a"), "tags": {"ticket_ref": "ic_77", "intercom_conversation_id": "x"}}
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    with Store(":memory:") as store:
+        import_emails(Settings(intercom_conversation_tag="ticket_ref"), store, [path])
+        assert store.query("SELECT conversation_id FROM multimail_emails") == [("ic_77",)]
+
+
 def test_content_digest_ignores_run_stamps_but_not_content(api: FakeAPI, tmp_path: Path) -> None:
     with Store(":memory:") as a, Store(":memory:") as b:
         run(api, settings_for(tmp_path), a)
