@@ -30,10 +30,9 @@ ORDER BY i.record_type, i.record_id, i.detected_at, i.id
     severity="high",
     rationale=(
         "Evidence must not change after the fact. Every integrity event (a record whose source "
-        "copy "
-        "changed or disappeared since auditkit first harvested it) is a finding. Scope: audit "
-        "entries and "
-        "emails whose stored created_at falls in the period (or that cannot be dated)."
+        "copy changed or disappeared since auditkit first harvested it) is a finding. Scope: "
+        "audit entries and emails whose stored created_at falls in the period (or that cannot be "
+        "dated)."
     ),
     reference="can-spam.md §5 (integrity, chain of custody)",
     applies_to="audit_log",
@@ -89,9 +88,9 @@ ORDER BY d.id
     title="Approval and audit log disagree",
     severity="high",
     rationale=(
-        "An approval must appear both on the email (approved_at/approved_by or decision) and as an "
-        "oversight.approved audit entry. One without the other means a record is missing or was "
-        "fabricated. Scope: outbound email created in the period with either record."
+        "An approval must appear both on the email (approved_at/approved_by or decision) and as "
+        "an oversight.approved audit entry. One without the other means a record is missing or "
+        "was fabricated. Scope: outbound email created in the period with either record."
     ),
     reference="multimail-api.md §8; can-spam.md §5",
     applies_to="audit_log",

@@ -202,14 +202,11 @@ def _cs_001_sql(address: PostalAddress | None) -> str:
     severity="high",
     rationale=(
         "Commercial email must show the sender's valid physical postal address. Looks for the "
-        "account's "
-        "physical_address components (street number and name, city, state, ZIP), normalised, in "
-        "the "
-        "body markdown, the mailbox signature block, and the account address where the mailbox "
-        "policy "
-        "says appends_postal_address = true. All found: pass; none: fail; some or a different "
-        "address: "
-        "review. Scope: sent commercial or mixed outbound email created in the period (created_at)."
+        "account's physical_address components (street number and name, city, state, ZIP), "
+        "normalised, in the body markdown, the mailbox signature block, and the account address "
+        "where the mailbox policy says appends_postal_address = true. All found: pass; none: "
+        "fail; some or a different address: review. Scope: sent commercial or mixed outbound "
+        "email created in the period (created_at)."
     ),
     reference="15 U.S.C. § 7704(a)(5)(A)(iii); 16 CFR 316.2; can-spam.md CS-04",
     applies_to="commercial_email",
@@ -310,10 +307,9 @@ ORDER BY id
     severity="high",
     rationale=(
         "Commercial email must offer a working way to opt out: an unsubscribe/opt-out link or a "
-        "reply "
-        "instruction (reply STOP / unsubscribe), found in the body markdown or mailbox signature "
-        "block. "
-        "Scope: sent commercial or mixed outbound email created in the period (created_at)."
+        "reply instruction (reply STOP / unsubscribe), found in the body markdown or mailbox "
+        "signature block. Scope: sent commercial or mixed outbound email created in the period "
+        "(created_at)."
     ),
     reference="15 U.S.C. § 7704(a)(3), (a)(5)(A)(ii); 16 CFR 316.5; can-spam.md CS-05",
     applies_to="commercial_email",
@@ -399,10 +395,10 @@ WHERE r.sent_at >= f.failed_at AND r.address NOT IN (SELECT address FROM ak_opto
     title="Opt-out not honoured within 10 business days",
     severity="high",
     rationale=(
-        "No commercial email may go to an address more than 10 business days after it opted "
-        "out. Every suppression counts as an opt-out except those whose reason names a delivery "
-        "failure ([controls] delivery_failure_reasons, default: bounce), which are counted in the "
-        "detail instead. The send time is delivered_at, else created_at; business days are "
+        "No commercial email may go to an address more than 10 business days after it opted out. "
+        "Every suppression counts as an opt-out except those whose reason names a delivery "
+        "failure ([controls] delivery_failure_reasons, default: bounce), which are counted in "
+        "the detail instead. The send time is delivered_at, else created_at; business days are "
         "Mon–Fri minus US federal holidays (observed), counted from the UTC date of the "
         "suppression's created_at; addresses match case-insensitively over To and Cc. A send "
         "within the 10 days is not a failure. Scope: sent commercial or mixed outbound email "
@@ -505,13 +501,12 @@ ORDER BY c.id
     title="Deceptive reply/forward subject",
     severity="medium",
     rationale=(
-        "A Re:/Fwd:/Fw: subject on a message that is not part of an existing conversation suggests "
-        "a "
-        "relationship that does not exist. Flags such subjects when no earlier message (inbound or "
-        "outbound, by created_at) exists in the same thread_id. CAN-SPAM's subject rule covers "
-        "commercial "
-        "mail and the FTC Act's general ban on deception covers the rest, so every sent message is "
-        "checked, whatever its classification. Scope: sent outbound email created in the period."
+        "A Re:/Fwd:/Fw: subject on a message that is not part of an existing conversation "
+        "suggests a relationship that does not exist. Flags such subjects when no earlier "
+        "message (inbound or outbound, by created_at) exists in the same thread_id. CAN-SPAM's "
+        "subject rule covers commercial mail and the FTC Act's general ban on deception covers "
+        "the rest, so every sent message is checked, whatever its classification. Scope: sent "
+        "outbound email created in the period."
     ),
     reference="15 U.S.C. § 7704(a)(2); 15 U.S.C. § 45 (FTC Act § 5); can-spam.md CS-02",
     applies_to="outbound_email",
@@ -567,13 +562,10 @@ ORDER BY s.id
     severity="high",
     rationale=(
         "Header information must identify the sender accurately; mail from a domain the account "
-        "has not "
-        "verified (status active and dkim_verified) cannot be shown to be the sender's. The "
-        "account's "
-        "default <slug>.multimail.dev domain counts as verified. Applies to every sent message, "
-        "commercial or not, because § 7704(a)(1) covers transactional mail too. Scope: sent "
-        "outbound email "
-        "created in the period."
+        "has not verified (status active and dkim_verified) cannot be shown to be the sender's. "
+        "The account's default <slug>.multimail.dev domain counts as verified. Applies to every "
+        "sent message, commercial or not, because § 7704(a)(1) covers transactional mail too. "
+        "Scope: sent outbound email created in the period."
     ),
     reference="15 U.S.C. § 7704(a)(1); can-spam.md CS-01; multimail-api.md §4.12",
     applies_to="outbound_email",

@@ -55,18 +55,13 @@ ORDER BY id
     title="Gated mail delivered without approval",
     severity="high",
     rationale=(
-        "A mailbox in gated_send or gated_all mode must hold outbound mail until a human approves "
-        "it; "
-        "flags delivered mail with neither an approval nor a decision (rejected/cancelled mail "
-        "that went "
-        "out anyway is OVS-003). "
-        "The mode in force is reconstructed at the email's created_at (when the agent submitted "
-        "it) from "
-        "mailbox.oversight_mode_changed audit entries, not from today's setting; before the first "
-        "logged "
-        "change the mode is that change's 'from', and with no logged change the current mode "
-        "applies. "
-        "Scope: outbound email created in the period and delivered."
+        "A mailbox in gated_send or gated_all mode must hold outbound mail until a human "
+        "approves it; flags delivered mail with neither an approval nor a decision "
+        "(rejected/cancelled mail that went out anyway is OVS-003). The mode in force is "
+        "reconstructed at the email's created_at (when the agent submitted it) from "
+        "mailbox.oversight_mode_changed audit entries, not from today's setting; before the "
+        "first logged change the mode is that change's 'from', and with no logged change the "
+        "current mode applies. Scope: outbound email created in the period and delivered."
     ),
     reference=OVERSIGHT_REF,
     applies_to="outbound_email",
@@ -111,9 +106,8 @@ ORDER BY id
     severity="high",
     rationale=(
         "An approval must come before the message leaves; approved_at later than delivered_at "
-        "means the "
-        "approval did not gate the send. Scope: outbound email created in the period with both "
-        "timestamps."
+        "means the approval did not gate the send. Scope: outbound email created in the period "
+        "with both timestamps."
     ),
     reference=OVERSIGHT_REF,
     applies_to="outbound_email",
@@ -157,10 +151,8 @@ ORDER BY s.id
     severity="high",
     rationale=(
         "A reviewer's rejection (status, guide-shape decision, or an oversight.rejected audit "
-        "entry) or a "
-        "cancellation must stop the message. Scope: outbound email created in the period that was "
-        "rejected "
-        "or cancelled by any of those signals."
+        "entry) or a cancellation must stop the message. Scope: outbound email created in the "
+        "period that was rejected or cancelled by any of those signals."
     ),
     reference=OVERSIGHT_REF,
     applies_to="outbound_email",
@@ -243,10 +235,9 @@ SELECT * FROM flagged WHERE self_approved OR not_a_reviewer ORDER BY id
     severity="high",
     rationale=(
         "Segregation of duties: the approver must not be the message's author — the sending key "
-        "(actor_key_id of its email.sent audit entry), the agent, or, for mail sent without key or "
-        "agent, "
-        "the operator — and, when [controls] reviewers is configured, must be on that list. "
-        "Scope: approved outbound email created in the period."
+        "(actor_key_id of its email.sent audit entry), the agent, or, for mail sent without key "
+        "or agent, the operator — and, when [controls] reviewers is configured, must be on that "
+        "list. Scope: approved outbound email created in the period."
     ),
     reference=OVERSIGHT_REF + "; can-spam.md §5 (segregation of duties)",
     applies_to="outbound_email",
@@ -358,14 +349,10 @@ def _scope_intervals(
     severity="high",
     rationale=(
         "A key holding both send and oversight scopes lets an agent approve its own mail. Flags "
-        "keys "
-        "created before the period ended that held both scopes at some time during the period "
-        "while "
-        "active (scope history from api_key.created/updated audit entries, else the current "
-        "scopes; "
-        "revocation time from api_key.revoked entries). An inactive key with no revocation record "
-        "and "
-        "no use in the period is flagged for review."
+        "keys created before the period ended that held both scopes at some time during the "
+        "period while active (scope history from api_key.created/updated audit entries, else the "
+        "current scopes; revocation time from api_key.revoked entries). An inactive key with no "
+        "revocation record and no use in the period is flagged for review."
     ),
     reference="multimail-api.md §1, §4.11 (separation of duties)",
     applies_to="api_key",
@@ -453,14 +440,11 @@ ORDER BY id
     title="Message left pending approval too long",
     severity="medium",
     rationale=(
-        "A stale approval queue means agents' mail is neither reviewed nor stopped. Flags outbound "
-        "email "
-        "created in the period that was still awaiting a decision at period end (or now, for a "
-        "period not "
-        "yet over) and had been waiting longer than [controls] pending_limit_hours (default 72) "
-        "since its "
-        "created_at. Decision time is the earliest of approved_at, delivered_at and a decision "
-        "audit entry."
+        "A stale approval queue means agents' mail is neither reviewed nor stopped. Flags "
+        "outbound email created in the period that was still awaiting a decision at period end "
+        "(or now, for a period not yet over) and had been waiting longer than [controls] "
+        "pending_limit_hours (default 72) since its created_at. Decision time is the earliest of "
+        "approved_at, delivered_at and a decision audit entry."
     ),
     reference=OVERSIGHT_REF,
     applies_to="outbound_email",
@@ -512,13 +496,10 @@ ORDER BY a.created_at, a.id
     title="Oversight mode changed (informational)",
     severity="low",
     rationale=(
-        "Informational: every mailbox.oversight_mode_changed audit entry whose created_at falls in "
-        "the "
-        "period becomes a finding with who, when, from and to, so reviewers can confirm each "
-        "change was "
-        "authorised. Findings make the status 'fail', which only affects the exit code with "
-        "--fail-on low "
-        "(the default); use --fail-on medium to ignore them."
+        "Informational: every mailbox.oversight_mode_changed audit entry whose created_at falls "
+        "in the period becomes a finding with who, when, from and to, so reviewers can confirm "
+        "each change was authorised. Findings make the status 'fail', which only affects the "
+        "exit code with --fail-on low (the default); use --fail-on medium to ignore them."
     ),
     reference=OVERSIGHT_REF,
     applies_to="audit_log",

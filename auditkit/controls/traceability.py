@@ -41,10 +41,9 @@ SELECT * FROM agent_mail WHERE conversation_id IS NULL ORDER BY id
     severity="medium",
     rationale=(
         "Where a mailbox policy sets require_conversation_link = true, every email written by an "
-        "agent "
-        "(agent tag/metadata, or the agent named in its email.sent audit entry) must carry the "
-        "Intercom "
-        "conversation it answers. Scope: outbound email created in the period in such mailboxes."
+        "agent (agent tag/metadata, or the agent named in its email.sent audit entry) must carry "
+        "the Intercom conversation it answers. Scope: outbound email created in the period in "
+        "such mailboxes."
     ),
     reference="auditkit mailbox policy; can-spam.md §4 (keep the linked conversation per email)",
     applies_to="conversation_link",
@@ -98,12 +97,10 @@ SELECT * FROM linked WHERE NOT harvested OR NOT found ORDER BY id
     title="Linked Intercom conversation does not exist",
     severity="medium",
     rationale=(
-        "A conversation link is evidence only if the conversation exists: flags email whose linked "
-        "conversation Intercom answered 404 for (found = false); a link the harvest did not look "
-        "up is "
-        "flagged for review. Not applicable when Intercom was not harvested at all. Scope: "
-        "outbound email "
-        "created in the period with a conversation link."
+        "A conversation link is evidence only if the conversation exists: flags email whose "
+        "linked conversation Intercom answered 404 for (found = false); a link the harvest did "
+        "not look up is flagged for review. Not applicable when Intercom was not harvested at "
+        "all. Scope: outbound email created in the period with a conversation link."
     ),
     reference="intercom-api.md (GET /conversations/{id}); multimail-intercom-guide.txt",
     applies_to="conversation_link",
