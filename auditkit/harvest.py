@@ -28,7 +28,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
+import duckdb
 import httpx
+import pyarrow as pa
 
 from auditkit.config import IntercomWorkspace, Settings
 from auditkit.errors import ConfigError, SourceAuthError, SourceError
@@ -78,6 +80,14 @@ COMMIT_ROWS = 2000
 INTERCOM_BATCH = 500
 # Page.extra flag on the pages of stored ids the list producer adds (no list cursor of theirs).
 STORED_NOT_FINAL = "stored_not_final"
+# The audit walk's staging table, rows per staging insert, and rows per chain batch.
+AUDIT_STAGING = "_auditkit_audit_walk"
+AUDIT_STAGING_ROWS = 5000
+AUDIT_CHAIN_BATCH = 50_000
+AUDIT_LOG_COLUMNS = (
+    "id", "action", "resource_type", "resource_id", "actor_key_id", "metadata", "created_at",
+    "chain_seq", "chain_hash", "raw", "raw_sha256", "run_id", "harvested_at",
+)
 GENESIS_HASH = "0" * 64  # the chain_hash "before" the first audit entry
 # Which Intercom workspace the conversation lives in: tag (v1 shape) or metadata (guide shape);
 # absent means the default workspace. Read from the stored JSON, so the schema stays as it is.
@@ -177,13 +187,15 @@ class _ListingPlan:
 
 @dataclass
 class _AuditWalk:
-    """Audit-log entries collected by the walk thread, for the main thread to store."""
+    """The audit-log walk: what it knows, its own store connection, and how it ended.
 
-    stored: dict[str, str]  # id -> raw_sha256 of entries already in the store
-    new_rows: dict[str, dict[str, Any]] = field(default_factory=dict)
-    changed: dict[str, dict[str, Any]] = field(default_factory=dict)
-    seen: set[str] = field(default_factory=set)
-    complete: bool = False
+    Entries go to the `_auditkit_audit_walk` staging table as they are read, so memory
+    holds ids, not entries, however long the log is.
+    """
+
+    stored_ids: set[str]  # entries in multimail_audit_log when the run began
+    cursor: duckdb.DuckDBPyConnection  # the walk's own connection: it writes from its thread
+    complete: bool = False  # a pass read the log to its end
     newest_id: str | None = None
     error: BaseException | None = None
     stop: threading.Event = field(default_factory=threading.Event)
@@ -448,6 +460,12 @@ class _Harvester:
         finally:
             if audit_walk is not None:  # a failed run must not leave the walk paging
                 audit_walk.stop.set()
+                if audit_walk.thread is not None:
+                    # The client is closed by now, so a request in flight ends at once; a
+                    # retry back-off may not, and a connection in use must not be closed.
+                    audit_walk.thread.join(timeout=5)
+                if audit_walk.thread is None or not audit_walk.thread.is_alive():
+                    audit_walk.cursor.close()
             # On Ctrl-C or an auth failure, queued detail reads are dropped, not waited for.
             pool.shutdown(wait=True, cancel_futures=True)
         self.result.retries = sum(
@@ -919,24 +937,30 @@ class _Harvester:
         other; walking them beside the detail reads instead of after them took a 20,000-email
         harvest from 1.48x to about 1.16x of the concurrency-bound limit.
         """
+        # Leftovers of a killed run are scratch: its entries were never moved or chained.
+        self.store.con.execute(f"DELETE FROM {AUDIT_STAGING}")
+        self.store.column_types(AUDIT_STAGING)  # fill the cache here, not in the walk thread
         walk = _AuditWalk(
-            stored=dict(self.store.query("SELECT id, raw_sha256 FROM multimail_audit_log"))
+            stored_ids={r[0] for r in self.store.query("SELECT id FROM multimail_audit_log")},
+            cursor=self.store.con.cursor(),
         )
         walk.thread = threading.Thread(
             target=self._walk_audit_log,
-            args=(walk, self.full_audit_scan),
+            args=(walk,),
+            kwargs={"full_scan": self.full_audit_scan, "top_up": False},
             name="harvest-audit-log",
             daemon=True,
         )
         walk.thread.start()
         return walk
 
-    def _walk_audit_log(self, walk: _AuditWalk, full_scan: bool) -> None:
-        """Newest first until an entry already known (stored, or seen by an earlier pass),
-        or to the end on a full scan. Runs in the walk's thread for the first pass."""
+    def _walk_audit_log(self, walk: _AuditWalk, *, full_scan: bool, top_up: bool) -> None:
+        """Newest first until an entry already stored (or already staged, when topping up),
+        or to the end on a full scan, staging every entry met. Runs in the walk's thread
+        for the first pass; errors are left on the walk for the main thread."""
         endpoint = multimail.AUDIT_LOG
-        known = set(walk.seen)
         newest_id: str | None = None
+        pending: list[dict[str, Any]] = []
         try:
             pages = paginate(
                 self.client,
@@ -950,29 +974,53 @@ class _Harvester:
                 if walk.stop.is_set():
                     pages.close()
                     return
-                for row in self._normalise_page(page, normalise_audit_entry, endpoint.path):
+                rows = self._normalise_page(page, normalise_audit_entry, endpoint.path)
+                staged = self._staged_ids(walk, [r["id"] for r in rows]) if top_up else set()
+                for row in rows:
                     newest_id = newest_id or row["id"]
-                    walk.seen.add(row["id"])
-                    if row["id"] in walk.stored:
+                    if row["id"] in staged:
                         met_known = True
-                        if walk.stored[row["id"]] != row["raw_sha256"]:
-                            walk.changed[row["id"]] = row
-                    elif row["id"] in known:
-                        met_known = True
-                    else:
-                        walk.new_rows[row["id"]] = row
+                        continue
+                    row["is_new"] = row["id"] not in walk.stored_ids
+                    met_known = met_known or not row["is_new"]
+                    pending.append(row)
+                if len(pending) >= AUDIT_STAGING_ROWS:
+                    self._stage_audit_rows(walk, pending)
+                    pending = []
                 if met_known and not full_scan:
                     pages.close()
                     break
             else:
                 walk.complete = True
+            self._stage_audit_rows(walk, pending)
         except BaseException as exc:  # reported by the main thread, which owns the run
             walk.error = exc
             return
         walk.newest_id = newest_id or walk.newest_id
 
+    def _staged_ids(self, walk: _AuditWalk, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        rows = walk.cursor.execute(
+            f"SELECT id FROM {AUDIT_STAGING} WHERE id IN (SELECT unnest($ids))", {"ids": ids}
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def _stage_audit_rows(self, walk: _AuditWalk, rows: list[dict[str, Any]]) -> None:
+        """One autocommitted insert through the walk's own connection (scratch, not evidence)."""
+        if not rows:
+            return
+        walk.cursor.register("_ak_audit_page", self.store.arrow_table(AUDIT_STAGING, rows))
+        try:
+            cols = ", ".join(f'"{c}"' for c in rows[0])
+            walk.cursor.execute(
+                f"INSERT OR IGNORE INTO {AUDIT_STAGING} ({cols}) SELECT {cols} FROM _ak_audit_page"
+            )
+        finally:
+            walk.cursor.unregister("_ak_audit_page")
+
     def _harvest_audit_log(self, walk: _AuditWalk) -> None:
-        """Finish the walk, top it up, then store every new entry in one transaction.
+        """Finish the walk, top it up, then move every new entry in one transaction.
 
         The top-up pass starts after the mail is stored, so every message harvested has its
         audit entries too. All new entries land in one transaction, oldest first on the hash
@@ -982,7 +1030,7 @@ class _Harvester:
         assert walk.thread is not None
         walk.thread.join()
         if walk.error is None:
-            self._walk_audit_log(walk, full_scan=False)
+            self._walk_audit_log(walk, full_scan=False, top_up=True)
         if walk.error is not None:
             if not isinstance(walk.error, SourceError):
                 raise walk.error
@@ -990,48 +1038,78 @@ class _Harvester:
             with self.store.transaction():
                 self._flush_quarantine()
             return
-        stored = walk.stored
         with self.store.transaction():
-            for entry_id, row in walk.changed.items():
-                stored_raw = self.store.query(
-                    "SELECT raw FROM multimail_audit_log WHERE id = ?", [entry_id]
-                )[0][0]
+            changed = self.store.query(
+                f"SELECT s.id, a.raw_sha256, a.raw, s.raw_sha256, s.raw FROM {AUDIT_STAGING} s "
+                "JOIN multimail_audit_log a USING (id) "
+                "WHERE NOT s.is_new AND s.raw_sha256 <> a.raw_sha256 ORDER BY s.id"
+            )
+            for entry_id, stored_sha, stored_raw, source_sha, source_raw in changed:
                 self._integrity_event(
-                    "audit_entry",
-                    entry_id,
-                    "changed",
-                    stored[entry_id],
-                    stored_raw,
-                    row["raw_sha256"],
-                    row["raw"],
+                    "audit_entry", entry_id, "changed", stored_sha, stored_raw, source_sha, source_raw
                 )
             if self.full_audit_scan and walk.complete:
-                for entry_id in sorted(set(stored) - walk.seen):
-                    stored_raw = self.store.query(
-                        "SELECT raw FROM multimail_audit_log WHERE id = ?", [entry_id]
-                    )[0][0]
+                removed = self.store.query(
+                    "SELECT a.id, a.raw_sha256, a.raw FROM multimail_audit_log a "
+                    f"ANTI JOIN {AUDIT_STAGING} s USING (id) ORDER BY a.id"
+                )
+                for entry_id, stored_sha, stored_raw in removed:
                     self._integrity_event(
-                        "audit_entry", entry_id, "removed", stored[entry_id], stored_raw, None, None
+                        "audit_entry", entry_id, "removed", stored_sha, stored_raw, None, None
                     )
-            self.store.upsert("multimail_audit_log", self._chain(walk.new_rows.values()))
+            added = self._chain_staged(walk)
+            self.store.con.execute(f"DELETE FROM {AUDIT_STAGING}")
             self._flush_quarantine()
             self.store.set_cursor(multimail.SOURCE, "audit_log", walk.newest_id, self.run_id)
-        self._count("audit_log", len(walk.new_rows))
-        self._finish("audit_log", len(walk.new_rows))
+        self._count("audit_log", added)
+        self._finish("audit_log", added)
 
-    def _chain(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Append rows to the hash chain in (created_at, id) order."""
+    def _chain_staged(self, walk: _AuditWalk) -> int:
+        """Append the staged new entries to the hash chain in (created_at, id) order, a batch
+        at a time: the walk's connection streams them (committed), this transaction writes."""
         last = self.store.query(
             "SELECT chain_seq, chain_hash FROM multimail_audit_log ORDER BY chain_seq DESC LIMIT 1"
         )
         seq, prev_hash = (last[0][0], last[0][1]) if last else (0, GENESIS_HASH)
-        ordered = sorted(rows, key=lambda r: (r["created_at"], r["id"]))
-        for row in ordered:
-            seq += 1
-            prev_hash = sha256_hex(prev_hash + row["raw_sha256"])
-            row["chain_seq"] = seq
-            row["chain_hash"] = prev_hash
-        return ordered
+        # Streams (a relation's reader; an execute() result would be copied whole first).
+        ordered = walk.cursor.sql(
+            f"SELECT id, raw_sha256 FROM {AUDIT_STAGING} WHERE is_new ORDER BY created_at, id"
+        ).to_arrow_reader(AUDIT_CHAIN_BATCH)
+        columns = ", ".join(f'"{c}"' for c in AUDIT_LOG_COLUMNS)
+        source = ", ".join(
+            f'c."{c}"' if c in ("chain_seq", "chain_hash") else f's."{c}"' for c in AUDIT_LOG_COLUMNS
+        )
+        # Links first (small rows), then one insert joining them to the staged entries.
+        self.store.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _ak_chain_links "
+            "(id VARCHAR, chain_seq BIGINT, chain_hash VARCHAR)"
+        )
+        added = 0
+        with ordered:
+            for batch in ordered:
+                ids, seqs, hashes = batch.column(0).to_pylist(), [], []
+                for digest in batch.column(1).to_pylist():
+                    seq += 1
+                    prev_hash = sha256_hex(prev_hash + digest)
+                    seqs.append(seq)
+                    hashes.append(prev_hash)
+                links = pa.table(
+                    {"id": ids, "chain_seq": pa.array(seqs, pa.int64()), "chain_hash": hashes}
+                )
+                self.store.con.register("_ak_chain_batch", links)
+                try:
+                    self.store.con.execute(
+                        "INSERT INTO _ak_chain_links SELECT * FROM _ak_chain_batch"
+                    )
+                finally:
+                    self.store.con.unregister("_ak_chain_batch")
+                added += len(ids)
+        self.store.con.execute(
+            f"INSERT INTO multimail_audit_log ({columns}) SELECT {source} "
+            f"FROM {AUDIT_STAGING} s JOIN _ak_chain_links c USING (id)"
+        )
+        self.store.con.execute("DROP TABLE _ak_chain_links")
+        return added
 
     # -- Intercom -----------------------------------------------------------------------
     def _enrich_intercom(self) -> None:

@@ -202,6 +202,22 @@ def _sent_mail_archive(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration("0003_audit_walk_staging")
+def _audit_walk_staging(con: duckdb.DuckDBPyConnection) -> None:
+    # Scratch for the harvester's audit-log walk: entries land here page by page (so a large
+    # first harvest does not hold them in memory) and move into multimail_audit_log, on the
+    # hash chain, in one transaction at the end. Every harvest empties it first.
+    con.execute("""
+    CREATE TABLE _auditkit_audit_walk (
+        id VARCHAR PRIMARY KEY,
+        is_new BOOLEAN NOT NULL,             -- false: stored before (changed/removed checks)
+        action VARCHAR, resource_type VARCHAR, resource_id VARCHAR, actor_key_id VARCHAR,
+        metadata JSON, created_at TIMESTAMPTZ,
+        raw JSON NOT NULL, raw_sha256 VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
+        harvested_at TIMESTAMPTZ NOT NULL);
+    """)
+
+
 class Store:
     """One DuckDB connection with migrations applied. Use as a context manager.
 
@@ -369,6 +385,15 @@ class Store:
         finally:
             self.con.unregister("_auditkit_batch")
         return arrow.num_rows
+
+    def column_types(self, table: str) -> dict[str, str]:
+        """Column name → DuckDB type of `table` (cached; only migrations change them)."""
+        return _table_column_types(self, table)
+
+    def arrow_table(self, table: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
+        """Rows as an Arrow table typed like `table`, for callers loading through their own
+        cursor (call `column_types(table)` first from the store's thread to fill the cache)."""
+        return _rows_to_arrow(self, table, rows)
 
     @contextmanager
     def _atomic(self) -> Iterator[None]:

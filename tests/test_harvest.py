@@ -422,6 +422,20 @@ def test_audit_log_is_walked_while_mail_is_read_and_topped_up_after(
         assert store.get_cursor("multimail", "audit_log") == "al_late"
 
 
+def test_audit_staging_left_by_a_killed_run_is_discarded(api: FakeAPI, tmp_path: Path) -> None:
+    # A run killed mid-walk leaves staged entries that were never chained: scratch, not evidence.
+    with Store(":memory:") as store:
+        store.con.execute(
+            "INSERT INTO _auditkit_audit_walk VALUES ('al_ghost', true, 'x', 'email', 'e', 'k', "
+            "NULL, '2026-07-01 00:00:00+00', '{}', 'sha', 'dead-run', '2026-07-01 00:00:00+00')"
+        )
+        result = run(api, settings_for(tmp_path), store)
+        assert result.outcome == "ok", result.errors
+        assert result.counts["audit_log"] == 250
+        assert store.count("_auditkit_audit_walk") == 0
+        assert store.query("SELECT count(*) FROM multimail_audit_log WHERE id = 'al_ghost'") == [(0,)]
+
+
 def test_bad_records_are_quarantined_and_the_rest_lands(api: FakeAPI, tmp_path: Path) -> None:
     api.emails["mbx_a"][5] = {**api.emails["mbx_a"][5], "to": 42}
     api.audit[3] = {"action": "no id", "created_at": "2026-07-01T00:00:00Z"}
