@@ -99,7 +99,7 @@ class LoadRates:
     checkpoint_seconds: float  # folding the emails' WAL into the data file (on close)
     reload: float  # the same emails again (lookback re-reads, re-imports): delete + insert
     audit_entries: int
-    audit_load: float  # audit entries, one transaction as the harvester commits them
+    audit_load: float  # audit entries, Arrow + insert in one transaction
     harvest_mix: float  # emails and audit entries together, as one harvest stores them
     normalise_and_load: float  # what the harvest's main thread spends per email
     import_rate: float  # `auditkit import` of the emails as JSONL: parse + normalise + load
@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{rows:,} ({rows / wall:,.0f} rows/s end to end)",
         ),
         (
-            f"store load, all records as a harvest commits them ({rates.emails:,} emails in "
+            f"store load, a harvest's records ({rates.emails:,} emails in "
             f"{COMMIT_ROWS:,}-row transactions + {rates.audit_entries:,} audit entries in one; "
             f"Arrow + upsert + commit, median of {LOAD_REPEATS})",
             f"{rates.harvest_mix:,.0f} records/s",
