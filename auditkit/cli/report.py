@@ -28,10 +28,15 @@ def _build(settings: Settings, period: Period, out_dir: Path, *, message_ids: Se
            recipient: str | None = None, sample_size: int = 25, seed: int = 42) -> dict[str, object]:
     from auditkit.controls import run_controls
     from auditkit.report import write_pack
+    from auditkit.report.context import recipient_message_ids
 
     with Store(settings.db_path, read_only=True) as store:
-        # A pack of chosen messages only reports findings about them, so only they are checked.
-        results = run_controls(store, settings, period, message_ids=message_ids)
+        # A pack of chosen messages (or one recipient's) only reports findings about them,
+        # so only they are checked.
+        chosen = list(message_ids) if message_ids is not None else None
+        if recipient is not None:
+            chosen = recipient_message_ids(store, settings, period, recipient)
+        results = run_controls(store, settings, period, message_ids=chosen)
         pack = write_pack(store, settings, period, out_dir, results=results, message_ids=message_ids,
                           recipient=recipient, sample_size=sample_size, seed=seed)
     return pack.to_dict() | {"period": period.label}
@@ -113,9 +118,9 @@ def evidence(message_ids: tuple[str, ...], recipient: str | None, period: str | 
     """Write an evidence pack for chosen messages, or for everything sent to one person.
 
     The pack has the same files as `report`, limited to those messages: each one gets an
-    evidence page (Intercom conversation → draft → approval → delivery) in the PDF. With
-    message ids, the per-message checks run on just those messages (same verdicts as a
-    full check, in a fraction of the time on a large store).
+    evidence page (Intercom conversation → draft → approval → delivery) in the PDF. The
+    per-message checks run on just the selected messages (same verdicts as a full check,
+    in a fraction of the time on a large store).
 
     \b
     Examples:

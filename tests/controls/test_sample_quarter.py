@@ -122,3 +122,20 @@ def test_negative_case_send_within_ten_business_days_is_not_a_finding(sample_res
     cs003 = next(r for r in sample_results if r.id == "CS-003")
     assert "01M28PWBCTWYWXC8XE9E8A2MSY" not in {f.target_id for f in cs003.findings}
     assert "inside the 10-business-day window" in cs003.detail
+
+
+def test_checking_one_recipients_messages_finds_what_the_full_check_finds(
+    sample_store: tuple[Path, config.Settings], sample_results: list
+) -> None:
+    from auditkit.report.context import recipient_message_ids
+
+    db, settings = sample_store
+    period = parse_period("2026Q3")
+    opted_out = next(r for r in sample_results if r.id == "CS-003").findings[0].evidence["recipient"]
+    with Store(db, read_only=True) as store:
+        chosen = recipient_message_ids(store, settings, period, opted_out)
+        scoped = run_controls(store, settings, period, message_ids=chosen)
+    got = {(r.id, f.target_id, f.state) for r in scoped for f in r.findings if f.message_id in chosen}
+    want = {(r.id, f.target_id, f.state) for r in sample_results for f in r.findings if f.message_id in chosen}
+    assert ("CS-003", next(r for r in sample_results if r.id == "CS-003").findings[0].target_id, "open") in want
+    assert got == want
