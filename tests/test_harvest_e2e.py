@@ -484,6 +484,12 @@ def test_cli_harvest_json_summary(cli_env: Any, tmp_path: Path, baseline: dict[s
     # Not a terminal: one summary line per stage on stderr, stdout stays pure JSON.
     assert "harvest: account: 1 records" in result.stderr
     assert "harvest: audit_log:" in result.stderr
+    status = CliRunner().invoke(cli, ["status", "--db", str(db), "--json"])
+    assert status.exit_code == 0, status.output
+    listed = json.loads(status.stdout)["mailboxes"]
+    assert listed and all(m["outbound_listed_in_full_at"] for m in listed)
+    text = CliRunner().invoke(cli, ["status", "--db", str(db)])
+    assert "mailboxes, outbound listing:" in text.stdout and "complete as of" in text.stdout
     with Store(db) as store:
         params = json.loads(store.query("SELECT params FROM harvest_runs")[0][0])
         assert params["concurrency"] == 8 and params["multimail_api_key_set"] is True

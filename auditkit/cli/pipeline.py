@@ -169,6 +169,13 @@ def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> Non
             "FROM harvest_runs ORDER BY started_at DESC LIMIT 10"
         )
         last_ok = store.query("SELECT max(finished_at) FROM harvest_runs WHERE outcome = 'ok'")[0][0]
+        # Whether each mailbox's outbound mail has been listed in full once (the harvester's
+        # watermark): until then every harvest lists it in full again.
+        listings = store.query(
+            "SELECT m.id, m.address, c.value FROM multimail_mailboxes m LEFT JOIN _auditkit_cursors c "
+            "ON c.source = 'multimail' AND c.resource = 'emails_listed:' || m.id || ':outbound' "
+            "ORDER BY m.address, m.id"
+        )
     age_hours = None if last_ok is None else (datetime.now(UTC) - last_ok).total_seconds() / 3600
     if as_json:
         echo_json({
@@ -178,6 +185,7 @@ def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> Non
             "hours_since_last_successful_harvest": None if age_hours is None else round(age_hours, 2),
             "runs": [dict(zip(["run_id", "command", "started_at", "finished_at", "outcome",
                                "duration_seconds"], r)) for r in runs],
+            "mailboxes": [{"id": i, "address": a, "outbound_listed_in_full_at": v} for i, a, v in listings],
         })
         return
     click.echo(f"store: {settings.db_path}")
@@ -185,6 +193,12 @@ def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> Non
         "never" if last_ok is None else f"{last_ok:%Y-%m-%d %H:%M} UTC ({age_hours:.1f} h ago)"))
     for t, n in counts.items():
         click.echo(f"  {t:26} {n:>9,}")
+    if listings:
+        click.echo("mailboxes, outbound listing:")
+        for _id, address, listed_at in listings:
+            state = (f"complete as of {listed_at[:16].replace('T', ' ')} UTC; harvests list the lookback window"
+                     if listed_at else "never complete yet; the next harvest lists it in full")
+            click.echo(f"  {address or _id:34} {state}")
     click.echo("recent runs:")
     for run_id, command, started, _finished, outcome, secs in runs:
         dur = "" if secs is None else f"{secs:.1f}s"
