@@ -1,9 +1,13 @@
-"""Shared fixtures: a clean environment, the sample data folder, and a live sandbox server."""
+"""Shared fixtures: a clean environment, the sample data folder, a live sandbox server, and
+a local HTTP server that counts what is fetched from it."""
 
 from __future__ import annotations
 
+import http.server
 import os
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -46,3 +50,45 @@ def sandbox(sample_data: Path) -> Iterator[object]:
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class HitCounter:
+    """A stand-in for a remote host: where it listens and every path asked of it."""
+
+    port: int = 0
+    paths: list[str] = field(default_factory=list)
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def listener() -> Iterator[HitCounter]:
+    """An HTTP server on 127.0.0.1 (port 0) that answers every GET with an empty image and
+    records its path: tests point untrusted URLs at it and assert nothing was fetched."""
+    counter = HitCounter()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+            counter.paths.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    counter.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield counter
+    finally:
+        server.shutdown()
+        server.server_close()

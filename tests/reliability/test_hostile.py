@@ -6,15 +6,12 @@ nothing may be fetched, HTML shows the text escaped, CSV neutralises, the PDF re
 from __future__ import annotations
 
 import csv
-import http.server
 import json
 import os
 import resource
 import shutil
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -24,7 +21,7 @@ from pypdf import PdfReader
 
 from auditkit.pack import verify_pack
 from auditkit.report.context import MAX_BODY_CHARS
-from tests.conftest import SAMPLE_DATA
+from tests.conftest import SAMPLE_DATA, HitCounter
 from tests.reliability.conftest import CONFIG, Workspace, run_args, run_cli, running_sandbox, sandbox_env
 
 BIG_BODY_BYTES = 10 * 1024 * 1024
@@ -41,35 +38,6 @@ def flagged_email_ids(data: Path) -> list[str]:
     ids = [f["target_id"] for f in planted
            if f["target_type"] == "email" and f["control_id"].startswith(BODY_INDEPENDENT_CONTROLS)]
     return list(dict.fromkeys(ids))
-
-
-class CountingHandler(http.server.BaseHTTPRequestHandler):
-    disable_nagle_algorithm = True
-    hits: list[str] = []
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-        CountingHandler.hits.append(self.path)
-        self.send_response(200)
-        self.send_header("Content-Type", "image/png")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def remote_host() -> Iterator[tuple[str, list[str]]]:
-    """The attacker's server: 127.0.0.1, port 0, counting every request."""
-    CountingHandler.hits = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), CountingHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}", CountingHandler.hits
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def hostile_bodies(host: str) -> list[str]:
@@ -133,9 +101,9 @@ class ActiveContent(HTMLParser):
 
 
 @pytest.mark.slow
-def test_hostile_content_is_inert_everywhere(dataset_copy: Path, remote_host: tuple[str, list[str]],
+def test_hostile_content_is_inert_everywhere(dataset_copy: Path, listener: HitCounter,
                                             tmp_path: Path) -> None:
-    host, hits = remote_host
+    host, hits = listener.host, listener.paths
     # The counter works: one probe is counted, then forgotten.
     urllib.request.urlopen(f"http://{host}/probe", timeout=5).close()
     assert hits == ["/probe"]

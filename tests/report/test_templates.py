@@ -3,10 +3,6 @@ that fetches nothing (checked against a real local HTTP server that counts reque
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -15,41 +11,8 @@ from auditkit.errors import ReportError
 from auditkit.findings import ControlResult, Finding
 from auditkit.report import write_pack
 from auditkit.report.pdf import render_html, render_pdf, safe_href
+from tests.conftest import HitCounter
 from tests.report.factory import Q3, at, demo_store, email, results, settings, with_provenance
-
-
-@dataclass
-class HitCounter:
-    port: int = 0
-    paths: list[str] = field(default_factory=list)
-
-
-@pytest.fixture
-def listener() -> Iterator[HitCounter]:
-    counter = HitCounter()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        disable_nagle_algorithm = True
-
-        def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-            counter.paths.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    counter.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield counter
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_strict_undefined_turns_a_missing_key_into_report_error() -> None:
