@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from auditkit.config import DEFAULT_CONVERSATION_TAG
 from auditkit.store import canonical_json, sha256_hex
 
 FINAL_STATUSES = frozenset({"rejected", "cancelled", "send_failed"})
@@ -144,7 +145,7 @@ def normalise_email(
     *,
     mailbox_id: str | None = None,
     direction: str | None = None,
-    conversation_key: str = "intercom_conversation_id",
+    conversation_key: str = DEFAULT_CONVERSATION_TAG,
 ) -> dict[str, Any]:
     """One `multimail_emails` row (without run_id / harvested_at / first_harvested_at).
 
