@@ -377,7 +377,7 @@ class Store:
                 ).fetchall()[0][0]
                 if not existing:
                     self.con.execute(f"INSERT INTO {table} ({cols}) {source}")
-                elif set(arrow.column_names) == set(_table_column_types(self, table)):
+                elif set(arrow.column_names) == set(self.column_types(table)):
                     self.con.execute(f"DELETE FROM {table} t USING _auditkit_batch b WHERE {key_match}")
                     self.con.execute(f"INSERT INTO {table} ({cols}) {source}")
                 else:
@@ -388,7 +388,17 @@ class Store:
 
     def column_types(self, table: str) -> dict[str, str]:
         """Column name → DuckDB type of `table` (cached; only migrations change them)."""
-        return _table_column_types(self, table)
+        # One catalogue query per table: it used to cost more than the insert it served.
+        types = self._column_types.get(table)
+        if types is None:
+            types = dict(
+                self.con.execute(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+                    [table],
+                ).fetchall()
+            )
+            self._column_types[table] = types
+        return types
 
     def arrow_table(self, table: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
         """Rows as an Arrow table typed like `table`, for callers loading through their own
@@ -512,23 +522,8 @@ def _has_duplicate_keys(arrow: pa.Table, keys: Sequence[str]) -> bool:
     return arrow.group_by(list(keys)).aggregate([]).num_rows != arrow.num_rows
 
 
-def _table_column_types(store: Store, table: str) -> dict[str, str]:
-    # Column types only change with a migration, so one catalogue query per table will do;
-    # it used to cost more than the insert it served.
-    types = store._column_types.get(table)
-    if types is None:
-        types = dict(
-            store.con.execute(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
-                [table],
-            ).fetchall()
-        )
-        store._column_types[table] = types
-    return types
-
-
 def _arrow_schema(store: Store, table: str, cols: Sequence[str]) -> pa.Schema:
-    types = _table_column_types(store, table)
+    types = store.column_types(table)
     fields = []
     for c in cols:
         if c not in types:
