@@ -31,11 +31,10 @@ from auditkit.report.context import (
     Scope,
     build_context,
     data_as_of,
-    fetch_all,
     finding_rows,
     message_params,
     scoped_results,
-    selected_sql,
+    selected_message_ids,
 )
 from auditkit.report.pdf import render_html, render_pdf
 from auditkit.store import Store
@@ -115,10 +114,9 @@ def write_pack(
         "scope": scope.to_dict(), "sample_size": sample_size, "seed": seed, "formats": sorted(formats),
         "settings": {k: public[k] for k in PARAMETER_SETTINGS},
     }
-    params = message_params(scope, settings)
     in_scope = None
     if scope.kind != "period":
-        in_scope = {r[0] for r in fetch_all(store, f"SELECT id FROM ({selected_sql(scope)})", params)}
+        in_scope = set(selected_message_ids(store, settings, scope))
         if scope.message_ids is not None and (missing := sorted(set(scope.message_ids) - in_scope)):
             raise ReportError(f"no outbound message with id {', '.join(missing[:10])} in the store")
     results = scoped_results(results, scope, in_scope)

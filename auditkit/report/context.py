@@ -247,10 +247,14 @@ def message_params(scope: Scope, settings: Settings) -> dict[str, Any]:
     }
 
 
+def selected_message_ids(store: Store, settings: Settings, scope: Scope) -> list[str]:
+    """Ids of the outbound messages a pack of `scope` covers."""
+    return [r[0] for r in fetch_all(store, f"SELECT id FROM ({selected_sql(scope)})", message_params(scope, settings))]
+
+
 def recipient_message_ids(store: Store, settings: Settings, period: Period, recipient: str) -> list[str]:
     """The outbound messages of `period` to (or copied to) `recipient`, as a recipient pack selects them."""
-    scope = Scope(period=period, recipient=recipient)
-    return [r[0] for r in fetch_all(store, f"SELECT id FROM ({selected_sql(scope)})", message_params(scope, settings))]
+    return selected_message_ids(store, settings, Scope(period=period, recipient=recipient))
 
 
 MESSAGES_TABLE = "_auditkit_report_messages"
