@@ -124,6 +124,24 @@ def test_run_exits_8_when_locked(tmp_path: Path) -> None:
     assert not (tmp_path / "2026Q3").exists()
 
 
+def test_run_with_an_unreachable_api_writes_the_pack_but_exits_4(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Port 9 (discard) on 127.0.0.1: nothing listens, every connection is refused.
+    monkeypatch.setenv("MULTIMAIL_API_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("MULTIMAIL_API_KEY", "mm_test_unreachable")
+    config = tmp_path / "auditkit.toml"
+    config.write_text("[harvest]\nmax_retries = 1\ntimeout_seconds = 2\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, [
+        "run", "--config", str(config), "--db", str(tmp_path / "s.duckdb"), "--period", "2026Q3",
+        "--out", str(tmp_path / "packs"),
+    ])
+    assert result.exit_code == 4, result.output
+    assert "was partial" in result.stderr and "rerun to complete it" in result.stderr
+    assert (tmp_path / "packs" / "2026Q3" / "manifest.json").is_file()
+    assert "mm_test_unreachable" not in result.output
+
+
 def test_group_is_a_click_group() -> None:
     assert isinstance(cli, click.Group)
 

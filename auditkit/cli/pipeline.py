@@ -12,7 +12,7 @@ import click
 
 import auditkit
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
-from auditkit.errors import EXIT_CONTROLS_FAILED, ConfigError
+from auditkit.errors import EXIT_CONTROLS_FAILED, ConfigError, SourceError
 from auditkit.findings import parse_period
 from auditkit.pipeline import PipelineResult, run_pipeline
 from auditkit.store import Store
@@ -36,6 +36,20 @@ def _print_result(result: PipelineResult, fail_on: str, as_json: bool) -> None:
     for r in failing:
         open_count = sum(f.state == "open" for f in r.findings)
         click.echo(f"  {r.id:8} {r.severity:6} {r.status:5} {open_count} open finding(s)  {r.title}")
+
+
+def _require_complete_harvest(result: PipelineResult) -> None:
+    """A pack from a partial harvest is written (it shows what the store holds), but the run
+    must not look compliant: a source that could not be reached is the tool failing (exit 4),
+    whatever the controls found in the data that did arrive."""
+    harvest = result.harvest
+    if harvest.get("outcome") != "ok":
+        errors = harvest.get("errors") or []
+        raise SourceError(
+            f"harvest {harvest.get('run_id')} was partial ({len(errors)} stage(s) failed"
+            + (f", first: {errors[0]}" if errors else "")
+            + f"); the pack in {result.pack_dir} covers only what the store holds; rerun to complete it"
+        )
 
 
 @cli.command()
@@ -64,7 +78,8 @@ def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
     reader never sees half a pack. Quiet when stderr is not a terminal.
 
     \b
-    Exit codes: 0 compliant, 10 controls failed, 3-8 the tool failed (see README).
+    Exit codes: 0 compliant, 10 controls failed, 3-8 the tool failed (see README); a
+    harvest that could not reach every source exits 4 after writing the pack.
 
     \b
     Examples:
@@ -84,6 +99,7 @@ def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
         log=_stage_logger(quiet=not sys.stderr.isatty()),
     )
     _print_result(result, fail_on, as_json)
+    _require_complete_harvest(result)
     if result.failing(fail_on):
         sys.exit(EXIT_CONTROLS_FAILED)
 
@@ -143,6 +159,7 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
             log=_stage_logger(quiet=as_json),
         )
     _print_result(result, "low", as_json)
+    _require_complete_harvest(result)
     if not as_json:
         click.echo(f"Open {out_dir / 'report.pdf'} (PDF) or {out_dir / 'report.html'}; "
                    f"check it with: auditkit verify {out_dir}")
