@@ -11,13 +11,16 @@
     ├── PackVerificationError     exit 7   `verify` found a pack file altered, added or removed
     └── RunLockedError            exit 8   another scheduled run holds the run lock
 
-Exit code 10 ("controls failed") is not an error: `check` and `run` return it when the
-tool worked and the evidence shows failing controls.
+Exit codes 10 and 11 are not errors: `check` and `run` return 10 ("controls failed") when
+the tool worked and the evidence shows failing controls, and 11 ("inconclusive") when none
+failed but a control at or above --fail-on could not reach a verdict, so compliance is not
+established (`findings.verdict_exit_code` decides).
 """
 
 from __future__ import annotations
 
 EXIT_CONTROLS_FAILED = 10
+EXIT_INCONCLUSIVE = 11
 
 
 class AuditkitError(Exception):

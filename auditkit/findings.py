@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from auditkit.errors import ConfigError
+from auditkit.errors import EXIT_CONTROLS_FAILED, EXIT_INCONCLUSIVE, ConfigError
 
-Status = Literal["pass", "fail", "not_applicable", "error"]
+Status = Literal["pass", "fail", "not_applicable", "inconclusive", "error"]
 FindingState = Literal["open", "waived", "review"]
 Severity = Literal["low", "medium", "high"]
 SEVERITY_RANK = {"low": 1, "medium": 2, "high": 3}
@@ -137,3 +138,33 @@ class ControlResult:
             "reference": self.reference,
             "findings": [f.to_dict() for f in self.findings],
         }
+
+
+def failing_controls(results: Sequence[ControlResult], fail_on: str) -> list[ControlResult]:
+    """Controls at or above `fail_on` with an open finding, or that could not be evaluated.
+
+    Waived and review findings do not fail a check: they are shown, not counted.
+    """
+    floor = SEVERITY_RANK[fail_on]
+    return [
+        r
+        for r in results
+        if SEVERITY_RANK[r.severity] >= floor
+        and (r.status == "error" or any(f.state == "open" for f in r.findings))
+    ]
+
+
+def inconclusive_controls(results: Sequence[ControlResult], fail_on: str) -> list[ControlResult]:
+    """Controls at or above `fail_on` that could not establish a verdict."""
+    floor = SEVERITY_RANK[fail_on]
+    return [r for r in results if SEVERITY_RANK[r.severity] >= floor and r.status == "inconclusive"]
+
+
+def verdict_exit_code(results: Sequence[ControlResult], fail_on: str) -> int:
+    """10 when a control fails at or above `fail_on`; else 11 when one there is inconclusive
+    (compliance not established, so never 0); else 0."""
+    if failing_controls(results, fail_on):
+        return EXIT_CONTROLS_FAILED
+    if inconclusive_controls(results, fail_on):
+        return EXIT_INCONCLUSIVE
+    return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 from auditkit.config import Settings
 from auditkit.errors import ConfigError
-from auditkit.findings import SEVERITY_RANK, ControlResult, Period
+from auditkit.findings import ControlResult, Period, failing_controls, inconclusive_controls
 from auditkit.runlock import run_lock
 from auditkit.store import Store
 
@@ -33,13 +33,10 @@ class PipelineResult:
 
     def failing(self, fail_on: str = "low") -> list[ControlResult]:
         """Controls with an open finding at or above `fail_on` severity."""
-        floor = SEVERITY_RANK[fail_on]
-        return [
-            r
-            for r in self.controls
-            if SEVERITY_RANK[r.severity] >= floor
-            and (r.status == "error" or any(f.state == "open" for f in r.findings))
-        ]
+        return failing_controls(self.controls, fail_on)
+
+    def inconclusive(self, fail_on: str = "low") -> list[ControlResult]:
+        return inconclusive_controls(self.controls, fail_on)
 
     def to_dict(self, fail_on: str = "low") -> dict[str, Any]:
         return {
@@ -52,6 +49,7 @@ class PipelineResult:
                 for r in self.controls
             },
             "failing_controls": [r.id for r in self.failing(fail_on)],
+            "inconclusive_controls": [r.id for r in self.inconclusive(fail_on)],
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 

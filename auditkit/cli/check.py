@@ -9,25 +9,20 @@ import click
 
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
 from auditkit.controls import catalogue, run_controls
-from auditkit.errors import EXIT_CONTROLS_FAILED
-from auditkit.findings import SEVERITY_RANK, ControlResult, Period, parse_period
+from auditkit.controls.context import ControlSettings
+from auditkit.findings import (
+    ControlResult,
+    Period,
+    failing_controls,
+    inconclusive_controls,
+    parse_period,
+    verdict_exit_code,
+)
 from auditkit.store import Store
+from auditkit.vocabulary import MEANINGS
+from auditkit.vocabulary_inference import observed_actions, resolve_vocabulary
 
 FAIL_ON = click.Choice(["low", "medium", "high"])
-
-
-def failing_results(results: Sequence[ControlResult], fail_on: str) -> list[ControlResult]:
-    """Controls at or above `fail_on` with an open finding, or that could not be evaluated.
-
-    Waived and review findings do not fail a check: they are shown, not counted.
-    """
-    floor = SEVERITY_RANK[fail_on]
-    return [
-        r
-        for r in results
-        if SEVERITY_RANK[r.severity] >= floor
-        and (r.status == "error" or any(f.state == "open" for f in r.findings))
-    ]
 
 
 def _period_dict(period: Period) -> dict[str, str]:
@@ -41,7 +36,7 @@ def _print_table(period: Period, results: Sequence[ControlResult], fail_on: str)
         click.echo(f"{r.id:8}  {r.severity:8}  {r.status:14}  {len(r.findings):>8}  {r.title}")
     lines = []
     for r in results:
-        if r.status in ("error", "not_applicable"):
+        if r.status in ("error", "not_applicable", "inconclusive"):
             lines.append(f"{r.id} {r.status}: {r.detail}")
         for f in r.findings:
             lines.append(f"{r.id} [{f.state}] {f.target_type} {f.target_id}: {f.reason}")
@@ -49,12 +44,18 @@ def _print_table(period: Period, results: Sequence[ControlResult], fail_on: str)
         click.echo("")
         for line in lines:
             click.echo(line)
-    failing = failing_results(results, fail_on)
+    failing = failing_controls(results, fail_on)
+    inconclusive = inconclusive_controls(results, fail_on)
     click.echo("")
     click.echo(
         f"{len(failing)} control(s) failing at or above {fail_on}"
         + (f": {', '.join(r.id for r in failing)}" if failing else "")
     )
+    if inconclusive:
+        click.echo(
+            f"{len(inconclusive)} control(s) inconclusive: {', '.join(r.id for r in inconclusive)}"
+            " (see `auditkit vocabulary`)"
+        )
 
 
 @cli.command()
@@ -97,8 +98,9 @@ def check(
     OVS-007 findings are informational (severity low), so use --fail-on medium to ignore them.
 
     \b
-    Exit codes: 0 no open finding at or above --fail-on, 10 controls failed,
-    3 bad option or config, 5 store missing or locked.
+    Exit codes: 0 no open finding at or above --fail-on, 10 controls failed, 11 none
+    failed but one was inconclusive (an audit-log meaning is unknown: see
+    `auditkit vocabulary`), 2 bad option, 3 bad config, 5 store missing or locked.
 
     \b
     Examples:
@@ -115,8 +117,8 @@ def check(
         echo_json({"period": _period_dict(the_period), "controls": [r.to_dict() for r in results]})
     else:
         _print_table(the_period, results, fail_on)
-    if failing_results(results, fail_on):
-        ctx.exit(EXIT_CONTROLS_FAILED)
+    if code := verdict_exit_code(results, fail_on):
+        ctx.exit(code)
 
 
 @cli.command("controls")
@@ -137,3 +139,55 @@ def controls_command(as_json: bool) -> None:
     for c in items:
         click.echo(f"{c.id:8}  {c.severity:8}  {c.applies_to:17}  {c.title}")
         click.echo(f"{'':8}  reference: {c.reference}")
+
+
+@cli.command("vocabulary")
+@store_options
+@json_option
+def vocabulary_command(db_path: Path | None, config_file: Path | None, as_json: bool) -> None:
+    """Show how the audit log is read: every action seen, and what each meaning maps to.
+
+    MultiMail documents no audit action names, so auditkit infers which actions mean
+    "email sent", "approved", "mode changed" and so on from the records themselves
+    (an entry at each email's approved_at, and so on), unless [controls.audit_actions]
+    names them. A meaning that cannot be established makes the controls that need it
+    inconclusive; this listing says where each meaning came from, with support counts.
+
+    \b
+    Examples:
+      auditkit vocabulary
+      auditkit vocabulary --json | jq '.meanings.approved'
+      # then, if a meaning is wrong or unknown, in auditkit.toml:
+      #   [controls.audit_actions]
+      #   approved = { action = "oversight.decide", metadata = { action = "approve" } }
+    """
+    settings = load_settings(config_file, db_path=db_path)
+    configured = ControlSettings.from_settings(settings).audit_actions
+    with Store(settings.db_path, read_only=True) as store:
+        con = store.con.cursor()
+        try:
+            vocabulary = resolve_vocabulary(con, configured)
+            actions = observed_actions(con)
+        finally:
+            con.close()
+    if as_json:
+        echo_json({"actions": actions, **vocabulary.to_dict()})
+        return
+    click.echo(f"{'ACTION':40}  {'COUNT':>9}  RESOURCE TYPES / METADATA KEYS")
+    for a in actions:
+        click.echo(
+            f"{(a['action'] or '(none)'):40}  {a['count']:>9,}  "
+            f"{', '.join(a['resource_types']) or '-'} / {', '.join(a['metadata_keys']) or '-'}"
+        )
+        if a["example"]:
+            click.echo(f"{'':40}  {'':>9}  e.g. {a['example']['id']}: {a['example']['metadata']}")
+    if not actions:
+        click.echo("(the audit log is empty)")
+    click.echo("")
+    click.echo(f"{'MEANING':18}  {'RECOGNISED AS':48}  SOURCE")
+    for meaning in MEANINGS:
+        mapping = vocabulary[meaning]
+        click.echo(f"{meaning:18}  {mapping.describe():48}  {mapping.provenance()}")
+    for family, counts in sorted(vocabulary.unexplained.items()):
+        listed = ", ".join(f"{a} ({n:,})" for a, n in counts.items())
+        click.echo(f"\nentries on {family} resources that no meaning explains: {listed}")

@@ -12,8 +12,8 @@ import click
 
 import auditkit
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
-from auditkit.errors import EXIT_CONTROLS_FAILED, ConfigError, SourceError
-from auditkit.findings import parse_period
+from auditkit.errors import ConfigError, SourceError
+from auditkit.findings import parse_period, verdict_exit_code
 from auditkit.pipeline import PipelineResult, run_pipeline
 from auditkit.store import Store
 
@@ -36,6 +36,8 @@ def _print_result(result: PipelineResult, fail_on: str, as_json: bool) -> None:
     for r in failing:
         open_count = sum(f.state == "open" for f in r.findings)
         click.echo(f"  {r.id:8} {r.severity:6} {r.status:5} {open_count} open finding(s)  {r.title}")
+    for r in result.inconclusive(fail_on):
+        click.echo(f"  {r.id:8} {r.severity:6} inconclusive: {r.detail}")
 
 
 def _require_complete_harvest(result: PipelineResult) -> None:
@@ -78,8 +80,9 @@ def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
     reader never sees half a pack. Quiet when stderr is not a terminal.
 
     \b
-    Exit codes: 0 compliant, 10 controls failed, 3-8 the tool failed (see README); a
-    harvest that could not reach every source exits 4 after writing the pack.
+    Exit codes: 0 compliant, 10 controls failed, 11 none failed but one was inconclusive,
+    3-8 the tool failed (see README); a harvest that could not reach every source exits 4
+    after writing the pack.
 
     \b
     Examples:
@@ -100,8 +103,8 @@ def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
     )
     _print_result(result, fail_on, as_json)
     _require_complete_harvest(result)
-    if result.failing(fail_on):
-        sys.exit(EXIT_CONTROLS_FAILED)
+    if code := verdict_exit_code(result.controls, fail_on):
+        sys.exit(code)
 
 
 def default_sample_data() -> Path:

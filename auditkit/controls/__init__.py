@@ -20,8 +20,9 @@ from auditkit.config import Settings
 from auditkit.controls.context import CheckContext, ControlSettings
 from auditkit.controls.waivers import Waiver, apply_waivers, parse_waivers
 from auditkit.errors import ConfigError
-from auditkit.findings import ControlResult, Finding, Period, Severity
+from auditkit.findings import ControlResult, Finding, Period, Severity, Status
 from auditkit.store import Store
+from auditkit.vocabulary import MEANINGS
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,12 @@ logger = logging.getLogger(__name__)
 # thresholds, severity. Wording-only edits to titles or rationales do not bump it.
 # 2026.11-1: ID-001 prefers independent archive DKIM; ID-002 and ID-003 added.
 # 2026.11-2: CS-003 no longer counts delivery-failure (bounce) suppressions as opt-outs.
-CATALOGUE_VERSION = "2026.11-2"
+# 2026.12-1: audit-log meanings inferred from the records (auditkit.vocabulary) instead of
+#   fixed names, and a new status `inconclusive` when one cannot be established; OVS-004
+#   also flags approval by any key holding the send scope and shows the approver's kind;
+#   CS-004 covers commercial and mixed mail only and accepts a prior exchange with the
+#   recipient; classifier cls-v2 and wider opt-out recognition (CS-001..CS-003).
+CATALOGUE_VERSION = "2026.12-1"
 
 APPLIES_TO = (
     "outbound_email",
@@ -47,13 +53,16 @@ APPLIES_TO = (
 class Outcome:
     """What a control's evaluation returns: how many targets it examined and what it found.
 
-    `not_applicable` set means nothing was in scope; its text says why.
+    `not_applicable` set means nothing was in scope; its text says why. `inconclusive` set
+    means the control could not establish a verdict (a meaning of the audit log it needs is
+    unknown): its text says what is missing and how to configure it.
     """
 
     checked: int
     findings: list[Finding] = field(default_factory=list)
     not_applicable: str | None = None
     detail: str = ""
+    inconclusive: str | None = None
 
 
 Evaluate = Callable[[CheckContext], Outcome]
@@ -69,6 +78,8 @@ class Control:
     applies_to: str
     sql: str  # the evidence query, shown in `auditkit controls --json` and the report
     evaluate: Evaluate
+    # The audit-log meanings (auditkit.vocabulary) the control reads.
+    meanings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +89,7 @@ class Control:
             "applies_to": self.applies_to,
             "rationale": self.rationale,
             "reference": self.reference,
+            "audit_meanings": list(self.meanings),
             "sql": self.sql.strip(),
         }
 
@@ -94,8 +106,10 @@ def control(
     reference: str,
     applies_to: str,
     sql: str,
+    meanings: tuple[str, ...] = (),
 ) -> Callable[[Evaluate], Evaluate]:
-    """Register an evaluation function as control `id`."""
+    """Register an evaluation function as control `id`; `meanings` names the audit-log
+    meanings it reads (documentation, and the README's † marks are checked against it)."""
 
     def register(fn: Evaluate) -> Evaluate:
         if id in _REGISTRY:
@@ -104,7 +118,12 @@ def control(
             raise ValueError(f"control {id}: severity {severity!r}")
         if applies_to not in APPLIES_TO:
             raise ValueError(f"control {id}: applies_to {applies_to!r}")
-        _REGISTRY[id] = Control(id, title, severity, rationale, reference, applies_to, sql, fn)
+        unknown = set(meanings) - set(MEANINGS)
+        if unknown:
+            raise ValueError(f"control {id}: unknown audit meanings {sorted(unknown)}")
+        _REGISTRY[id] = Control(
+            id, title, severity, rationale, reference, applies_to, sql, fn, tuple(meanings)
+        )
         return fn
 
     return register
@@ -202,8 +221,15 @@ def _run_one(ctl: Control, ctx: CheckContext, waivers: list[Waiver], today: date
         )
     findings = apply_waivers(outcome.findings, waivers, today)
     findings.sort(key=lambda f: (f.target_type, f.target_id, f.reason))
-    status = "fail" if any(f.state != "waived" for f in findings) else "pass"
+    status: Status = "fail" if any(f.state != "waived" for f in findings) else "pass"
     detail = outcome.detail
+    if outcome.inconclusive:
+        # What the control did establish still fails it; otherwise it is never a pass.
+        if status == "pass":
+            status = "inconclusive"
+            detail = "; ".join(d for d in (outcome.inconclusive, detail) if d)
+        else:
+            detail = "; ".join(d for d in (detail, "incomplete: " + outcome.inconclusive) if d)
     if ctl.applies_to == "commercial_email" and not detail:
         detail = f"classifier {CLASSIFIER_VERSION}"
     return ControlResult(

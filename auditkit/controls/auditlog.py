@@ -2,7 +2,8 @@
 
 AL-001 reports the integrity events the harvester records when a source record no longer
 matches what was first harvested. AL-002 cross-checks the two independent records of an
-approval: the email's own approval fields and the `oversight.approved` audit entry.
+approval: the email's own approval fields and the approval audit entry (as the vocabulary,
+`auditkit.vocabulary`, recognises it).
 """
 
 from __future__ import annotations
@@ -76,7 +77,9 @@ AL_002_SQL = (
     + """, disagreeing AS (
     SELECT * FROM records WHERE has_approval = (entry_id IS NULL)
 )
-SELECT d.*, json_extract_string(l.metadata, '$.reviewer') AS logged_reviewer
+SELECT d.*, list_filter(json_extract_string(l.metadata, ['$.reviewer', '$.approver',
+           '$.approved_by', '$.decided_by', '$.user']), lambda v: v IS NOT NULL)[1]
+           AS logged_reviewer
 FROM disagreeing d LEFT JOIN multimail_audit_log l ON l.id = d.entry_id
 ORDER BY d.id
 """
@@ -89,12 +92,15 @@ ORDER BY d.id
     severity="high",
     rationale=(
         "An approval must appear both on the email (approved_at/approved_by or decision) and as "
-        "an oversight.approved audit entry. One without the other means a record is missing or "
-        "was fabricated. Scope: outbound email created in the period with either record."
+        "an approval audit entry. One without the other means a record is missing or was "
+        "fabricated. Inconclusive when no audit action can be recognised as an approval "
+        "(`auditkit vocabulary`). Scope: outbound email created in the period with either "
+        "record."
     ),
     reference="multimail-api.md §8; can-spam.md §5",
     applies_to="audit_log",
     sql=AL_002_SQL,
+    meanings=("approved",),
 )
 def al_002(ctx: CheckContext) -> Outcome:
     if not ctx.scalar("SELECT count(*) FROM multimail_audit_log"):
@@ -106,6 +112,9 @@ def al_002(ctx: CheckContext) -> Outcome:
         return Outcome(
             0, not_applicable="no email in the period was approved or has an approval audit entry"
         )
+    if reason := ctx.missing("approved"):
+        return Outcome(checked, inconclusive=reason)
+    approval_entry = ctx.vocabulary["approved"].describe()
     findings = []
     for r in ctx.rows(AL_002_SQL):
         evidence = {
@@ -126,8 +135,7 @@ def al_002(ctx: CheckContext) -> Outcome:
                     "email",
                     r["id"],
                     f"The email shows an approval (by {r['approved_by'] or 'unknown'}) but the "
-                    "audit log has no "
-                    f"{ctx.actions['approved']} entry for it.",
+                    f"audit log has no approval entry ({approval_entry}) for it.",
                     evidence,
                 )
             )

@@ -28,6 +28,8 @@ from auditkit.classify import (
 from auditkit.config import Settings
 from auditkit.errors import ConfigError
 from auditkit.findings import Finding, FindingState, Period
+from auditkit.vocabulary import CHANGED_BY_PATHS, Matcher, Vocabulary, parse_configured
+from auditkit.vocabulary_inference import resolve_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -45,18 +47,6 @@ UNSENT_STATUSES = (
 )
 PENDING_APPROVAL_STATUSES = ("pending_send_approval", "pending_inbound_approval")
 
-# `[controls.audit_actions]` keys and the action names the sandbox emits (ARCHITECTURE.md).
-DEFAULT_AUDIT_ACTIONS: dict[str, str] = {
-    "email_sent": "email.sent",
-    "approved": "oversight.approved",
-    "rejected": "oversight.rejected",
-    "cancelled": "email.cancelled",
-    "mode_changed": "mailbox.oversight_mode_changed",
-    "key_created": "api_key.created",
-    "key_updated": "api_key.updated",
-    "key_revoked": "api_key.revoked",
-    "suppression_added": "suppression.added",
-}
 # Suppression reasons (matched as lower-case substrings) that record a failed delivery, not a
 # recipient's request: CS-003 does not count them as opt-outs. MultiMail documents no reason
 # strings; the sandbox uses hard_bounce, unsubscribe and spam_complaint.
@@ -76,7 +66,8 @@ class MailboxPolicy:
 class ControlSettings:
     reviewers: tuple[str, ...] = ()
     pending_limit_hours: float = DEFAULT_PENDING_LIMIT_HOURS
-    audit_actions: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_AUDIT_ACTIONS))
+    # Meanings named in `[controls.audit_actions]`; the rest are inferred (auditkit.vocabulary).
+    audit_actions: Mapping[str, tuple[Matcher, ...]] = field(default_factory=dict)
     mailboxes: Mapping[str, MailboxPolicy] = field(default_factory=dict)
     delivery_failure_reasons: tuple[str, ...] = DEFAULT_DELIVERY_FAILURE_REASONS
 
@@ -102,21 +93,7 @@ class ControlSettings:
                 f"controls.pending_limit_hours must be a positive number of hours, got {limit!r}"
             )
 
-        actions = dict(DEFAULT_AUDIT_ACTIONS)
-        overrides = section.get("audit_actions", {})
-        if not isinstance(overrides, Mapping):
-            raise ConfigError("controls.audit_actions must be a table ([controls.audit_actions])")
-        for key, value in overrides.items():
-            if key not in DEFAULT_AUDIT_ACTIONS:
-                raise ConfigError(
-                    f"controls.audit_actions.{key} is unknown; known keys: "
-                    f"{', '.join(sorted(DEFAULT_AUDIT_ACTIONS))}"
-                )
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(
-                    f"controls.audit_actions.{key} must be a non-empty action name, got {value!r}"
-                )
-            actions[key] = value.strip()
+        actions = parse_configured(section.get("audit_actions"))
 
         failures = section.get("delivery_failure_reasons", list(DEFAULT_DELIVERY_FAILURE_REASONS))
         if not isinstance(failures, list) or not all(
@@ -225,19 +202,23 @@ LEFT JOIN ak_mailbox_policy p ON p.address = l.mailbox_address
 
 
 def email_audit_sql(
-    param_prefix: str = "", emails: str | None = None, *, latest_decision: bool = False
+    vocabulary: Vocabulary, emails: str | None = None, *, latest_decision: bool = False
 ) -> str:
     """One pass over the audit log: what it says about each email (shared by the controls'
     `ak_email_audit` and the evidence pack's decision and sender columns).
 
-    Action names are bound as `$<param_prefix>email_sent`, `…approved`, `…rejected`,
-    `…cancelled`; `emails`, when given, is a relation whose `id`s limit the scan (a message
-    pack on a large store). "First" and "latest" order entries by (created_at, chain_seq):
-    the source's time, then harvest order for ties. Entry ids, not metadata, are kept
-    (parsing a million JSON documents is the expensive part); callers that need a metadata
-    field join back to the few entries they report on.
+    The entries of each meaning are those `vocabulary` recognises (auditkit.vocabulary):
+    an unknown meaning matches nothing, and the controls that need it say `inconclusive`.
+    `emails`, when given, is a relation whose `id`s limit the scan (a message pack on a
+    large store). "First" and "latest" order entries by (created_at, chain_seq): the
+    source's time, then harvest order for ties. Entry ids, not metadata, are kept (parsing
+    a million JSON documents is the expensive part); callers that need a metadata field
+    join back to the few entries they report on.
     """
-    p = param_prefix
+    sent, approved, rejected, cancelled = (
+        vocabulary.predicate(m) for m in ("email_sent", "approved", "rejected", "cancelled")
+    )
+    decided = f"({approved} OR {rejected} OR {cancelled})"
     # One integer key (microseconds, then chain_seq in the low 40 bits): a deterministic
     # tie-break at about a third of the cost of ordering by a (created_at, chain_seq) struct.
     order = "((epoch_us(created_at)::HUGEINT << 40) + chain_seq)"
@@ -246,61 +227,65 @@ def email_audit_sql(
     # control needs it, so the check does not pay for it.
     latest = (
         f""",
-       arg_max(CASE action WHEN ${p}approved THEN 'approved' WHEN ${p}rejected THEN 'rejected'
-                           ELSE 'cancelled' END, {order})
-           FILTER (WHERE action IN (${p}approved, ${p}rejected, ${p}cancelled))
-           AS latest_decision,
-       arg_max(id, {order}) FILTER (WHERE action IN (${p}approved, ${p}rejected, ${p}cancelled))
-           AS latest_decision_entry_id"""
+       arg_max(CASE WHEN {approved} THEN 'approved' WHEN {rejected} THEN 'rejected'
+                    ELSE 'cancelled' END, {order}) FILTER (WHERE {decided}) AS latest_decision,
+       arg_max(id, {order}) FILTER (WHERE {decided}) AS latest_decision_entry_id"""
         if latest_decision
         else ""
     )
     return f"""
 SELECT resource_id AS email_id,
-       arg_min(id, {order}) FILTER (WHERE action = ${p}email_sent) AS sent_entry_id,
-       arg_min(actor_key_id, {order}) FILTER (WHERE action = ${p}email_sent) AS sender_key,
-       arg_min(id, {order}) FILTER (WHERE action = ${p}approved) AS approval_entry_id,
-       min(created_at) FILTER (WHERE action = ${p}approved) AS approval_logged_at,
-       arg_min(actor_key_id, {order}) FILTER (WHERE action = ${p}approved) AS approver_key,
-       nullif(concat_ws(', ', CASE WHEN bool_or(action = ${p}rejected) THEN ${p}rejected END,
-                        CASE WHEN bool_or(action = ${p}cancelled) THEN ${p}cancelled END),
-                            '') AS stop_actions,
-       min(created_at) FILTER (WHERE action IN (${p}rejected, ${p}cancelled)) AS stopped_at,
-       min(created_at) FILTER (WHERE action IN (${p}approved, ${p}rejected, ${p}cancelled))
-           AS decided_at{latest}
+       arg_min(id, {order}) FILTER (WHERE {sent}) AS sent_entry_id,
+       arg_min(actor_key_id, {order}) FILTER (WHERE {sent}) AS sender_key,
+       arg_min(id, {order}) FILTER (WHERE {approved}) AS approval_entry_id,
+       min(created_at) FILTER (WHERE {approved}) AS approval_logged_at,
+       arg_min(actor_key_id, {order}) FILTER (WHERE {approved}) AS approver_key,
+       nullif(concat_ws(', ', CASE WHEN bool_or({rejected}) THEN 'rejected' END,
+                        CASE WHEN bool_or({cancelled}) THEN 'cancelled' END), '') AS stop_actions,
+       min(created_at) FILTER (WHERE {rejected} OR {cancelled}) AS stopped_at,
+       min(created_at) FILTER (WHERE {decided}) AS decided_at{latest}
 FROM multimail_audit_log
-WHERE action IN (${p}email_sent, ${p}approved, ${p}rejected, ${p}cancelled) {limit}
+WHERE ({sent} OR {decided}) {limit}
 GROUP BY resource_id
 """
 
 
-EMAIL_AUDIT_SQL = "CREATE OR REPLACE TEMP TABLE ak_email_audit AS " + email_audit_sql()
-# For a check of chosen messages: the audit log pass reads only their entries.
-SCOPED_EMAIL_AUDIT_SQL = "CREATE OR REPLACE TEMP TABLE ak_email_audit AS " + email_audit_sql(
-    emails="SELECT id FROM ak_scope"
-)
+def email_audit_table_sql(vocabulary: Vocabulary, scoped: bool) -> str:
+    """`ak_email_audit`; a check of chosen messages reads only their entries."""
+    return "CREATE OR REPLACE TEMP TABLE ak_email_audit AS " + email_audit_sql(
+        vocabulary, "SELECT id FROM ak_scope" if scoped else None
+    )
 
 
-def mode_at_send_sql(emails: str, mode_changed_param: str = "mode_changed") -> str:
+def mode_changes_sql(vocabulary: Vocabulary) -> str:
+    """Every oversight-mode change the vocabulary recognises, with the modes it names:
+    (mailbox_id, entry_id, changed_at, chain_seq, actor_key_id, mode_from, mode_to,
+    changed_by)."""
+    return f"""
+    SELECT resource_id AS mailbox_id, id AS entry_id, created_at AS changed_at, chain_seq,
+           actor_key_id, {vocabulary.old_mode_sql()} AS mode_from,
+           {vocabulary.new_mode_sql()} AS mode_to,
+           list_filter(json_extract_string(metadata, {list(CHANGED_BY_PATHS)!r}),
+                       lambda v: v IS NOT NULL)[1] AS changed_by
+    FROM multimail_audit_log
+    WHERE {vocabulary.predicate("mode_changed")}"""
+
+
+def mode_at_send_sql(emails: str, vocabulary: Vocabulary) -> str:
     """The oversight mode in force when each email of `emails` was created (one shared
     reconstruction for the controls and the evidence pack).
 
-    `emails` is a relation with (id, mailbox_id, created_at); `$<mode_changed_param>` names
-    the mode-change audit action. Returns (email_id, mode, source, entry_id): source is
-    `audit_log` (the `to` mode of the latest change at or before created_at — ties broken
-    by chain_seq — or, before the first change, that change's `from` mode; `entry_id` is
-    the entry relied on) or `current_mailbox` (no change on record for the mailbox, or no
-    created_at to place the email). Each mailbox's modes become [valid_from, valid_to)
-    intervals: an equi-join on the few intervals per mailbox is ~3x cheaper than an ASOF
-    join over a million emails.
+    `emails` is a relation with (id, mailbox_id, created_at). Returns (email_id, mode,
+    source, entry_id): source is `audit_log` (the new mode of the latest change at or
+    before created_at — ties broken by chain_seq — or, before the first change, that
+    change's old mode; `entry_id` is the entry relied on) or `current_mailbox` (no change
+    on record for the mailbox, or no created_at to place the email). Each mailbox's modes
+    become [valid_from, valid_to) intervals: an equi-join on the few intervals per mailbox
+    is ~3x cheaper than an ASOF join over a million emails.
     """
     return f"""
 WITH ak_mode_changes AS (
-    SELECT resource_id AS mailbox_id, id AS entry_id, created_at AS changed_at, chain_seq,
-           json_extract_string(metadata, '$.from') AS mode_from,
-           json_extract_string(metadata, '$.to') AS mode_to
-    FROM multimail_audit_log
-    WHERE action = ${mode_changed_param} AND created_at IS NOT NULL
+    SELECT * FROM ({mode_changes_sql(vocabulary)}) WHERE changed_at IS NOT NULL
 ), ak_mode_intervals AS (
     SELECT mailbox_id, changed_at AS valid_from,
            lead(changed_at) OVER (PARTITION BY mailbox_id ORDER BY changed_at, chain_seq, entry_id)
@@ -319,7 +304,7 @@ WITH ak_mode_changes AS (
 -- email meets at most one: a plain LEFT JOIN, no aggregation.
 SELECT e.id AS email_id,
        coalesce(iv.mode, m.oversight_mode) AS mode,
-       -- A change entry without the mode (metadata lacks from/to) tells nothing.
+       -- A change entry that names no mode tells nothing.
        CASE WHEN iv.mode IS NOT NULL THEN 'audit_log'
             WHEN m.oversight_mode IS NOT NULL THEN 'current_mailbox' END AS source,
        CASE WHEN iv.mode IS NOT NULL THEN iv.entry_id END AS entry_id,
@@ -344,9 +329,11 @@ class CheckContext:
         period: Period,
         now: datetime,
         message_ids: Sequence[str] | None = None,
+        vocabulary: Vocabulary | None = None,
     ) -> None:
         self.con = con
         self.settings = settings
+        self._vocabulary = vocabulary
         self.rules = rules
         self.period = period
         self.now = now
@@ -357,8 +344,20 @@ class CheckContext:
         self._classified = False
 
     @property
-    def actions(self) -> Mapping[str, str]:
-        return self.settings.audit_actions
+    def vocabulary(self) -> Vocabulary:
+        """What the audit log's actions mean: configured, else inferred from this store.
+        Resolved on first use, inside a control's run, so a broken store is that control's
+        `error` rather than the whole check's."""
+        if self._vocabulary is None:
+            self._vocabulary = resolve_vocabulary(self.con, self.settings.audit_actions)
+        return self._vocabulary
+
+    def missing(self, *meanings: str) -> str | None:
+        """One line on the first meaning the control needs that cannot be relied on."""
+        for meaning in meanings:
+            if reason := self.vocabulary.missing(meaning):
+                return reason
+        return None
 
     @property
     def evaluated_at(self) -> datetime:
@@ -409,10 +408,7 @@ class CheckContext:
                 message_ids=list(self.message_ids or ()),
             ),
         )
-        self.con.execute(
-            EMAIL_AUDIT_SQL if self.message_ids is None else SCOPED_EMAIL_AUDIT_SQL,
-            {k: self.actions[k] for k in ("email_sent", "approved", "rejected", "cancelled")},
-        )
+        self.con.execute(email_audit_table_sql(self.vocabulary, self.message_ids is not None))
         self._prepared = True
 
     def classified(self) -> str:

@@ -19,7 +19,9 @@ from auditkit.controls.context import (
     PENDING_APPROVAL_STATUSES,
     CheckContext,
     mode_at_send_sql,
+    mode_changes_sql,
 )
+from auditkit.vocabulary import SYMBOLIC, Vocabulary, sql_literal
 
 OVERSIGHT_REF = "multimail-api.md §6–8; 15 U.S.C. § 7705 / FTC guide (monitor those acting for you)"
 
@@ -27,7 +29,10 @@ OVERSIGHT_REF = "multimail-api.md §6–8; 15 U.S.C. § 7705 / FTC guide (monito
 # The mode reconstruction reads the temp table, not the `delivered` CTE (a CTE referenced
 # twice is planned twice).
 DELIVERED_KEYS = "SELECT id, mailbox_id, created_at FROM ak_scope WHERE is_delivered"
-OVS_001_SQL = f"""
+
+
+def ovs_001_sql(vocabulary: Vocabulary) -> str:
+    return f"""
 WITH delivered AS (
     -- Mail that was rejected or cancelled is OVS-003's concern, not "sent without a decision".
     SELECT s.* FROM ak_scope s LEFT JOIN ak_email_audit a ON a.email_id = s.id
@@ -41,13 +46,16 @@ WITH delivered AS (
                 WHEN m.source = 'audit_log' THEN 'audit entry ' || m.entry_id
                 ELSE 'current mailbox setting (no mode change logged)' END AS mode_source
     FROM delivered d
-    JOIN ({mode_at_send_sql(DELIVERED_KEYS)}) m ON m.email_id = d.id
+    JOIN ({mode_at_send_sql(DELIVERED_KEYS, vocabulary)}) m ON m.email_id = d.id
 )
 SELECT id, mailbox_id, mailbox_address, created_at, delivered_at, mode_at_send, mode_source
 FROM moded
 WHERE list_contains($gated_modes, mode_at_send) AND NOT has_approval
 ORDER BY id
 """
+
+
+OVS_001_SQL = ovs_001_sql(SYMBOLIC)
 
 
 @control(
@@ -58,22 +66,25 @@ ORDER BY id
         "A mailbox in gated_send or gated_all mode must hold outbound mail until a human "
         "approves it; flags delivered mail with neither an approval nor a decision "
         "(rejected/cancelled mail that went out anyway is OVS-003). The mode in force is "
-        "reconstructed at the email's created_at (when the agent submitted it) from "
-        "mailbox.oversight_mode_changed audit entries, not from today's setting; before the "
-        "first logged change the mode is that change's 'from', and with no logged change the "
-        "current mode applies. Scope: outbound email created in the period and delivered."
+        "reconstructed at the email's created_at (when the agent submitted it) from the audit "
+        "log's mode-change entries (as `auditkit vocabulary` recognises them), not from "
+        "today's setting; before the first logged change the mode is that change's old mode, "
+        "and with no logged change the current mode applies. Inconclusive when the log has "
+        "mailbox entries none of which can be recognised as a mode change. Scope: outbound "
+        "email created in the period and delivered."
     ),
     reference=OVERSIGHT_REF,
     applies_to="outbound_email",
     sql=OVS_001_SQL,
+    meanings=("mode_changed", "rejected", "cancelled"),
 )
 def ovs_001(ctx: CheckContext) -> Outcome:
     checked = ctx.scalar("SELECT count(*) FROM ak_scope WHERE is_delivered")
     if not checked:
         return Outcome(0, not_applicable="no outbound email created in the period was delivered")
-    rows = ctx.rows(
-        OVS_001_SQL, mode_changed=ctx.actions["mode_changed"], gated_modes=list(GATED_MODES)
-    )
+    if reason := ctx.missing("mode_changed"):
+        return Outcome(checked, inconclusive=reason)
+    rows = ctx.rows(ovs_001_sql(ctx.vocabulary), gated_modes=list(GATED_MODES))
     findings = [
         ctx.finding(
             "email",
@@ -150,13 +161,14 @@ ORDER BY s.id
     title="Rejected or cancelled mail delivered anyway",
     severity="high",
     rationale=(
-        "A reviewer's rejection (status, guide-shape decision, or an oversight.rejected audit "
-        "entry) or a cancellation must stop the message. Scope: outbound email created in the "
+        "A reviewer's rejection (status, guide-shape decision, or a rejection audit entry) or "
+        "a cancellation must stop the message. Scope: outbound email created in the "
         "period that was rejected or cancelled by any of those signals."
     ),
     reference=OVERSIGHT_REF,
     applies_to="outbound_email",
     sql=OVS_003_SQL,
+    meanings=("rejected", "cancelled"),
 )
 def ovs_003(ctx: CheckContext) -> Outcome:
     rows = ctx.rows(OVS_003_SQL)
@@ -187,45 +199,83 @@ def ovs_003(ctx: CheckContext) -> Outcome:
 
 
 # --- OVS-004 -------------------------------------------------------------------------------
-OVS_004_SQL = """
+# Where an approval entry's metadata may name the person who decided.
+REVIEWER_PATHS = ("$.reviewer", "$.approver", "$.approved_by", "$.decided_by", "$.user")
+
+
+def approver_kind_sql(approver: str, approver_key: str, approval_entry_id: str) -> str:
+    """What kind of identity approved: `key` (a known API key id, or an `mm_` key), `person`
+    (an email address), `session` (an approval-page session: the id says so, or the approval
+    entry was written by no key), `unknown` otherwise. Shared with the evidence pack."""
+    return f"""CASE
+        WHEN {approver} IS NULL THEN NULL
+        WHEN {approver} IN (SELECT lower(id) FROM multimail_api_keys)
+             OR {approver} LIKE 'mm\\_%' ESCAPE '\\' THEN 'key'
+        WHEN {approver} LIKE '%@%' THEN 'person'
+        WHEN {approver} = lower({approver_key}) THEN 'key'
+        WHEN {approver} LIKE '%sess%'
+             OR ({approval_entry_id} IS NOT NULL AND {approver_key} IS NULL) THEN 'session'
+        ELSE 'unknown' END"""
+
+
+OVS_004_SQL = f"""
 WITH operator AS (
     SELECT lower(min(oversight_email)) AS operator_email FROM multimail_account
+), keys AS (
+    SELECT lower(id) AS key_id, list_contains(scopes, 'send') AS can_send FROM multimail_api_keys
 ), approved AS (
     SELECT s.id, s.approved_by, s.approved_at, s.agent, a.approver_key, a.sender_key,
            a.sent_entry_id, a.approval_entry_id
     FROM ak_scope s LEFT JOIN ak_email_audit a ON a.email_id = s.id
     WHERE s.has_approval
-), logged_agent AS (      -- agent from the email.sent entry, only where the email has none
+), logged_agent AS (      -- agent from the send entry, only where the email has none
     SELECT ap.id, json_extract_string(l.metadata, '$.agent') AS agent
     FROM approved ap JOIN multimail_audit_log l ON l.id = ap.sent_entry_id
     WHERE ap.agent IS NULL
-), logged_reviewer AS (   -- reviewer from the approval entry, only where approved_by is empty
-    SELECT ap.id, json_extract_string(l.metadata, '$.reviewer') AS reviewer
+), logged_reviewer AS (   -- who decided, from the approval entry, where approved_by is empty
+    SELECT ap.id, list_filter(json_extract_string(l.metadata, {list(REVIEWER_PATHS)!r}),
+                              lambda v: v IS NOT NULL)[1] AS reviewer
     FROM approved ap JOIN multimail_audit_log l ON l.id = ap.approval_entry_id
     WHERE ap.approved_by IS NULL
 ), judged AS (
     SELECT ap.id, ap.approved_by, ap.approved_at, lr.reviewer AS logged_reviewer, ap.approver_key,
            ap.sender_key, coalesce(ap.agent, la.agent) AS agent, o.operator_email,
-           lower(trim(coalesce(ap.approved_by, lr.reviewer))) AS approver
+           ap.approval_entry_id,
+           lower(trim(coalesce(ap.approved_by, lr.reviewer, ap.approver_key))) AS approver
     FROM approved ap
     LEFT JOIN logged_agent la ON la.id = ap.id
     LEFT JOIN logged_reviewer lr ON lr.id = ap.id
     CROSS JOIN operator o
+), kinded AS (
+    SELECT j.*, {approver_kind_sql("j.approver", "j.approver_key", "j.approval_entry_id")}
+               AS approver_kind
+    FROM judged j
+), keyed AS (
+    -- The key that approved: the approver itself when it is a key, else the approval
+    -- entry's actor (a person approving through a reviewers' console key).
+    SELECT k.*, CASE WHEN approver_kind = 'key' THEN approver ELSE lower(approver_key) END
+                    AS approving_key
+    FROM kinded k
 ), flagged AS (
-    SELECT *,
-           coalesce(approver = lower(sender_key), false)
-             OR coalesce(approver = lower(agent), false)
-             OR coalesce(approver_key = sender_key, false)
+    SELECT ky.*, coalesce(kk.can_send, false) AS approving_key_can_send,
+           coalesce(ky.approver = lower(ky.sender_key), false)
+             OR coalesce(ky.approver = lower(ky.agent), false)
+             OR coalesce(ky.approving_key = lower(ky.sender_key), false)
              -- no key and no agent logged: the operator sent it by hand
-             OR (sender_key IS NULL AND agent IS NULL AND coalesce(approver = operator_email,
-                 false))
-             AS self_approved,
+             OR (ky.sender_key IS NULL AND ky.agent IS NULL
+                 AND coalesce(ky.approver = ky.operator_email, false)) AS self_approved,
            len($reviewers::VARCHAR[]) > 0
-             AND (approver IS NULL OR NOT list_contains($reviewers::VARCHAR[],
-                 approver)) AS not_a_reviewer
-    FROM judged
+             AND (ky.approver IS NULL OR NOT list_contains($reviewers::VARCHAR[], ky.approver))
+             -- a reviewers list of people says nothing about a key or a session
+             AND (ky.approver_kind NOT IN ('key', 'session') OR $reviewers_name_ids)
+             AS not_a_reviewer,
+           len($reviewers::VARCHAR[]) > 0 AND NOT $reviewers_name_ids
+             AND ky.approver_kind IN ('key', 'session') AS not_checkable
+    FROM keyed ky LEFT JOIN keys kk ON kk.key_id = ky.approving_key
 )
-SELECT * FROM flagged WHERE self_approved OR not_a_reviewer ORDER BY id
+SELECT * FROM flagged
+WHERE self_approved OR not_a_reviewer OR approving_key_can_send OR not_checkable
+ORDER BY id
 """
 
 
@@ -234,28 +284,50 @@ SELECT * FROM flagged WHERE self_approved OR not_a_reviewer ORDER BY id
     title="Self-approval or approval by someone who is not a reviewer",
     severity="high",
     rationale=(
-        "Segregation of duties: the approver must not be the message's author — the sending key "
-        "(actor_key_id of its email.sent audit entry), the agent, or, for mail sent without key "
-        "or agent, the operator — and, when [controls] reviewers is configured, must be on that "
-        "list. Scope: approved outbound email created in the period."
+        "Segregation of duties: the approver must not be the message's author — the sending "
+        "key (actor of its send audit entry), the agent, or, for mail sent without key or "
+        "agent, the operator — nor any API key holding the send scope (an agent's key), and, "
+        "when [controls] reviewers is configured, must be on that list. The approver is "
+        "approved_by, else the person the approval entry names, else the approval entry's key; "
+        "its kind (person, key, session) is shown. A reviewers list of people is not applied "
+        "to approvals by a key or an approval-page session unless it also names ids; those "
+        "are counted in the detail. Without a recognisable send entry, self-approval by the "
+        "sending key cannot be checked and the control is inconclusive unless something else "
+        "fails. Scope: approved outbound email created in the period."
     ),
     reference=OVERSIGHT_REF + "; can-spam.md §5 (segregation of duties)",
     applies_to="outbound_email",
     sql=OVS_004_SQL,
+    meanings=("email_sent", "approved"),
 )
 def ovs_004(ctx: CheckContext) -> Outcome:
     checked = ctx.scalar("SELECT count(*) FROM ak_scope WHERE has_approval")
     if not checked:
         return Outcome(0, not_applicable="no approved email was created in the period")
-    rows = ctx.rows(OVS_004_SQL, reviewers=list(ctx.settings.reviewers))
+    reviewers = list(ctx.settings.reviewers)
+    rows = ctx.rows(
+        OVS_004_SQL,
+        reviewers=reviewers,
+        reviewers_name_ids=any("@" not in r for r in reviewers),
+    )
     findings = []
+    unchecked = 0
     for r in rows:
         reasons = []
-        approver = r["approved_by"] or r["logged_reviewer"] or r["approver_key"] or "(unknown)"
+        approver = r["approver"] or "(unknown)"
+        kind = r["approver_kind"] or "unknown"
         if r["self_approved"]:
-            reasons.append(f"approved by its own author ({approver})")
+            reasons.append(f"approved by its own author ({kind} {approver})")
+        elif r["approving_key_can_send"]:
+            reasons.append(
+                f"approved by API key {r['approving_key']}, which holds the send scope "
+                "(an agent's key)"
+            )
         if r["not_a_reviewer"]:
             reasons.append(f"approver {approver} is not in [controls] reviewers")
+        if not reasons:
+            unchecked += r["not_checkable"]
+            continue
         findings.append(
             ctx.finding(
                 "email",
@@ -266,32 +338,55 @@ def ovs_004(ctx: CheckContext) -> Outcome:
                     for k in (
                         "approved_by",
                         "approved_at",
+                        "approver",
+                        "approver_kind",
                         "logged_reviewer",
                         "approver_key",
                         "sender_key",
                         "agent",
                         "self_approved",
+                        "approving_key_can_send",
                         "not_a_reviewer",
                     )
                 },
             )
         )
-    return Outcome(checked, findings)
+    detail = (
+        f"{unchecked} approval(s) by an API key or approval-page session were not checked "
+        "against [controls] reviewers, which names people only"
+        if unchecked
+        else ""
+    )
+    return Outcome(checked, findings, detail=detail, inconclusive=ctx.missing("email_sent"))
 
 
 # --- OVS-005 -------------------------------------------------------------------------------
-OVS_005_SQL = """
+def ovs_005_sql(vocabulary: Vocabulary) -> str:
+    key_meaning = " ".join(
+        f"WHEN {vocabulary.predicate(m, 'a.')} THEN {sql_literal(m)}"
+        for m in ("key_created", "key_updated", "key_revoked")
+    )
+    return f"""
+WITH history AS (
+    SELECT a.resource_id, a.id, a.created_at, CASE {key_meaning} END AS meaning,
+           coalesce(a.metadata -> '$.scopes', a.metadata -> '$.changes.scopes[1]',
+                    a.metadata -> '$.changes.scopes.to') AS scopes
+    FROM multimail_audit_log a
+    WHERE a.resource_id IN (SELECT id FROM multimail_api_keys)
+)
 SELECT k.id, k.name, k.prefix, k.scopes, k.created_at, k.is_active, k.last_used_at,
-       list(struct_pack(at := a.created_at, action := a.action, entry_id := a.id,
-                        scopes := a.metadata -> '$.scopes') ORDER BY a.created_at, a.id)
-         FILTER (WHERE a.id IS NOT NULL) AS history
+       list(struct_pack(at := h.created_at, action := h.meaning, entry_id := h.id,
+                        scopes := h.scopes) ORDER BY h.created_at, h.id)
+         FILTER (WHERE h.meaning IS NOT NULL) AS history
 FROM multimail_api_keys k
-LEFT JOIN multimail_audit_log a
-       ON a.resource_id = k.id AND a.action IN ($key_created, $key_updated, $key_revoked)
+LEFT JOIN history h ON h.resource_id = k.id
 WHERE k.created_at IS NULL OR k.created_at < $end
 GROUP BY ALL
 ORDER BY k.id
 """
+
+
+OVS_005_SQL = ovs_005_sql(SYMBOLIC)
 DUTY_CONFLICT = frozenset({"send", "oversight"})
 
 
@@ -350,27 +445,23 @@ def _scope_intervals(
     rationale=(
         "A key holding both send and oversight scopes lets an agent approve its own mail. Flags "
         "keys created before the period ended that held both scopes at some time during the "
-        "period while active (scope history from api_key.created/updated audit entries, else the "
-        "current scopes; revocation time from api_key.revoked entries). An inactive key with no "
+        "period while active (scope history from the key creation and scope-change audit "
+        "entries, else the current scopes; revocation time from key revocation entries). An inactive key with no "
         "revocation record and no use in the period is flagged for review."
     ),
     reference="multimail-api.md §1, §4.11 (separation of duties)",
     applies_to="api_key",
     sql=OVS_005_SQL,
+    meanings=("key_created", "key_updated", "key_revoked"),
 )
 def ovs_005(ctx: CheckContext) -> Outcome:
-    keys = ctx.rows(
-        OVS_005_SQL,
-        key_created=ctx.actions["key_created"],
-        key_updated=ctx.actions["key_updated"],
-        key_revoked=ctx.actions["key_revoked"],
-    )
+    if reason := ctx.missing("key_created", "key_updated", "key_revoked"):
+        return Outcome(0, inconclusive=reason)
+    keys = ctx.rows(ovs_005_sql(ctx.vocabulary))
     start, end = ctx.period.start_at, ctx.period.end_before
     findings, checked = [], 0
     for key in keys:
-        intervals, revoked_at = _scope_intervals(
-            key, ctx.actions["key_created"], ctx.actions["key_revoked"]
-        )
+        intervals, revoked_at = _scope_intervals(key, "key_created", "key_revoked")
         active_until = revoked_at
         state = "open"
         if not key["is_active"] and revoked_at is None:
@@ -449,6 +540,7 @@ ORDER BY id
     reference=OVERSIGHT_REF,
     applies_to="outbound_email",
     sql=OVS_006_SQL,
+    meanings=("approved", "rejected", "cancelled"),
 )
 def ovs_006(ctx: CheckContext) -> Outcome:
     at = ctx.evaluated_at
@@ -480,15 +572,17 @@ def ovs_006(ctx: CheckContext) -> Outcome:
 
 
 # --- OVS-007 -------------------------------------------------------------------------------
-OVS_007_SQL = """
-SELECT a.id AS entry_id, a.resource_id AS mailbox_id, m.address, a.actor_key_id, a.created_at,
-       json_extract_string(a.metadata, '$.from') AS from_mode,
-       json_extract_string(a.metadata, '$.to') AS to_mode,
-       json_extract_string(a.metadata, '$.changed_by') AS changed_by
-FROM multimail_audit_log a LEFT JOIN multimail_mailboxes m ON m.id = a.resource_id
-WHERE a.action = $mode_changed AND a.created_at >= $start AND a.created_at < $end
-ORDER BY a.created_at, a.id
+def ovs_007_sql(vocabulary: Vocabulary) -> str:
+    return f"""
+SELECT c.entry_id, c.mailbox_id, m.address, c.actor_key_id, c.changed_at AS created_at,
+       c.mode_from AS from_mode, c.mode_to AS to_mode, c.changed_by
+FROM ({mode_changes_sql(vocabulary)}) c LEFT JOIN multimail_mailboxes m ON m.id = c.mailbox_id
+WHERE c.changed_at >= $start AND c.changed_at < $end
+ORDER BY c.changed_at, c.entry_id
 """
+
+
+OVS_007_SQL = ovs_007_sql(SYMBOLIC)
 
 
 @control(
@@ -496,19 +590,22 @@ ORDER BY a.created_at, a.id
     title="Oversight mode changed (informational)",
     severity="low",
     rationale=(
-        "Informational: every mailbox.oversight_mode_changed audit entry whose created_at falls "
-        "in the period becomes a finding with who, when, from and to, so reviewers can confirm "
+        "Informational: every oversight-mode change in the audit log (as `auditkit vocabulary` "
+        "recognises them) whose created_at falls in the period becomes a finding with who, when, from and to, so reviewers can confirm "
         "each change was authorised. Findings make the status 'fail', which only affects the "
         "exit code with --fail-on low (the default); use --fail-on medium to ignore them."
     ),
     reference=OVERSIGHT_REF,
     applies_to="audit_log",
     sql=OVS_007_SQL,
+    meanings=("mode_changed",),
 )
 def ovs_007(ctx: CheckContext) -> Outcome:
     mailboxes = ctx.scalar("SELECT count(*) FROM multimail_mailboxes")
     if not mailboxes:
         return Outcome(0, not_applicable="no mailboxes were harvested")
+    if reason := ctx.missing("mode_changed"):
+        return Outcome(mailboxes, inconclusive=reason)
     findings = [
         ctx.finding(
             "audit_entry",
@@ -519,6 +616,6 @@ def ovs_007(ctx: CheckContext) -> Outcome:
             f"{r['created_at']:%Y-%m-%d %H:%M} UTC.",
             r,
         )
-        for r in ctx.rows(OVS_007_SQL, mode_changed=ctx.actions["mode_changed"])
+        for r in ctx.rows(ovs_007_sql(ctx.vocabulary))
     ]
     return Outcome(mailboxes, findings)

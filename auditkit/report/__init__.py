@@ -27,17 +27,20 @@ from auditkit.pack import staged_pack_dir, write_manifest
 from auditkit.report import csv_export
 from auditkit.report.context import (
     SNAPSHOT_TABLES,
+    VOCABULARY_SHOWN,
     MessageTable,
     Scope,
     build_context,
     data_as_of,
     finding_rows,
     message_params,
+    pack_vocabulary,
     scoped_results,
     selected_message_ids,
 )
 from auditkit.report.pdf import render_html, render_pdf
 from auditkit.store import Store
+from auditkit.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +123,7 @@ def write_pack(
         if scope.message_ids is not None and (missing := sorted(set(scope.message_ids) - in_scope)):
             raise ReportError(f"no outbound message with id {', '.join(missing[:10])} in the store")
     results = scoped_results(results, scope, in_scope)
+    vocabulary = pack_vocabulary(store, settings)
     snapshot = store.snapshot_digest(SNAPSHOT_TABLES)
     logger.info("pack: store snapshot digest after %.1fs", time.perf_counter() - started)
     version = catalogue_version(str(settings.controls.get("catalogue_version", "unversioned")))
@@ -127,7 +131,7 @@ def write_pack(
     as_of = data_as_of(store, period)
     counts: dict[str, int] = {}
     findings = [f for r in results for f in r.findings]
-    with _memory_limit(store, PACK_MEMORY_LIMIT), MessageTable(store, scope, settings, findings) as table, \
+    with _memory_limit(store, PACK_MEMORY_LIMIT), MessageTable(store, scope, settings, findings, vocabulary) as table, \
             staged_pack_dir(Path(out_dir)) as stage, ExitStack() as background:
         pdf_job = None
         logger.info("pack: messages materialised after %.1fs", time.perf_counter() - started)
@@ -135,6 +139,7 @@ def write_pack(
             context = build_context(
                 store, settings, scope, results, table, sample_size=sample_size, seed=seed,
                 snapshot_digest=snapshot, catalogue_version=version, parameters=parameters,
+                vocabulary=vocabulary,
                 **({"flagged_cap": max_flagged_pages} if max_flagged_pages is not None else {}),
             )
             # Charts describe a population; for hand-picked messages they would only mislead.
@@ -160,7 +165,7 @@ def write_pack(
                     render_pdf(html, stage / "report.pdf", as_of=as_of)
         logger.info("pack: HTML ready after %.1fs", time.perf_counter() - started)
         if "csv" in formats:
-            counts.update(_write_csvs(store, stage, scope, settings, results, table))
+            counts.update(_write_csvs(store, stage, scope, settings, results, table, vocabulary))
             logger.info("pack: CSV files written after %.1fs", time.perf_counter() - started)
         if pdf_job is not None:
             pdf_job.result()  # re-raises the child's ReportError
@@ -174,6 +179,11 @@ def write_pack(
             "data_as_of": as_of.strftime("%Y-%m-%dT%H:%M:%S") + "Z",
             "counts": dict(sorted(counts.items())),
             "controls": {r.id: r.status for r in sorted(results, key=lambda r: r.id)},
+            # How the audit log was read: each meaning's matchers and where they came from.
+            "audit_vocabulary": {
+                m: {k: v for k, v in vocabulary[m].to_dict().items() if k != "meaning"}
+                for m in VOCABULARY_SHOWN
+            },
         }
         digest = write_manifest(stage, meta)
         files = tuple(sorted(p.name for p in stage.iterdir()))
@@ -203,7 +213,7 @@ def _tool_version() -> str:
 
 
 def _write_csvs(store: Store, stage: Path, scope: Scope, settings: Settings,
-                results: Sequence[ControlResult], table: str) -> dict[str, int]:
+                results: Sequence[ControlResult], table: str, vocabulary: Vocabulary) -> dict[str, int]:
     params: Mapping[str, Any] = message_params(scope, settings)
     selected = f"SELECT message_id AS id, mailbox_id FROM {table}"
     counts = {
@@ -211,10 +221,10 @@ def _write_csvs(store: Store, stage: Path, scope: Scope, settings: Settings,
             store, stage / "messages.csv", csv_export.MESSAGE_FIELDS, csv_export.message_csv_sql(table), params),
         "decisions": csv_export.write_query_csv(
             store, stage / "decisions.csv", csv_export.DECISION_FIELDS,
-            csv_export.decisions_csv_sql(selected), params),
+            csv_export.decisions_csv_sql(selected, vocabulary), params),
         "audit_log_entries": csv_export.write_query_csv(
             store, stage / "audit_log.csv", csv_export.AUDIT_LOG_FIELDS,
-            csv_export.audit_log_csv_sql(selected), params),
+            csv_export.audit_log_csv_sql(selected, vocabulary), params),
     }
     rows = [{**f, "finding_id": f["id"]} for f in finding_rows(results, evidence_limit=sys.maxsize)]
     counts["findings"] = csv_export.write_rows_csv(stage / "findings.csv", csv_export.FINDING_FIELDS, rows)

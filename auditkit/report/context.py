@@ -36,16 +36,19 @@ import pyarrow as pa
 
 from auditkit import __version__
 from auditkit.config import Settings
-from auditkit.controls.context import DEFAULT_AUDIT_ACTIONS as CONTROL_AUDIT_ACTIONS
 from auditkit.controls.context import (  # the derivations controls and pack share
+    ControlSettings,
     email_audit_sql,
     from_email_sql,
     located_sql,
     mode_at_send_sql,
 )
 from auditkit.controls.identity import dkim_status_sql
+from auditkit.controls.oversight import approver_kind_sql
 from auditkit.findings import ControlResult, Finding, Period
 from auditkit.store import Store, canonical_json
+from auditkit.vocabulary import Vocabulary
+from auditkit.vocabulary_inference import resolve_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -55,12 +58,6 @@ SNAPSHOT_TABLES = (
     "multimail_webhooks", "multimail_suppressions", "multimail_pending", "multimail_emails",
     "multimail_audit_log", "intercom_conversations",
 )
-
-# The audit actions the report reads; `[controls.audit_actions]` overrides them for both.
-DEFAULT_AUDIT_ACTIONS = {
-    k: CONTROL_AUDIT_ACTIONS[k]
-    for k in ("email_sent", "approved", "rejected", "cancelled", "mode_changed")
-}
 
 # What the shared DKIM ranking and mode reconstruction need of each selected message.
 SELECTED_COLUMNS = ", ".join(f"e.{c}" for c in (
@@ -84,9 +81,9 @@ MAX_BODY_CHARS = 20_000
 MAX_EVIDENCE_CHARS = 300
 
 
-def audit_actions(settings: Settings) -> dict[str, str]:
-    configured = settings.controls.get("audit_actions", {}) if settings.controls else {}
-    return {**DEFAULT_AUDIT_ACTIONS, **{k: str(v) for k, v in dict(configured).items() if k in DEFAULT_AUDIT_ACTIONS}}
+def pack_vocabulary(store: Store, settings: Settings) -> Vocabulary:
+    """The audit-log vocabulary a pack reads with: the one `check` uses on the same store."""
+    return resolve_vocabulary(store.con, ControlSettings.from_settings(settings).audit_actions)
 
 
 def finding_id(finding: Finding) -> str:
@@ -155,7 +152,7 @@ def selected_sql(scope: Scope) -> str:
     return f"SELECT {SELECTED_COLUMNS} FROM multimail_emails e WHERE " + " AND ".join(where)
 
 
-def message_relation_sql(scope: Scope, findings_view: str | None) -> str:
+def message_relation_sql(scope: Scope, findings_view: str | None, vocabulary: Vocabulary) -> str:
     """Every selected message with its derived columns, one row each (unordered: MessageTable
     numbers them by (created_at, message_id)). `findings_view` is a registered (message_id, finding_ids) table."""
     findings_join = (
@@ -164,23 +161,27 @@ def message_relation_sql(scope: Scope, findings_view: str | None) -> str:
     finding_col = "fv.finding_ids" if findings_view else "CAST(NULL AS VARCHAR)"
     return f"""
     WITH sel AS ({selected_sql(scope)}),
-    email_audit AS ({email_audit_sql("a_", "SELECT id FROM sel", latest_decision=True)}),
+    email_audit AS ({email_audit_sql(vocabulary, "SELECT id FROM sel", latest_decision=True)}),
     audit_decisions AS (
         SELECT ea.email_id, ea.latest_decision AS audit_decision, ea.sender_key AS sent_by_key_id,
+               ea.approver_key, ea.approval_entry_id,
                coalesce(l.metadata->>'reviewer', l.actor_key_id) AS decided_by,
                l.created_at AS decided_at, l.metadata->>'reason' AS audit_reason
         FROM email_audit ea
         LEFT JOIN (SELECT id, actor_key_id, created_at, metadata FROM multimail_audit_log
-                   WHERE action IN ($a_approved, $a_rejected, $a_cancelled)) l
+                   WHERE id IN (SELECT latest_decision_entry_id FROM email_audit)) l
                ON l.id = ea.latest_decision_entry_id),
     -- The mode in force uses the same mailbox the controls use (From-address fallback).
     located AS ({located_sql("(" + SELECTED_KEYS_SQL + ")")}),
-    mode_at AS ({mode_at_send_sql("SELECT id, mailbox_id, created_at FROM located", "a_mode_changed")}),
+    mode_at AS ({mode_at_send_sql("SELECT id, mailbox_id, created_at FROM located", vocabulary)}),
     dkim AS ({dkim_status_sql(SELECTED_KEYS_SQL)})
     SELECT
         s.id AS message_id, s.mailbox_id, mb.address AS mailbox_address,
         s.from_address, s.to_addresses, s.cc_addresses, s.subject, s.status,
-        s.created_at, s.approved_by, s.approved_at,
+        s.created_at, s.approved_by,
+        {approver_kind_sql("lower(trim(coalesce(s.approved_by, ad.approver_key)))",
+                           "ad.approver_key", "ad.approval_entry_id")} AS approver_kind,
+        s.approved_at,
         CASE
             WHEN s.status = 'rejected' THEN 'rejected'
             WHEN s.status = 'cancelled' THEN 'cancelled'
@@ -239,12 +240,7 @@ def fetch_all(store: Store, sql: str, params: Mapping[str, Any]) -> list[tuple[A
 
 
 def message_params(scope: Scope, settings: Settings) -> dict[str, Any]:
-    actions = audit_actions(settings)
-    return {
-        **scope_params(scope),
-        **{f"a_{k}": v for k, v in actions.items()},
-        "app_id": settings.intercom_app_id,
-    }
+    return {**scope_params(scope), "app_id": settings.intercom_app_id}
 
 
 def selected_message_ids(store: Store, settings: Settings, scope: Scope) -> list[str]:
@@ -283,9 +279,11 @@ class MessageTable:
     are joined from a registered Arrow table.
     """
 
-    def __init__(self, store: Store, scope: Scope, settings: Settings, findings: Sequence[Finding]) -> None:
+    def __init__(self, store: Store, scope: Scope, settings: Settings, findings: Sequence[Finding],
+                 vocabulary: Vocabulary | None = None) -> None:
         self.store = store
         self.scope = scope
+        self.vocabulary = vocabulary or pack_vocabulary(store, settings)
         self.params = message_params(scope, settings)
         self.findings = findings_table(findings)
 
@@ -296,7 +294,7 @@ class MessageTable:
             # ordering of a million wide rows in one statement; each step alone spills.
             con, table = self.store.con, MESSAGES_TABLE
             sql = (f"CREATE OR REPLACE TEMP TABLE {table}_unsorted AS "
-                   f"SELECT * FROM ({message_relation_sql(self.scope, FINDINGS_VIEW)})")
+                   f"SELECT * FROM ({message_relation_sql(self.scope, FINDINGS_VIEW, self.vocabulary)})")
             con.execute(sql, bind(sql, self.params))
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table}_pos AS SELECT message_id, "
@@ -592,8 +590,10 @@ def tool_version() -> str:
 def build_context(store: Store, settings: Settings, scope: Scope, results: Sequence[ControlResult],
                   table: str, *, sample_size: int, seed: int,
                   flagged_cap: int = MAX_FLAGGED_MESSAGE_PAGES,
-                  snapshot_digest: str, catalogue_version: str, parameters: Mapping[str, Any]) -> dict[str, Any]:
+                  snapshot_digest: str, catalogue_version: str, parameters: Mapping[str, Any],
+                  vocabulary: Vocabulary | None = None) -> dict[str, Any]:
     """The whole template context: plain dicts, lists and strings (no store handles)."""
+    vocabulary = vocabulary or pack_vocabulary(store, settings)
     counts = summary_counts(store, table)
     findings = finding_rows(results)
     by_message: dict[str, list[dict[str, Any]]] = {}
@@ -627,5 +627,10 @@ def build_context(store: Store, settings: Settings, scope: Scope, results: Seque
         "sampling": sampling,
         "limits": {"body_chars": MAX_BODY_CHARS, "evidence_chars": MAX_EVIDENCE_CHARS,
                    "flagged_pages": flagged_cap},
-        "audit_actions": audit_actions(settings),
+        "vocabulary": [vocabulary[m].to_dict() for m in VOCABULARY_SHOWN],
     }
+
+
+# The meanings the pack's derivations and the controls rely on, in the methodology's order.
+VOCABULARY_SHOWN = ("email_sent", "approved", "rejected", "cancelled", "mode_changed",
+                    "key_created", "key_updated", "key_revoked")

@@ -25,16 +25,17 @@ from typing import Any
 from auditkit.errors import ReportError
 from auditkit.report.context import bind
 from auditkit.store import Store
+from auditkit.vocabulary import Vocabulary
 
 # messages.csv, one row per outbound message in scope, sorted by (created_at, message_id):
 #   message_id, mailbox_id, from, to, cc, subject, status, created_at,
-#   approved_by, approved_at, decision, decided_by, decided_at, decision_note,
+#   approved_by, approver_kind, approved_at, decision, decided_by, decided_at, decision_note,
 #   delivered_at, bounced_at, bounce_type, oversight_mode_at_send, oversight_mode_source,
 #   agent, sent_by_key_id, intercom_conversation_id, intercom_conversation_url,
 #   intercom_resolved_by, dkim_status, dkim_source, raw_sha256, finding_ids
 MESSAGE_FIELDS: tuple[str, ...] = (
     "message_id", "mailbox_id", "from", "to", "cc", "subject", "status", "created_at",
-    "approved_by", "approved_at", "decision", "decided_by", "decided_at", "decision_note",
+    "approved_by", "approver_kind", "approved_at", "decision", "decided_by", "decided_at", "decision_note",
     "delivered_at", "bounced_at", "bounce_type", "oversight_mode_at_send", "oversight_mode_source",
     "agent", "sent_by_key_id", "intercom_conversation_id", "intercom_conversation_url",
     "intercom_resolved_by", "dkim_status", "dkim_source", "raw_sha256", "finding_ids",
@@ -45,6 +46,8 @@ MESSAGE_FIELDS: tuple[str, ...] = (
 - subject, status: as harvested (status is MultiMail's, e.g. pending_send_approval, rejected).
 - created_at: the API's received_at, when the agent created the message.
 - approved_by, approved_at: the approval fields of the read_email record.
+- approver_kind: person (an email address), key (an API key id), session (an approval-page
+  session) or unknown: who approved, from approved_by, else the approval entry's key.
 - decision: approved | rejected | cancelled | pending | none (sent with no decision on record).
 - decided_by, decided_at, decision_note: the latest approve/reject/cancel audit-log entry
   (reviewer, time) and the decision note or audit reason.
@@ -52,7 +55,7 @@ MESSAGE_FIELDS: tuple[str, ...] = (
 - oversight_mode_at_send, oversight_mode_source: the mailbox's mode when the message was
   created, from the audit log's mode changes (audit_log) or the mailbox's current mode
   (current_mailbox) when no change is on record.
-- agent, sent_by_key_id: the agent tag and the API key of the email.sent audit entry.
+- agent, sent_by_key_id: the agent tag and the API key of the email's send audit entry.
 - intercom_conversation_id, intercom_conversation_url, intercom_resolved_by: the linked
   conversation, its inbox link, and ai_agent | teammate | unresolved | not_found |
   not_verified (never fetched) | not_linked.
@@ -188,16 +191,20 @@ def write_rows_csv(path: Path, fields: Sequence[str], rows: Iterable[Mapping[str
     return n
 
 
-def decisions_csv_sql(selected_sql: str) -> str:
+def decisions_csv_sql(selected_sql: str, vocabulary: Vocabulary) -> str:
     s = _sql_safe
     i = _sql_iso
+    approved, rejected, cancelled = (
+        vocabulary.predicate(m, "a.") for m in ("approved", "rejected", "cancelled")
+    )
     return f"""
     WITH sel AS ({selected_sql}),
     sends AS (SELECT resource_id AS email_id, arg_min(actor_key_id, chain_seq) AS sent_by
-              FROM multimail_audit_log WHERE action = $a_email_sent GROUP BY resource_id)
+              FROM multimail_audit_log WHERE {vocabulary.predicate("email_sent")}
+              GROUP BY resource_id)
     SELECT {s('a.id')} AS audit_id, CAST(a.chain_seq AS VARCHAR) AS chain_seq, {i('a.created_at')} AS created_at,
            {s('a.action')} AS action,
-           CASE a.action WHEN $a_approved THEN 'approved' WHEN $a_rejected THEN 'rejected' ELSE 'cancelled' END
+           CASE WHEN {approved} THEN 'approved' WHEN {rejected} THEN 'rejected' ELSE 'cancelled' END
                AS decision,
            {s('a.resource_id')} AS email_id,
            {s("a.metadata->>'reviewer'")} AS reviewer, {s("a.metadata->>'reason'")} AS reason,
@@ -210,7 +217,7 @@ def decisions_csv_sql(selected_sql: str) -> str:
     FROM multimail_audit_log a
     LEFT JOIN multimail_emails e ON e.id = a.resource_id
     LEFT JOIN sends sn ON sn.email_id = a.resource_id
-    WHERE a.action IN ($a_approved, $a_rejected, $a_cancelled)
+    WHERE ({approved} OR {rejected} OR {cancelled})
       AND (a.resource_id IN (SELECT id FROM sel)
            OR ($use_period AND NOT $use_recipient AND a.created_at >= $start AND a.created_at < $end
                AND (e.id IS NULL OR e.direction = 'outbound')))
@@ -218,7 +225,7 @@ def decisions_csv_sql(selected_sql: str) -> str:
     """
 
 
-def audit_log_csv_sql(selected_sql: str) -> str:
+def audit_log_csv_sql(selected_sql: str, vocabulary: Vocabulary) -> str:
     """Period packs: every entry created in the period. Message/recipient packs: entries about
     the selected emails plus mode changes of their mailboxes."""
     s = _sql_safe
@@ -234,7 +241,8 @@ def audit_log_csv_sql(selected_sql: str) -> str:
     WHERE CASE WHEN $use_period AND NOT $use_recipient
                THEN a.created_at >= $start AND a.created_at < $end
                ELSE a.resource_id IN (SELECT id FROM sel)
-                    OR (a.action = $a_mode_changed AND a.resource_id IN (SELECT mailbox_id FROM sel))
+                    OR ({vocabulary.predicate("mode_changed", "a.")}
+                        AND a.resource_id IN (SELECT mailbox_id FROM sel))
           END
     ORDER BY a.chain_seq, a.id
     """

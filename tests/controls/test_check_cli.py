@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import auditkit
-from auditkit.errors import EXIT_CONTROLS_FAILED
+from auditkit.errors import EXIT_CONTROLS_FAILED, EXIT_INCONCLUSIVE
 from auditkit.store import Store
 from tests.controls.conftest import StoreBuilder, ts
 
@@ -161,3 +161,58 @@ def test_controls_listing(cli: click.Group) -> None:
     assert doc["controls"][0]["id"] == "OVS-001" and "ak_mode_intervals" in doc["controls"][0]["sql"]
     help_text = runner.invoke(cli, ["check", "--help"]).output
     assert "Examples:" in help_text and "auditkit check --period 2026Q3" in help_text
+
+
+def _store_without_email_entries(path: Path) -> Path:
+    """An approved email and an audit log that says nothing about emails."""
+    with Store(path) as store:
+        b = StoreBuilder(store)
+        b.account()
+        b.mailbox()
+        b.email("e1", approved_at=ts("2026-08-03 10:02"), approved_by="rev@northwind.example")
+        b.audit("k1", "api_key.created", "key_1")
+    return path
+
+
+def test_check_exit_11_when_a_control_is_inconclusive(cli: click.Group, tmp_path: Path) -> None:
+    db = _store_without_email_entries(tmp_path / "i.duckdb")
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["check", "--period", "2026Q3", "--db", str(db), "--control", "AL-002"]
+    )
+    assert result.exit_code == EXIT_INCONCLUSIVE, result.output
+    assert "AL-002 inconclusive:" in result.output
+    assert "1 control(s) inconclusive: AL-002" in result.output
+    # A failing control wins over an inconclusive one.
+    both = runner.invoke(cli, ["check", "--period", "2026Q3", "--db", str(db)])
+    assert both.exit_code == EXIT_CONTROLS_FAILED, both.output
+
+
+def test_vocabulary_command_lists_actions_and_the_mapping(cli: click.Group, tmp_path: Path) -> None:
+    db = tmp_path / "v.duckdb"
+    with Store(db) as store:
+        b = StoreBuilder(store)
+        b.mailbox()
+        for i in range(3):
+            b.email(f"e{i}", approved_at=ts(f"2026-08-0{i + 1} 10:30"), approved_by="rev@x.example")
+            b.audit(f"d{i}", "review.decide", f"e{i}", created_at=ts(f"2026-08-0{i + 1} 10:30"),
+                    metadata={"action": "approve"})
+    runner = CliRunner()
+    text = runner.invoke(cli, ["vocabulary", "--db", str(db)])
+    assert text.exit_code == 0, text.output
+    assert "review.decide" in text.output
+    assert "inferred from 3 of 3 approved emails" in text.output
+    doc = json.loads(runner.invoke(cli, ["vocabulary", "--db", str(db), "--json"]).output)
+    assert doc["actions"][0]["action"] == "review.decide"
+    assert doc["meanings"]["approved"]["matchers"] == [
+        {"action": "review.decide", "metadata_path": None, "metadata_value": None}
+    ]
+    assert doc["meanings"]["email_sent"]["source"] == "unknown"
+    configured = tmp_path / "auditkit.toml"
+    configured.write_text('[controls.audit_actions]\nemail_sent = "review.decide"\n')
+    doc = json.loads(
+        runner.invoke(
+            cli, ["vocabulary", "--db", str(db), "--config", str(configured), "--json"]
+        ).output
+    )
+    assert doc["meanings"]["email_sent"]["source"] == "configured"

@@ -143,8 +143,21 @@ def test_al_002_pass_and_not_applicable(store: Store, build: StoreBuilder) -> No
 
 
 def test_custom_audit_action_names(store: Store, build: StoreBuilder) -> None:
+    # The entry is a minute off the approval time, so nothing ties "email.approved" to
+    # approvals: AL-002 cannot say whether the log agrees, and says so instead of accusing.
     build.email("e1", approved_at=ts("2026-08-03 10:02"), approved_by="alice")
     build.audit("ap1", "email.approved", "e1")
-    assert check(store, "AL-002").status == "fail"
+    unknown = check(store, "AL-002")
+    assert unknown.status == "inconclusive" and not unknown.findings
+    assert "[controls.audit_actions] approved" in unknown.detail
     settings = Settings(controls={"audit_actions": {"approved": "email.approved"}})
     assert check(store, "AL-002", settings=settings).status == "pass"
+
+
+def test_approval_action_inferred_from_its_timing(store: Store, build: StoreBuilder) -> None:
+    build.email("e1", approved_at=ts("2026-08-03 10:01"), approved_by="alice")
+    build.email("e2", approved_at=ts("2026-08-03 11:00"), approved_by="alice")
+    build.audit("ap1", "decision.recorded", "e1")
+    assert check(store, "AL-002").status == "fail"  # e2's approval has no entry
+    build.audit("ap2", "decision.recorded", "e2", created_at=ts("2026-08-03 11:00"))
+    assert check(store, "AL-002").status == "pass"

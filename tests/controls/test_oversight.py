@@ -167,6 +167,32 @@ def test_ovs_004_reviewer_list(store: Store, build: StoreBuilder) -> None:
     assert check(store, "OVS-004").status == "pass"
 
 
+def test_ovs_004_approver_kinds_and_keys_that_can_send(store: Store, build: StoreBuilder) -> None:
+    build.api_key("key_send", ["read", "send"])
+    build.api_key("key_other_agent", ["read", "send"])
+    build.api_key("key_console", ["read", "oversight"])
+    _approved(build, "by_console", "key_console")
+    _approved(build, "by_other_agent", "key_other_agent")
+    _approved(build, "by_session", "hps_4f1c09ab")
+    build.audit("ap_session", "oversight.approved", "by_session", actor_key_id=None,
+                metadata={"session_id": "hps_4f1c09ab"})
+    _approved(build, "by_person", "alice@northwind.example")
+    result = check(store, "OVS-004")
+    # No reviewers list: still, an agent's key may not approve mail, its own or another's.
+    assert targets(result) == {"by_other_agent"}
+    (finding,) = result.findings
+    assert finding.evidence["approver_kind"] == "key"
+    assert "holds the send scope" in finding.reason
+    # A reviewers list of people is not applied to keys and sessions; they are counted.
+    settings = Settings(controls={"reviewers": ["alice@northwind.example"]})
+    listed = check(store, "OVS-004", settings=settings)
+    assert targets(listed) == {"by_other_agent"}
+    assert "2 approval(s) by an API key or approval-page session" in listed.detail
+    # Naming the console key makes the list cover keys too.
+    settings = Settings(controls={"reviewers": ["alice@northwind.example", "key_console"]})
+    assert targets(check(store, "OVS-004", settings=settings)) == {"by_other_agent", "by_session"}
+
+
 def test_ovs_004_not_applicable(store: Store, build: StoreBuilder) -> None:
     build.email("unapproved")
     assert check(store, "OVS-004").status == "not_applicable"

@@ -121,3 +121,21 @@ def test_cli_help_has_examples() -> None:
     for command in ("report", "evidence", "verify"):
         result = CliRunner().invoke(cli, [command, "--help"])
         assert result.exit_code == 0 and "Examples:" in result.output, command
+
+
+def test_pack_states_the_audit_vocabulary_and_the_approver_kind(tmp_path: Path) -> None:
+    with demo_store() as store:
+        write_pack(store, settings(), Q3, tmp_path / "p", results=results(), formats=("csv", "html"))
+    manifest = json.loads((tmp_path / "p" / "manifest.json").read_text(encoding="utf-8"))
+    vocabulary = manifest["audit_vocabulary"]
+    assert set(vocabulary) >= {"email_sent", "approved", "rejected", "cancelled", "mode_changed"}
+    for mapping in vocabulary.values():
+        assert mapping["source"] in ("configured", "inferred", "recognised_name", "unknown")
+        assert mapping["provenance"]
+    html = (tmp_path / "p" / "report.html").read_text(encoding="utf-8")
+    assert "How the audit log was read" in html
+    assert vocabulary["approved"]["provenance"] in html
+    with (tmp_path / "p" / "messages.csv").open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    kinds = {r["approved_by"]: r["approver_kind"] for r in rows if r["approved_by"]}
+    assert kinds == {"reviewer@northwind.test": "person"}
