@@ -2,20 +2,34 @@
 
 CAN-SPAM's content rules apply to commercial mail only (15 U.S.C. § 7702(2), 16 CFR 316.3),
 so every CS control is gated by this. Each message gets a label and the reasons that
-produced it, from three explainable sources, in order:
+produced it, from four explainable sources, in order of precedence:
 
 1. the mailbox policy (`[mailboxes."<address>"] classification = commercial|transactional|auto`);
-2. tag rules (`[classification] commercial_categories` against `tags.category`);
-3. content rules (promotional vocabulary, discount codes, pricing/checkout links), used
-   when the policy is `auto` and to detect promotion inside a transactional mailbox.
+2. configured categories (`[classification] commercial_categories` / `transactional_categories`)
+   against the message's declared type (`category`, `type`, `email_type`, `message_type`,
+   `classification` or `kind`, in `tags` or `metadata`);
+3. a declared type from the built-in vocabulary (`COMMERCIAL_TYPES`, `TRANSACTIONAL_TYPES`),
+   when no configured category matched: the sender's own label beats content guesses;
+4. content rules: promotional vocabulary, discount codes, pricing/checkout links and
+   re-engagement wording (strong signals), and an opt-out link (a weak signal, see below).
 
-Promotion mixed with transactional content is labelled `mixed`: the 316.3 test needs a
-human reading, so controls turn would-be failures on mixed mail into `review` findings.
-The rules run as one DuckDB query over all messages (no per-message Python).
+Promotion inside transactional mail (by policy, configured category or declared type) is
+labelled `mixed`: the 316.3 test needs a human reading, so controls turn would-be failures
+on mixed mail into `review` findings. An opt-out link says the message went out as list
+mail, but it is not content that promotes anything (316.3 looks at content), and many
+senders put one in receipts as good practice. So on its own it never makes a message
+commercial: with transactional content at the beginning of the body the message stays
+transactional, otherwise it is `mixed` for a human to read. It never changes a declared
+or policy label. The rules run as one DuckDB query over all messages (no per-message Python).
+
+Versions: cls-v1 policy, `tags.category` and promotional content. cls-v2 adds declared types
+(more keys, `metadata`, built-in vocabulary), re-engagement wording and the opt-out link
+signal; categories are compared case-insensitively without spaces, hyphens or underscores.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,7 +40,7 @@ import pyarrow as pa
 from auditkit.config import Settings
 from auditkit.errors import ConfigError
 
-CLASSIFIER_VERSION = "cls-v1"
+CLASSIFIER_VERSION = "cls-v2"
 Label = Literal["commercial", "transactional", "mixed"]
 POLICIES = ("commercial", "transactional", "auto")
 DEFAULT_COMMERCIAL_CATEGORIES = ("promotion", "marketing", "newsletter")
@@ -53,6 +67,130 @@ TRANSACTIONAL_MARKERS = (
 )
 # 16 CFR 316.3(a)(2)(ii): transactional content "at the beginning of the body".
 BODY_BEGINNING_CHARS = 300
+
+# Re-engagement ("win-back") wording addresses a lapsed customer to sell again. Each phrase
+# is pinned to its selling form: "come back" alone is also "I'll come back to you", and
+# "it's been a while" alone is also a support follow-up ("since we heard from you").
+REENGAGEMENT_VOCABULARY = (
+    r"(?i)(\bwe(['’]ve| have)? miss(ed)? you\b|\bwin you back\b|\bwelcome you back\b"
+    r"|\b(we['’]d|we would) love to (have|see|welcome) you back\b"
+    r"|\bcome back\s*[!?]|\bcome back (and|to) (shop|see|check out|visit|explore|try|enjoy"
+    r"|browse|discover)\b|\bcome back (soon|anytime)\b"
+    r"|\b(haven['’]?t|have not) seen you\b|\bit['’]?s been (a while|too long)\s*(!|—|--)"
+    r"|\bit['’]?s been (a while|too long) since (you|your|we['’]ve seen you|we last saw you)"
+    r"(\s+(last|visited|shopped|ordered|logged|stopped|were|been|order|visit|purchase|saw))?\b"
+    r"|\breactivate your (account|membership|subscription)\b)"
+)
+
+# Declared message types (`tags`/`metadata` keys below), compared folded (`fold_type`), so
+# "Support follow-up", "support_followup" and "SUPPORT-FOLLOWUP" are one type. Configured
+# categories are checked first and win.
+TYPE_KEYS = ("category", "type", "email_type", "message_type", "classification", "kind")
+COMMERCIAL_TYPES = (
+    "commercial",
+    "marketing",
+    "promotional",
+    "promotion",
+    "promo",
+    "newsletter",
+    "advertising",
+    "advertisement",
+)
+TRANSACTIONAL_TYPES = (
+    "transactional",
+    "transaction",
+    "support",
+    "support_followup",
+    "service",
+    "relationship",
+    "notification",
+    "receipt",
+    "invoice",
+    "billing",
+    "shipping",
+    "order_confirmation",
+    "password_reset",
+    "onboarding",
+)
+
+# --- Opt-out links (shared with CS-002, which also accepts reply instructions) ------------
+# What a link's label may say for it to be an opt-out. "manage preferences" stands alone
+# (the usual footer wording); other "preferences"/"subscriptions" need an email qualifier,
+# because "update your preferences" or "manage your subscription" is also account or
+# billing wording.
+_MAIL_KIND = (
+    r"(e-?mail|mail|mailing|subscription|communication|contact|notification|marketing|newsletter)"
+)
+_LABELS = (
+    r"unsubscribe|opt[ -]?out|optout",
+    r"manage\s+(your\s+)?preferences",
+    r"(manage|update|change|edit|set|review)\s+(your\s+)?"
+    + _MAIL_KIND
+    + r"\s+(preferences|settings|subscriptions?)",
+    _MAIL_KIND + r"\s+preferences",
+    r"stop\s+(receiving|getting)\s+(these\s+|our\s+|this\s+|future\s+|marketing\s+"
+    r"|promotional\s+)?(e-?mails?|messages|mail|newsletters?)",
+    r"no\s+longer\s+(wish|want)\s+to\s+(receive|get)",
+    r"(don['’]?t|do\s+not)\s+want\s+(to\s+(receive|get)\s+)?(these|our|this|future|more"
+    r"|any\s+more)\s+(e-?mails|messages|mail)",
+    r"(don['’]?t|do\s+not)\s+want\s+to\s+hear\s+from\s+us",
+    r"remove\s+(me|yourself)\s+from\s+(this|our|the|your|all)\s+(mailing\s+)?(list|e-?mails)",
+    r"be\s+removed\s+from",
+)
+OPT_OUT_LABEL = "(" + "|".join(_LABELS) + ")"
+_LINK_TARGET = r"(https?://|www\.|mailto:)"
+_URL_REST = r"[^\s)\]>\"'<]*"  # the rest of a URL, so the evidence shows all of it
+_EMAIL_ADDRESS = r"[a-z0-9._%+-]+@[a-z0-9-]+\.[a-z]+"
+# A negation right before the label ("we will never unsubscribe you", "you can't opt out"):
+# the match is kept but discarded by OPT_OUT_NEGATED, so it cannot hide a later real one.
+_LINK_NEGATION = (
+    r"(\b(never|not|cannot|can['’]?t|won['’]?t|unable\s+to)\s+((be\s+)?able\s+to\s+)?)?"
+)
+_ALTERNATIVES = (
+    # A URL, mailto: or address whose own text says what it is.
+    r"(https?://|www\.)[^\s)\]>\"']*(unsub|opt-?out|optout|email-?pref|email_pref|preferences"
+    r"|manage-subscription|subscription-cent)" + _URL_REST,
+    r"mailto:[^\s)\]>\"']*(unsub|opt-?out|optout|remove|[?&]subject=stop)" + _URL_REST,
+    r"\b(unsubscribe|unsub|optout|opt-out|remove)[a-z0-9._%+-]*@[a-z0-9-]+\.[a-z]+",
+    # A label, then in the same clause a URL: "Unsubscribe here: https://…", "To opt out,
+    # visit https://…", "Unsubscribe: <https://…>"; a question may come first ("Don't want
+    # these emails? https://…").
+    r"\b" + OPT_OUT_LABEL + r"\b\??[^.!?\n]{0,40}?" + _LINK_TARGET + _URL_REST,
+    # "To unsubscribe, email hello@…": a return address, the other mechanism § 7704(a)(3) names.
+    r"\bto\s+(unsubscribe|opt[ -]?out|be\s+removed)\b[^.!?\n]{0,20}?\b(e-?mail|write\s+to"
+    r"|contact|send\s+(an\s+)?e-?mail\s+to)\b[^.!?\n]{0,15}?" + _EMAIL_ADDRESS,
+    # Markdown or HTML link text: "[Manage preferences](https://…)", "<a href=…>unsubscribe</a>".
+    r"\[[^\]]{0,80}?\b" + OPT_OUT_LABEL + r"\b[^\]]{0,80}\]\(\s*<?" + _LINK_TARGET + _URL_REST,
+    r"<a\b[^>]*\bhref\s*=\s*[\"']?" + _LINK_TARGET + r"[^>]*>[^<]{0,80}?\b" + OPT_OUT_LABEL,
+    # A link, then its purpose: "[here](https://…) to unsubscribe", "https://… to opt out".
+    r"(\]\(\s*<?" + _LINK_TARGET + r"[^)]*\)"  # markdown link
+    r"|<a\b[^>]*\bhref\s*=\s*[\"']?" + _LINK_TARGET + r"[^>]*>[^<]{0,60}</a>"  # HTML anchor
+    r"|(https?://|www\.)[^\s<>]+)"  # bare URL
+    r"[^.!?\n<]{0,25}?\b(to|if\s+you\s+(wish|want|would\s+like)\s+to)\s+" + OPT_OUT_LABEL,
+)
+OPT_OUT_LINK = r"(?i)" + _LINK_NEGATION + "(" + "|".join(_ALTERNATIVES) + ")"
+OPT_OUT_NEGATED = r"(?i)^(never|not|cannot|can['’]?t|won['’]?t|unable)\b"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def first_match_sql(text_sql: str, pattern: str, negated: str) -> str:
+    """SQL for the first match of `pattern` in `text_sql` that `negated` does not reject
+    (NULL when none). Patterns carry an optional leading negation so a negated phrase is
+    consumed, and then discarded here, instead of being read as the phrase itself."""
+    return (
+        f"CASE WHEN regexp_matches({text_sql}, {_literal(pattern)}) THEN "
+        f"list_filter(regexp_extract_all({text_sql}, {_literal(pattern)}), "
+        f"lambda m: NOT regexp_matches(m, {_literal(negated)}))[1] END"
+    )
+
+
+def fold_type(value: str) -> str:
+    """A declared type or configured category as compared: lower case without spaces,
+    hyphens or underscores ("Support follow-up" → "supportfollowup")."""
+    return re.sub(r"[\s_-]+", "", value.lower())
 
 
 @dataclass(frozen=True)
@@ -109,18 +247,49 @@ def _string_list(section: Mapping[str, Any], key: str, default: Iterable[str]) -
     return tuple(v.strip().lower() for v in value)
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def _declared_types_sql() -> str:
+    """SQL list of {field, value} structs: every declared type on the message, lower case."""
+    items = [
+        f"{{'field': '{column}.{key}', 'value': "
+        f"lower(trim(json_extract_string(t.{column}, '$.{key}')))}}"
+        for column in ("tags", "metadata")
+        for key in TYPE_KEYS
+    ]
+    return "[" + ", ".join(items) + "]"
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(_literal(fold_type(v)) for v in values) + "]"
+
+
+def _type_reasons_sql(matches: str, kind: str, configured: bool) -> str:
+    """Reasons naming each declared type that decided, e.g. "tag category promotion is a
+    commercial category" (the cls-v1 wording, kept for tags.category)."""
+    if configured:
+        text = (
+            "CASE WHEN d.field = 'tags.category' THEN 'tag category ' ELSE d.field || ' ' END "
+            f"|| d.value || ' is a {kind} category'"
+        )
+    else:
+        text = f"d.field || ' ' || d.value || ' declares {kind} mail'"
+    return f"list_transform({matches}, lambda d: {text})"
 
 
 def classification_sql(source: str, policy_relation: str) -> str:
     """SQL labelling every row of `source` (columns id, subject, body_markdown, tags, metadata,
     mailbox_address). `policy_relation` has (address, policy). Parameters: $commercial_categories,
     $transactional_categories, $default_policy."""
-    promo, code, link, trans = (
+    promo, code, link, trans, reengage = (
         _literal(p)
-        for p in (PROMOTIONAL_VOCABULARY, DISCOUNT_CODE, PRICING_LINK, TRANSACTIONAL_MARKERS)
+        for p in (
+            PROMOTIONAL_VOCABULARY,
+            DISCOUNT_CODE,
+            PRICING_LINK,
+            TRANSACTIONAL_MARKERS,
+            REENGAGEMENT_VOCABULARY,
+        )
     )
+    opt_out = first_match_sql("t.body", OPT_OUT_LINK, OPT_OUT_NEGATED)
     return f"""
     WITH texts AS (
         SELECT s.id, s.mailbox_address, s.tags, s.metadata,
@@ -130,60 +299,111 @@ def classification_sql(source: str, policy_relation: str) -> str:
     ), signals AS (
         SELECT t.id,
                coalesce(p.policy, $default_policy) AS policy,
-               lower(coalesce(json_extract_string(t.tags, '$.category'),
-                              json_extract_string(t.metadata, '$.category'))) AS category,
+               list_transform(list_filter({_declared_types_sql()},
+                   lambda d: d.value IS NOT NULL AND d.value <> ''),
+                   lambda d: struct_insert(d, folded := regexp_replace(d.value, '[\\s_-]+', '',
+                       'g'))) AS declared,
                nullif(regexp_extract(t.text, {promo}, 0), '') AS promo_term,
                nullif(regexp_extract(t.body, {code}, 0), '') AS discount_code,
                nullif(regexp_extract(t.body, {link}, 0), '') AS pricing_link,
+               nullif(regexp_extract(t.text, {reengage}, 0), '') AS reengagement_term,
+               -- The body only: a mailbox signature is not the message's content.
+               {opt_out} AS opt_out_link,
                nullif(regexp_extract(t.text, {trans}, 0), '') AS transactional_term,
-               regexp_matches(t.subject, {promo}) AS promo_in_subject,
+               regexp_matches(t.subject, {promo}) OR regexp_matches(t.subject, {reengage})
+                   AS promo_in_subject,
                regexp_matches(left(t.body, {BODY_BEGINNING_CHARS}), {trans}) AS transactional_first
         FROM texts t
         LEFT JOIN {policy_relation} p ON p.address = t.mailbox_address
+    ), matched AS (
+        SELECT *,
+               list_filter(declared, lambda d: list_contains($commercial_categories, d.folded))
+                   AS configured_commercial,
+               list_filter(declared, lambda d: list_contains($transactional_categories, d.folded))
+                   AS configured_transactional,
+               list_filter(declared, lambda d: list_contains({_sql_list(COMMERCIAL_TYPES)},
+                   d.folded)) AS builtin_commercial,
+               list_filter(declared, lambda d: list_contains({_sql_list(TRANSACTIONAL_TYPES)},
+                   d.folded)) AS builtin_transactional,
+               promo_term IS NOT NULL OR discount_code IS NOT NULL OR pricing_link IS NOT NULL
+                   OR reengagement_term IS NOT NULL AS promo_content
+        FROM signals
+    ), typed AS (
+        SELECT *,
+               -- Configured categories win; the built-in vocabulary speaks only when no
+               -- configured category matched.
+               len(configured_commercial) + len(configured_transactional) > 0 AS configured
+        FROM matched
     ), flagged AS (
         SELECT *,
-               category IS NOT NULL AND list_contains($commercial_categories,
-                   category) AS commercial_tag,
-               category IS NOT NULL AND list_contains($transactional_categories,
-                   category) AS transactional_tag,
-               promo_term IS NOT NULL OR discount_code IS NOT NULL
-                   OR pricing_link IS NOT NULL AS promo_content
-        FROM signals
+               CASE WHEN configured THEN len(configured_commercial) > 0
+                    ELSE len(builtin_commercial) > 0 END AS type_commercial,
+               CASE WHEN configured THEN len(configured_transactional) > 0
+                    ELSE len(builtin_transactional) > 0 END AS type_transactional
+        FROM typed
     )
     SELECT id,
            CASE
                WHEN policy = 'commercial' THEN 'commercial'
-               WHEN policy = 'transactional' AND (commercial_tag OR promo_content) THEN 'mixed'
+               WHEN policy = 'transactional' AND (type_commercial OR promo_content) THEN 'mixed'
                WHEN policy = 'transactional' THEN 'transactional'
-               WHEN commercial_tag AND NOT transactional_tag THEN 'commercial'
-               WHEN (commercial_tag OR promo_content) AND (transactional_tag
-                   OR transactional_term IS NOT NULL) THEN 'mixed'
+               -- A declared type beats the content rules, except that promotion inside
+               -- declared-transactional mail still needs the 316.3 reading.
+               WHEN type_commercial AND type_transactional THEN 'mixed'
+               WHEN type_commercial THEN 'commercial'
+               WHEN type_transactional AND promo_content THEN 'mixed'
+               WHEN type_transactional THEN 'transactional'
+               -- 16 CFR 316.3(a)(2): promotion with transactional content is deemed
+               -- commercial when the subject line reads as commercial, or when the
+               -- transactional part is not at the beginning of the body (a promotion whose
+               -- only "your order" is a fake "Re:" subject); otherwise a human decides.
+               WHEN promo_content AND transactional_term IS NOT NULL
+                    AND (promo_in_subject OR NOT transactional_first) THEN 'commercial'
+               WHEN promo_content AND transactional_term IS NOT NULL THEN 'mixed'
                WHEN promo_content THEN 'commercial'
+               -- An opt-out link alone: at most mixed (see the module docstring).
+               WHEN opt_out_link IS NOT NULL AND transactional_first THEN 'transactional'
+               WHEN opt_out_link IS NOT NULL THEN 'mixed'
                ELSE 'transactional'
            END AS classification,
-           list_filter([
-               'mailbox policy: ' || policy,
-               CASE WHEN commercial_tag THEN 'tag category ' || category
-                   || ' is a commercial category' END,
-               CASE WHEN transactional_tag THEN 'tag category ' || category
-                   || ' is a transactional category' END,
-               CASE WHEN promo_term IS NOT NULL THEN 'promotional vocabulary: "' || promo_term
+           list_filter(flatten([
+               ['mailbox policy: ' || policy],
+               {_type_reasons_sql("configured_commercial", "commercial", True)},
+               {_type_reasons_sql("configured_transactional", "transactional", True)},
+               CASE WHEN configured THEN [] ELSE
+                   {_type_reasons_sql("builtin_commercial", "commercial", False)} END,
+               CASE WHEN configured THEN [] ELSE
+                   {_type_reasons_sql("builtin_transactional", "transactional", False)} END,
+               [CASE WHEN promo_term IS NOT NULL THEN 'promotional vocabulary: "' || promo_term
                    || '"' END,
                CASE WHEN discount_code IS NOT NULL THEN 'discount code: "' || discount_code
                    || '"' END,
                CASE WHEN pricing_link IS NOT NULL THEN 'pricing/checkout link: '
                    || pricing_link END,
+               CASE WHEN reengagement_term IS NOT NULL THEN 're-engagement wording: "'
+                   || reengagement_term || '"' END,
+               CASE WHEN opt_out_link IS NOT NULL THEN 'opt-out link (a list-mail signal, '
+                   || 'not commercial content): "' || opt_out_link || '"' END,
                CASE WHEN transactional_term IS NOT NULL THEN 'transactional content: "'
                    || transactional_term || '"' END,
-               CASE WHEN (commercial_tag OR promo_content) AND promo_in_subject
+               CASE WHEN (type_commercial OR promo_content) AND promo_in_subject
                     THEN 'commercial content in the subject line (16 CFR 316.3(a)(2)(i))' END,
-               CASE WHEN (commercial_tag OR promo_content) AND transactional_term IS NOT NULL
+               CASE WHEN (type_commercial OR promo_content) AND transactional_term IS NOT NULL
                    AND NOT transactional_first
                     THEN 'transactional content is not at the beginning of the body '
                          || '(16 CFR 316.3(a)(2)(ii))' END,
-               CASE WHEN policy <> 'commercial' AND NOT commercial_tag AND NOT promo_content
-                    THEN 'no commercial signals' END
-           ], lambda r: r IS NOT NULL) AS reasons
+               CASE WHEN policy = 'auto' AND NOT type_commercial AND NOT type_transactional
+                   AND NOT promo_content AND opt_out_link IS NOT NULL
+                    THEN CASE WHEN transactional_first
+                         THEN 'opt-out link alone, and the body opens with transactional '
+                              || 'content: transactional'
+                         ELSE 'opt-out link alone, without transactional content at the '
+                              || 'beginning of the body: a human decides the primary purpose'
+                         END END,
+               CASE WHEN policy <> 'commercial' AND NOT type_commercial AND NOT promo_content
+                   AND opt_out_link IS NULL
+                    THEN 'no commercial signals' END]
+           ]), lambda r: r IS NOT NULL) AS reasons
     FROM flagged
     """
 
@@ -199,8 +419,8 @@ def classification_policy_table(rules: ClassificationRules) -> pa.Table:
 
 def classification_params(rules: ClassificationRules) -> dict[str, Any]:
     return {
-        "commercial_categories": list(rules.commercial_categories),
-        "transactional_categories": list(rules.transactional_categories),
+        "commercial_categories": [fold_type(c) for c in rules.commercial_categories],
+        "transactional_categories": [fold_type(c) for c in rules.transactional_categories],
         "default_policy": rules.default_policy,
     }
 
@@ -226,15 +446,17 @@ def classify_message(
     body_markdown: str | None,
     tags: str | None = None,
     mailbox_address: str | None = None,
+    metadata: str | None = None,
 ) -> Classification:
-    """One message through the same SQL rules (for tooling and tests); `tags` is JSON text."""
+    """One message through the same SQL rules (for tooling and tests); `tags` and `metadata`
+    are JSON text."""
     row = pa.table(
         {
             "id": ["message"],
             "subject": [subject],
             "body_markdown": [body_markdown],
             "tags": [tags],
-            "metadata": [None],
+            "metadata": [metadata],
             "mailbox_address": [mailbox_address.lower() if mailbox_address else None],
         },
         schema=pa.schema(

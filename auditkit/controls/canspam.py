@@ -1,12 +1,11 @@
 """CAN-SPAM controls (CS-*): postal address, opt-out, honouring opt-outs, subjects, From domain.
 
-The content rules (CS-001..CS-003) apply to commercial mail only, so they read the
-primary-purpose label from `auditkit.classify`: transactional mail is out of scope, and a
-failure on `mixed` mail becomes a `review` finding, because 16 CFR 316.3 needs a human
-reading. CS-004 (fake Re:/Fwd:, also plain FTC Act deception) and CS-005 (header
-information, § 7704(a)(1)) apply to every sent message. Bodies are the
-author's markdown as stored by MultiMail, plus the mailbox signature block and, where the
-mailbox policy says MultiMail appends it, the account address; findings say so.
+The content and subject rules (CS-001..CS-004) apply to commercial mail only, so they read
+the primary-purpose label from `auditkit.classify`: transactional mail is out of scope, and
+a failure on `mixed` mail becomes a `review` finding, because 16 CFR 316.3 needs a human
+reading. CS-005 (header information, § 7704(a)(1)) applies to every sent message. Bodies
+are the author's markdown as stored by MultiMail, plus the mailbox signature block and,
+where the mailbox policy says MultiMail appends it, the account address; findings say so.
 """
 
 from __future__ import annotations
@@ -19,8 +18,9 @@ from typing import Any
 import pyarrow as pa
 
 from auditkit.business_days import CALENDAR_VERSION, add_business_days
+from auditkit.classify import OPT_OUT_LINK, OPT_OUT_NEGATED, first_match_sql
 from auditkit.controls import Outcome, control
-from auditkit.controls.context import CheckContext
+from auditkit.controls.context import CheckContext, from_email_sql
 
 OPT_OUT_BUSINESS_DAYS = 10
 BODY_SOURCE = "body_markdown (author's draft as stored) + mailbox signature_block"
@@ -47,6 +47,28 @@ _SUFFIXES = {
     "west": "w",
 }
 _SUFFIX_RE = r"\b(" + "|".join(sorted(_SUFFIXES, key=len, reverse=True)) + r")\b"
+
+# USPS two-letter codes and full names (50 states + DC): an address may spell the state out
+# ("Oakland, California 94607") where the account has the code, or the other way round.
+US_STATES = {
+    "al": "alabama", "ak": "alaska", "az": "arizona", "ar": "arkansas", "ca": "california",
+    "co": "colorado", "ct": "connecticut", "de": "delaware", "dc": "district of columbia",
+    "fl": "florida", "ga": "georgia", "hi": "hawaii", "id": "idaho", "il": "illinois",
+    "in": "indiana", "ia": "iowa", "ks": "kansas", "ky": "kentucky", "la": "louisiana",
+    "me": "maine", "md": "maryland", "ma": "massachusetts", "mi": "michigan",
+    "mn": "minnesota", "ms": "mississippi", "mo": "missouri", "mt": "montana",
+    "ne": "nebraska", "nv": "nevada", "nh": "new hampshire", "nj": "new jersey",
+    "nm": "new mexico", "ny": "new york", "nc": "north carolina", "nd": "north dakota",
+    "oh": "ohio", "ok": "oklahoma", "or": "oregon", "pa": "pennsylvania",
+    "ri": "rhode island", "sc": "south carolina", "sd": "south dakota", "tn": "tennessee",
+    "tx": "texas", "ut": "utah", "vt": "vermont", "va": "virginia", "wa": "washington",
+    "wv": "west virginia", "wi": "wisconsin", "wy": "wyoming",
+}  # fmt: skip
+_STATE_CODES = {name: code for code, name in US_STATES.items()}
+# Longest first, so "west virginia" is tried before "virginia".
+_STATE_NAMES_RE = "|".join(
+    r"\s+".join(name.split()) for name in sorted(_STATE_CODES, key=len, reverse=True)
+)
 
 
 def normalise_address_text(text: str) -> str:
@@ -97,11 +119,16 @@ def parse_postal_address(text: str | None) -> PostalAddress | None:
     """Parse a US postal address; None when there is nothing usable."""
     if not text or not text.strip():
         return None
-    tail = re.search(r"([A-Za-z][A-Za-z .'-]*?)\s*,?\s+([A-Z]{2})\s+(\d{5})(?:-\d{4})?\b", text)
+    tail = re.search(
+        r"([A-Za-z][A-Za-z .'-]*?)\s*,?\s+([A-Z]{2}|(?i:" + _STATE_NAMES_RE + r"))\s+(\d{5})"
+        r"(?:-\d{4})?\b",
+        text,
+    )
     city = state = zip_code = None
     if tail:
         city = normalise_address_text(tail.group(1).split(",")[-1]) or None
-        state, zip_code = tail.group(2).lower(), tail.group(3)
+        state_text = " ".join(tail.group(2).lower().split())
+        state, zip_code = _STATE_CODES.get(state_text, state_text), tail.group(3)
     box = re.search(r"\b(?:P\.?\s*O\.?\s*Box|PMB)\s*#?\s*\d+", text, re.IGNORECASE)
     street_match = re.search(r"(?:^|[,\n]\s*)(\d+[A-Za-z]?\s+[A-Za-z0-9 .'-]+?)\s*(?=,|\n|$)", text)
     street = box.group(0) if box else street_match.group(1) if street_match else None
@@ -140,7 +167,8 @@ def _not_applicable(total: int) -> str:
 
 # --- CS-001 --------------------------------------------------------------------------------
 # {street}, {city}, {state}, {zip} are RE2 literals built by `component_regex` from the
-# account's physical_address at run time (NULL when the component is missing).
+# account's physical_address at run time (NULL when the component is missing);
+# {some_address} finds any "<state> <ZIP>" (code or name), for "a different address".
 CS_001_SQL = """
 WITH checked AS (
     SELECT id, classification, reasons, appends_postal_address,
@@ -149,21 +177,29 @@ WITH checked AS (
                  || $account_address ELSE '' END AS text_checked
     FROM ak_classified
     WHERE is_sent AND classification IN ('commercial', 'mixed')
+), folded AS (
+    -- HTML tags and entities (a signature's <br>, &nbsp;) separate words like line breaks.
+    SELECT *, regexp_replace(lower(text_checked), '</?[a-z][^<>]*>|&[a-z]+;|&#[0-9]+;',
+                          ' ', 'g')
+               AS text_lower
+    FROM checked
 ), components AS (
     SELECT id, classification, reasons, appends_postal_address, text_checked,
-           coalesce(regexp_matches(lower(text_checked), {street}), false) AS has_street,
-           coalesce(regexp_matches(lower(text_checked), {city}), false) AS has_city,
-           coalesce(regexp_matches(lower(text_checked), {state}), false) AS has_state,
-           coalesce(regexp_matches(lower(text_checked), {zip}), false) AS has_zip
-    FROM checked
+           coalesce(regexp_matches(text_lower, {street}), false) AS has_street,
+           coalesce(regexp_matches(text_lower, {city}), false) AS has_city,
+           coalesce(regexp_matches(text_lower, {state}), false) AS has_state,
+           coalesce(regexp_matches(text_lower, {zip}), false) AS has_zip
+    FROM folded
 )
 SELECT id, classification, reasons, appends_postal_address, has_street, has_city, has_state,
-    has_zip,
-       regexp_matches(text_checked, '\\b[A-Z]{{2}}\\s+\\d{{5}}(-\\d{{4}})?\\b') AS has_some_address
+    has_zip, regexp_matches(text_checked, {some_address}) AS has_some_address
 FROM components
 WHERE NOT (has_street AND has_city AND has_state AND has_zip)
 ORDER BY id
 """
+
+
+_SOME_ADDRESS = rf"\b([A-Z]{{2}}|(?i:{_STATE_NAMES_RE}))\s+\d{{5}}(-\d{{4}})?\b"
 
 
 def _cs_001_sql(address: PostalAddress | None) -> str:
@@ -175,8 +211,11 @@ def _cs_001_sql(address: PostalAddress | None) -> str:
             component_regex(address.zip),
         )
         if address.state:
-            # The state counts when it sits where a state goes: after the city or before the ZIP.
+            # The state counts when it sits where a state goes: after the city or before the ZIP,
+            # as the code or spelled out (a line break may sit in between, as in a signature).
             state_re = re.escape(address.state)
+            if address.state in US_STATES:
+                state_re = f"({state_re}|{_tokens_regex(US_STATES[address.state])})"
             around = [
                 p
                 for p in (
@@ -193,6 +232,7 @@ def _cs_001_sql(address: PostalAddress | None) -> str:
         city=_sql_regex_literal(city),
         state=_sql_regex_literal(state),
         zip=_sql_regex_literal(zip_code),
+        some_address=_sql_regex_literal(_SOME_ADDRESS),
     )
 
 
@@ -283,22 +323,102 @@ def cs_001(ctx: CheckContext) -> Outcome:
 
 
 # --- CS-002 --------------------------------------------------------------------------------
-OPT_OUT_LINK = (
-    r"(?i)(https?://[^\s)\]>]*(unsubscribe|opt-?out|email-preferences|preferences|manage-subscription)"
-    r"|mailto:[^\s)\]>]*unsubscribe|\[[^\]]*(unsubscribe|opt[ -]?out)[^\]]*\]\([^)]+\))"
-)
-REPLY_INSTRUCTION = r"(?i)\breply\b[^.\n]{0,40}\b(stop|unsubscribe|remove me)\b"
+# Links are recognised by `auditkit.classify.OPT_OUT_LINK` (the classifier reads the same
+# signal): a URL or mailto: that says what it is, or one labelled as an opt-out in the same
+# clause, in link text, or right after it. A bare URL with no such label is not an opt-out.
 
+# Reply instructions. Not "answer": "Short answer: remove the app" is no instruction.
+_REPLY_VERB = r"(reply|replying|respond|responding|write\s+back)"
+_REPLY_KEYWORD = r"(stop|unsubscribe|remove(\s+me)?|opt[ -]?out)"
+# "Do not reply to this email" and "don't reply" are the opposite of an instruction; the
+# negation is consumed with the match and the match dropped by REPLY_NEGATED. "Don't
+# hesitate to reply" is not negated: only a negation right before the verb counts.
+_REPLY_NEGATION = r"(\b(never|not|don['’]?t|cannot|can['’]?t|won['’]?t)\s+)?"
+_REPLY_ALTERNATIVES = (
+    # The keyword is the reply itself: "reply STOP", "Reply with 'unsubscribe'", "reply to
+    # this email with REMOVE in the subject", "respond with STOP to opt out".
+    r"\b" + _REPLY_VERB + r"\b(\s+(to|on)\s+(this|our|the|any|that|a)\s+(e-?mail|message|mail))?"
+    r"(\s+(with|using|saying|containing|by\s+(typing|sending|writing)))?(\s+(just|only|simply))?"
+    r"(\s+the\s+(word|keyword|text|message))?\s*[\"'“‘«]?\s*" + _REPLY_KEYWORD + r"\b",
+    # The keyword quoted later in the sentence: 'Just reply "unsubscribe" and we'll …',
+    # 'reply with the subject line "remove me"'.
+    r"\b" + _REPLY_VERB + r"\b[^.!?\n]{0,60}?[\"“‘'«]\s*" + _REPLY_KEYWORD + r"\s*[\"”’'»]",
+    # The purpose follows the verb: "reply to this email to unsubscribe", "reply and we'll
+    # take you off the list".
+    r"\b" + _REPLY_VERB + r"\b[^.!?\n]{0,60}?\b(to\s+(unsubscribe|opt[ -]?out|stop\s+(receiving"
+    r"|getting)|be\s+(removed|taken\s+off|unsubscribed)|get\s+off)|remove\s+me|take\s+me\s+off"
+    r"|unsubscribe\s+me|(we['’]ll|we\s+will)\s+(remove\s+you|take\s+you\s+off|unsubscribe\s+you"
+    r"|stop\s+(sending|emailing)))\b",
+    # The purpose comes first: "To unsubscribe, reply to this email", "Unsubscribe by
+    # replying", "To stop receiving these emails, reply STOP".
+    r"\b(to\s+(unsubscribe|opt[ -]?out|be\s+removed|stop\s+(receiving|getting)\b[^.!?\n]{0,30}?)"
+    r"|(unsubscribe|opt[ -]?out)\s+(at\s+any\s*time\s+)?by)\b[^.!?\n]{0,30}?\b(reply|replying"
+    r"|respond|responding|write\s+back|writing\s+back)\b",
+)
+REPLY_INSTRUCTION = r"(?i)" + _REPLY_NEGATION + "(" + "|".join(_REPLY_ALTERNATIVES) + ")"
+REPLY_NEGATED = (
+    r"(?i)^(never|not|don['’]?t|cannot|can['’]?t|won['’]?t)\b"
+    r"|\b(not|never|don['’]?t|cannot|can['’]?t)\s+(reply|replying|respond|write\s+back)\b"
+)
+# RFC 2369 List-Unsubscribe with a usable URI, in a stored header object: {"List-Unsubscribe":
+# "<https://…>"}, {"list-unsubscribe": ["<mailto:…>"]}, [{"name": "List-Unsubscribe", "value":
+# …}] or ["List-Unsubscribe: <…>"]. Header names are case-insensitive; "-Post" does not count.
+LIST_UNSUBSCRIBE_HEADER = (
+    r"(?i)list-unsubscribe(\"\s*:\s*\[?\s*\"|\"\s*,\s*\"values?\"\s*:\s*\[?\s*\"|\s*:\s*)"
+    r"([^\"]*?(https?://|mailto:)[^\"]*)"
+)
+# Where a record may carry headers. MultiMail documents none (multimail-api.md §5), but
+# imports and future API versions may: the raw record's `headers`, or `metadata.headers` /
+# `tags.headers`.
+HEADER_SOURCES = ("raw.headers", "metadata.headers", "tags.headers")
+OPT_OUT_CHECKED = (
+    BODY_SOURCE
+    + " + List-Unsubscribe header where the record carries headers ("
+    + ", ".join(HEADER_SOURCES)
+    + ")"
+)
+
+# Every commercial or mixed message with the mechanism recognised, first match each, in
+# order of preference: a notice in the message, then the header alone. Rows whose
+# `mechanism` is NULL or 'list_unsubscribe_header' are findings.
 CS_002_SQL = f"""
-SELECT id, classification, reasons
-FROM ak_classified
-WHERE is_sent AND classification IN ('commercial', 'mixed')
-  AND NOT regexp_matches(coalesce(body_markdown, '') || ' ' || coalesce(signature_block, ''),
-      '{OPT_OUT_LINK}')
-  AND NOT regexp_matches(coalesce(body_markdown, '') || ' ' || coalesce(signature_block, ''),
-      '{REPLY_INSTRUCTION}')
+WITH checked AS (
+    SELECT c.id, c.classification, c.reasons,
+           coalesce(c.body_markdown, '') AS body, coalesce(c.signature_block, '') AS signature,
+           concat_ws(' ', json_extract(e.raw, '$.headers')::VARCHAR,
+                     json_extract(c.metadata, '$.headers')::VARCHAR,
+                     json_extract(c.tags, '$.headers')::VARCHAR) AS headers
+    FROM ak_classified c
+    -- ak_scope does not carry raw; the stored record is joined for its headers.
+    LEFT JOIN multimail_emails e ON e.id = c.id
+    WHERE c.is_sent AND c.classification IN ('commercial', 'mixed')
+), recognised AS (
+    SELECT id, classification, reasons,
+           {first_match_sql("body", OPT_OUT_LINK, OPT_OUT_NEGATED)} AS body_link,
+           {first_match_sql("body", REPLY_INSTRUCTION, REPLY_NEGATED)} AS body_reply,
+           {first_match_sql("signature", OPT_OUT_LINK, OPT_OUT_NEGATED)} AS signature_link,
+           {first_match_sql("signature", REPLY_INSTRUCTION, REPLY_NEGATED)} AS signature_reply,
+           nullif(regexp_extract(headers, '{LIST_UNSUBSCRIBE_HEADER.replace("'", "''")}', 2), '')
+               AS list_unsubscribe
+    FROM checked
+)
+SELECT *,
+       CASE WHEN body_link IS NOT NULL THEN 'link_in_body'
+            WHEN body_reply IS NOT NULL THEN 'reply_instruction_in_body'
+            WHEN signature_link IS NOT NULL THEN 'link_in_signature'
+            WHEN signature_reply IS NOT NULL THEN 'reply_instruction_in_signature'
+            WHEN list_unsubscribe IS NOT NULL THEN 'list_unsubscribe_header'
+       END AS mechanism
+FROM recognised
 ORDER BY id
 """
+_MECHANISM_TEXT = {
+    "link_in_body": "opt-out link in the body",
+    "reply_instruction_in_body": "reply instruction in the body",
+    "link_in_signature": "opt-out link in the signature block",
+    "reply_instruction_in_signature": "reply instruction in the signature block",
+    "list_unsubscribe_header": "List-Unsubscribe header only",
+}
 
 
 @control(
@@ -306,9 +426,19 @@ ORDER BY id
     title="Commercial email without a clear opt-out",
     severity="high",
     rationale=(
-        "Commercial email must offer a working way to opt out: an unsubscribe/opt-out link or a "
-        "reply instruction (reply STOP / unsubscribe), found in the body markdown or mailbox "
-        "signature block. Scope: sent commercial or mixed outbound email created in the period "
+        "Commercial email must offer a working way to opt out, with a notice in the message. "
+        "Recognised, in the body markdown or mailbox signature block: a link whose URL or "
+        "mailto: says unsubscribe/opt-out/preferences; a URL or email address labelled as an "
+        "opt-out in the same clause ('Unsubscribe here: https://…', 'To opt out, visit …', "
+        "'Manage your email preferences: …', 'To unsubscribe, email …'); markdown or HTML "
+        "link text naming the opt-out; a reply instruction ('reply STOP', 'reply with "
+        "\"unsubscribe\"', 'reply to this email with REMOVE in the subject', 'to unsubscribe, "
+        "reply …'). Negated wording ('we will never unsubscribe you', 'do not reply') and "
+        "bare URLs without an opt-out label are not opt-outs. A List-Unsubscribe header "
+        "(RFC 2369) alone, where the record carries headers, is a review finding: it is a "
+        "mechanism, but whether the mail client's unsubscribe control is a clear and "
+        "conspicuous notice (§ 7704(a)(5)(A)(ii)) needs a human. Nothing found: fail (mixed "
+        "mail: review). Scope: sent commercial or mixed outbound email created in the period "
         "(created_at)."
     ),
     reference="15 U.S.C. § 7704(a)(3), (a)(5)(A)(ii); 16 CFR 316.5; can-spam.md CS-05",
@@ -319,22 +449,48 @@ def cs_002(ctx: CheckContext) -> Outcome:
     commercial, total = _commercial_scope(ctx)
     if not commercial:
         return Outcome(0, not_applicable=_not_applicable(total))
-    findings = [
-        ctx.finding(
-            "email",
-            r["id"],
-            "No unsubscribe link or reply-to-opt-out instruction in the commercial message."
-            + _mixed_note(r["classification"]),
-            {
-                "classification": r["classification"],
-                "classification_reasons": r["reasons"],
-                "checked": BODY_SOURCE,
-            },
-            _state_for(r["classification"]),
+    findings = []
+    recognised: dict[str, int] = {}
+    for r in ctx.rows(CS_002_SQL):
+        mechanism = r["mechanism"]
+        if mechanism is not None:
+            recognised[mechanism] = recognised.get(mechanism, 0) + 1
+        evidence: dict[str, Any] = {
+            "classification": r["classification"],
+            "classification_reasons": r["reasons"],
+            "checked": OPT_OUT_CHECKED,
+        }
+        if mechanism is None:
+            findings.append(
+                ctx.finding(
+                    "email",
+                    r["id"],
+                    "No opt-out in the commercial message: no unsubscribe/opt-out link, labelled "
+                    "opt-out URL or address, reply-to-opt-out instruction or List-Unsubscribe "
+                    "header." + _mixed_note(r["classification"]),
+                    evidence,
+                    _state_for(r["classification"]),
+                )
+            )
+        elif mechanism == "list_unsubscribe_header":
+            findings.append(
+                ctx.finding(
+                    "email",
+                    r["id"],
+                    f"The only opt-out is the List-Unsubscribe header ({r['list_unsubscribe']}); "
+                    "the message itself shows no opt-out notice. Whether the mail client's "
+                    "unsubscribe control is a clear and conspicuous notice needs a human."
+                    + _mixed_note(r["classification"]),
+                    {**evidence, "mechanism": mechanism, "list_unsubscribe": r["list_unsubscribe"]},
+                    "review",
+                )
+            )
+    detail = ""
+    if recognised:
+        detail = "opt-out recognised: " + ", ".join(
+            f"{recognised[m]} {_MECHANISM_TEXT[m]}" for m in _MECHANISM_TEXT if m in recognised
         )
-        for r in ctx.rows(CS_002_SQL)
-    ]
-    return Outcome(commercial, findings)
+    return Outcome(commercial, findings, detail=detail)
 
 
 # --- CS-003 --------------------------------------------------------------------------------
@@ -483,17 +639,81 @@ def cs_003(ctx: CheckContext) -> Outcome:
 
 
 # --- CS-004 --------------------------------------------------------------------------------
-CS_004_SQL = """
-SELECT c.id, c.subject, c.thread_id, c.created_at
-FROM ak_scope c
-WHERE c.is_sent
-  AND regexp_matches(coalesce(c.subject, ''), '^\\s*(re|fwd?|fw)\\s*:', 'i')
-  AND NOT EXISTS (
-      SELECT 1 FROM multimail_emails p
-      WHERE c.thread_id IS NOT NULL AND p.thread_id = c.thread_id
-        AND p.created_at < c.created_at AND p.id <> c.id)
-ORDER BY c.id
+_ADDRESS_SQL = "lower(trim(coalesce(nullif(regexp_extract({a}, '<([^>]+)>', 1), ''), {a})))"
+# A reply/forward prefix is genuine when the addressee had a prior exchange with the sender:
+# an earlier message in the same thread; an earlier inbound email from a To recipient to any
+# of the account's mailboxes (the sender under CAN-SPAM is the business, not one mailbox:
+# "Re: your question" from sales@ after the customer wrote to support@ claims a real
+# exchange); or the linked Intercom conversation, when its contact (source author, or a
+# user/lead part author) is a To recipient and it began no later than the message. A reply
+# that adds colleagues stays a reply, so one To recipient with a prior exchange is enough.
+# A link whose conversation was not harvested, answered 404 or names no contact proves
+# nothing either way: not a prior exchange, and the finding is `review`, not `open`.
+CS_004_SQL = f"""
+WITH candidates AS (
+    SELECT c.id, c.subject, c.thread_id, c.created_at, c.classification, c.reasons,
+           c.conversation_id,
+           list_distinct(list_filter(list_transform(coalesce(c.to_addresses, []::VARCHAR[]),
+               lambda a: {_ADDRESS_SQL.format(a="a")}), lambda a: a <> '')) AS recipients
+    FROM ak_classified c
+    WHERE c.is_sent AND c.classification IN ('commercial', 'mixed')
+      AND regexp_matches(coalesce(c.subject, ''), '^\\s*(re|fwd?|fw)\\s*:', 'i')
+), earlier_in_thread AS (
+    SELECT c.id, arg_min(p.id, p.created_at) AS thread_message_id
+    FROM candidates c JOIN multimail_emails p
+      ON c.thread_id IS NOT NULL AND p.thread_id = c.thread_id
+     AND p.created_at < c.created_at AND p.id <> c.id
+    GROUP BY c.id
+), recipients AS (
+    SELECT id, created_at, unnest(recipients) AS address FROM candidates
+), earlier_inbound AS (
+    SELECT r.id, arg_min(i.id, i.created_at) AS inbound_id,
+           arg_min(r.address, i.created_at) AS inbound_from
+    FROM recipients r
+    JOIN (SELECT id, created_at, {from_email_sql("from_address")} AS sender
+          FROM multimail_emails WHERE direction = 'inbound') i
+      ON i.sender = r.address AND i.created_at < r.created_at
+    GROUP BY r.id
+), conversations AS (
+    SELECT id, found, created_at,
+           list_distinct(list_filter(list_concat(
+               [lower(trim(contact_email))],
+               list_transform(
+                   coalesce(json_extract(raw, '$.conversation_parts.conversation_parts[*].author'),
+                            []::JSON[]),
+                   lambda a: CASE WHEN json_extract_string(a, '$.type') IN ('user', 'lead',
+                       'contact') THEN lower(trim(json_extract_string(a, '$.email'))) END)),
+               lambda x: x IS NOT NULL AND x <> '')) AS contact_emails
+    FROM intercom_conversations
+    WHERE id IN (SELECT conversation_id FROM candidates)
+), judged AS (
+    SELECT c.*, t.thread_message_id, i.inbound_id, i.inbound_from,
+           k.contact_emails AS conversation_contacts,
+           CASE WHEN c.conversation_id IS NULL THEN NULL
+                WHEN k.id IS NULL THEN 'not_harvested'
+                WHEN NOT k.found THEN 'not_found'
+                WHEN len(k.contact_emails) = 0 THEN 'no_contact'
+                WHEN NOT list_has_any(k.contact_emails, c.recipients) THEN 'other_contact'
+                WHEN k.created_at > c.created_at THEN 'began_later'
+                ELSE 'recipient'
+           END AS conversation_check
+    FROM candidates c
+    LEFT JOIN earlier_in_thread t ON t.id = c.id
+    LEFT JOIN earlier_inbound i ON i.id = c.id
+    LEFT JOIN conversations k ON k.id = c.conversation_id
+)
+SELECT id, subject, thread_id, created_at, classification, reasons, recipients,
+       conversation_id, conversation_check, conversation_contacts
+FROM judged
+WHERE thread_message_id IS NULL AND inbound_id IS NULL
+  AND coalesce(conversation_check, '') <> 'recipient'
+ORDER BY id
 """
+_CONVERSATION_UNVERIFIED = {
+    "not_harvested": "was not harvested",
+    "not_found": "answered 404 at Intercom",
+    "no_contact": "names no contact email",
+}
 
 
 @control(
@@ -501,33 +721,65 @@ ORDER BY c.id
     title="Deceptive reply/forward subject",
     severity="medium",
     rationale=(
-        "A Re:/Fwd:/Fw: subject on a message that is not part of an existing conversation "
-        "suggests a relationship that does not exist. Flags such subjects when no earlier "
-        "message (inbound or outbound, by created_at) exists in the same thread_id. CAN-SPAM's "
-        "subject rule covers commercial mail and the FTC Act's general ban on deception covers "
-        "the rest, so every sent message is checked, whatever its classification. Scope: sent "
-        "outbound email created in the period."
+        "A Re:/Fwd:/Fw: subject claims a conversation; on commercial mail without one it is "
+        "a deceptive subject line. The prefix is genuine when a To recipient had a prior "
+        "exchange with the sender: an earlier message (inbound or outbound, by created_at) in "
+        "the same thread_id; an earlier inbound email from that address to any of the "
+        "account's mailboxes; or the linked Intercom conversation (conversation_id), begun no "
+        "later than the message, whose contact (source author or a user/lead part author) is "
+        "that address. Without any: fail; on mixed mail, or when the linked conversation was "
+        "not harvested, answered 404 or names no contact, review. Transactional mail is out "
+        "of scope (the subject rule of § 7704(a)(2) covers commercial mail). Scope: sent "
+        "commercial or mixed outbound email created in the period (created_at)."
     ),
-    reference="15 U.S.C. § 7704(a)(2); 15 U.S.C. § 45 (FTC Act § 5); can-spam.md CS-02",
-    applies_to="outbound_email",
+    reference="15 U.S.C. § 7704(a)(2); can-spam.md CS-02",
+    applies_to="commercial_email",
     sql=CS_004_SQL,
 )
 def cs_004(ctx: CheckContext) -> Outcome:
-    checked = ctx.scalar("SELECT count(*) FROM ak_scope WHERE is_sent")
-    if not checked:
-        return Outcome(0, not_applicable="no outbound email created in the period was sent")
-    findings = [
-        ctx.finding(
-            "email",
-            r["id"],
-            f"Subject {r['subject']!r} claims a reply or forward, but thread "
-            f"{r['thread_id'] or '(none)'} "
-            "has no earlier message.",
-            r,
+    commercial, total = _commercial_scope(ctx)
+    if not commercial:
+        return Outcome(0, not_applicable=_not_applicable(total))
+    findings = []
+    for r in ctx.rows(CS_004_SQL):
+        unverified = _CONVERSATION_UNVERIFIED.get(r["conversation_check"] or "")
+        reason = (
+            f"Subject {r['subject']!r} claims a reply or forward, but no recipient "
+            f"({', '.join(r['recipients']) or 'none'}) had a prior exchange: thread "
+            f"{r['thread_id'] or '(none)'} has no earlier message and no earlier inbound email "
+            "came from them."
         )
-        for r in ctx.rows(CS_004_SQL)
-    ]
-    return Outcome(checked, findings)
+        if r["conversation_check"] == "other_contact":
+            reason += f" Linked Intercom conversation {r['conversation_id']} is with someone else."
+        elif r["conversation_check"] == "began_later":
+            reason += (
+                f" Linked Intercom conversation {r['conversation_id']} began after the message."
+            )
+        elif unverified:
+            reason += (
+                f" Linked Intercom conversation {r['conversation_id']} {unverified}, so a prior "
+                "exchange there cannot be confirmed."
+            )
+        findings.append(
+            ctx.finding(
+                "email",
+                r["id"],
+                reason + _mixed_note(r["classification"]),
+                {
+                    "subject": r["subject"],
+                    "thread_id": r["thread_id"],
+                    "created_at": r["created_at"],
+                    "recipients": r["recipients"],
+                    "conversation_id": r["conversation_id"],
+                    "conversation_check": r["conversation_check"],
+                    "conversation_contacts": r["conversation_contacts"],
+                    "classification": r["classification"],
+                    "classification_reasons": r["reasons"],
+                },
+                "review" if unverified else _state_for(r["classification"]),
+            )
+        )
+    return Outcome(commercial, findings)
 
 
 # --- CS-005 --------------------------------------------------------------------------------

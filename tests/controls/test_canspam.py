@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from auditkit.config import Settings
-from auditkit.errors import ConfigError
 from auditkit.controls.canspam import parse_postal_address
+from auditkit.errors import ConfigError
 from auditkit.store import Store
 from tests.controls.conftest import StoreBuilder, check, targets, ts
 
@@ -83,6 +85,72 @@ def test_cs_001_signature_block_counts(store: Store, build: StoreBuilder) -> Non
     assert check(store, "CS-001").status == "pass"
 
 
+@pytest.mark.parametrize(
+    ("account_address", "shown", "outcome"),
+    [
+        # The state spelled out where the account has the code, and the other way round.
+        (None, "1200 Harbor Blvd, Oakland, California 94607", "pass"),
+        (None, "1200 HARBOR BOULEVARD\nOAKLAND, CALIFORNIA 94607", "pass"),
+        (
+            "Northwind, 1200 Harbor Blvd, Oakland, California 94607",
+            "1200 Harbor Blvd\nOakland, CA 94607",
+            "pass",
+        ),
+        (
+            "Capitol Goods, 10 Main St, Charleston, WV 25301",
+            "10 Main Street\nCharleston, West Virginia 25301",
+            "pass",
+        ),
+        (
+            "Capitol Goods, 1 Penn Ave, Washington, DC 20001",
+            "1 Penn Avenue\nWashington, District of Columbia 20001",
+            "pass",
+        ),
+        # Another state's name next to the right city and ZIP is not the state.
+        (None, "1200 Harbor Blvd, Oakland, Nevada 94607", "partial"),
+        # The state name elsewhere in the text does not stand for the state component.
+        (None, "We ship to California! 1200 Harbor Blvd, Oakland 94607", "partial"),
+        # A different address written with a state name: review, not "no address".
+        (None, "9 Elm St, Reno, Nevada 89501", "other"),
+    ],
+)
+def test_cs_001_state_names(
+    store: Store, build: StoreBuilder, account_address: str | None, shown: str, outcome: str
+) -> None:
+    if account_address:
+        build.account(physical_address=account_address)
+    else:
+        build.account()
+    _commercial(build, "e1", f"20% off! {OPT_OUT}\n\n{shown}")
+    result = check(store, "CS-001")
+    if outcome == "pass":
+        assert result.status == "pass", [f.reason for f in result.findings]
+        return
+    (finding,) = result.findings
+    assert finding.state == "review"
+    if outcome == "partial":
+        assert finding.evidence["components_missing"] == ["state"]
+    else:
+        assert "not the account's physical_address" in finding.reason
+
+
+@pytest.mark.parametrize(
+    "signature",
+    [
+        "Northwind Supply Co.\n1200 Harbor Boulevard\nSuite 400\nOakland, CA\n94607",
+        "Northwind Supply Co.  \n1200 Harbor  \nBlvd.  \nOakland  \nCalifornia 94607",
+        "Northwind Supply Co.<br>1200 Harbor<br/>Boulevard<br>Oakland,&nbsp;CA&nbsp;94607",
+        "<p>Northwind Supply Co.</p>\n<p>1200 Harbor Blvd, Suite 400</p>\n<p>Oakland, CA 94607</p>",
+    ],
+)
+def test_cs_001_multi_line_signature(store: Store, build: StoreBuilder, signature: str) -> None:
+    build.account()
+    build.mailbox(signature_block=signature)
+    _commercial(build, "e1", f"20% off! {OPT_OUT}")
+    result = check(store, "CS-001")
+    assert result.status == "pass", [f.evidence for f in result.findings]
+
+
 def test_cs_001_account_without_address_fails_every_commercial_message(
     store: Store, build: StoreBuilder
 ) -> None:
@@ -93,8 +161,8 @@ def test_cs_001_account_without_address_fails_every_commercial_message(
     assert "no parseable physical_address" in result.findings[0].reason
 
 
-@pytest.mark.parametrize("control_id", ["CS-001", "CS-002", "CS-003"])
-def test_cs_content_controls_not_applicable_to_transactional_mail(
+@pytest.mark.parametrize("control_id", ["CS-001", "CS-002", "CS-003", "CS-004"])
+def test_cs_controls_not_applicable_to_transactional_mail(
     store: Store, build: StoreBuilder, control_id: str
 ) -> None:
     build.account()
@@ -114,6 +182,50 @@ def test_cs_content_controls_not_applicable_to_transactional_mail(
         ("20% off! Reply with 'unsubscribe' and we will remove you.", True),
         ("20% off! Just reply if you have questions.", False),
         ("20% off! Visit https://northwind.example/deals", False),
+        # Labelled URLs whose path does not say what they are.
+        ("20% off! Unsubscribe here: https://example.com/p/8f3a", True),
+        ("20% off!\n\nManage your email preferences: https://x.example/prefs/abc", True),
+        ("20% off! To opt out, visit https://x.example/o/77.", True),
+        ("20% off!\nUnsubscribe: <https://x.example/l/1>", True),
+        ("20% off! You can opt out at any time by visiting https://x.example/a", True),
+        ("20% off! Don't want these emails? https://x.example/a/9", True),
+        ("20% off! If you no longer wish to receive our emails, go to https://x.example/b", True),
+        # Link text in markdown or HTML, before or after the link.
+        ("20% off! [Manage preferences](https://x.example/m/2)", True),
+        ("20% off! [Stop receiving these emails](https://x.example/m/3)", True),
+        ('20% off! <a href="https://x.example/l/9">unsubscribe</a>', True),
+        ('20% off! <a href="https://x.example/l/9">Click here</a> to opt out.', True),
+        ("20% off! Click [here](https://x.example/l/9) to unsubscribe.", True),
+        # A return email address (§ 7704(a)(3) names it beside web mechanisms).
+        ("20% off! [Unsubscribe](mailto:lists@northwind.example?subject=STOP)", True),
+        ("20% off! Opt out: mailto:optout@northwind.example", True),
+        ("20% off! To unsubscribe, email us at lists@northwind.example.", True),
+        # Reply instructions, phrased many ways.
+        ("20% off! Reply STOP to opt out.", True),
+        (
+            "20% off! Don't want these emails? Just reply \"unsubscribe\" and we'll take you "
+            "off the list.",
+            True,
+        ),
+        ("20% off! Reply to this email with REMOVE in the subject.", True),
+        ("20% off! Respond with STOP to opt out.", True),
+        ("20% off! To unsubscribe, simply reply to this message.", True),
+        ("20% off! Unsubscribe by replying to this email.", True),
+        ("20% off! Reply “remove me” any time.", True),
+        # Not opt-outs: negated wording, unlabelled links, other reasons to reply or act.
+        ("20% off! We will never unsubscribe you without asking.", False),
+        ("20% off! You can't opt out of receipts: https://x.example/help", False),
+        ("20% off! Shop now: https://example.com/p/8f3a", False),
+        ("20% off! Manage your subscription: https://app.example/billing", False),
+        ("20% off! Update your preferences at https://app.example/account", False),
+        ("20% off! Please do not reply to this email; to unsubscribe call us.", False),
+        ("20% off! Don't reply STOP, it will not work.", False),
+        ("20% off! Reply and we'll remove the charge from your card.", False),
+        ("20% off! If anything looks wrong, just reply to this email.", False),
+        ("20% off! Questions? Email support@northwind.example", False),
+        ("REPLY NOW TO STOP MISSING OUT! 20% off.", False),
+        ("20% off! Short answer: remove the old app first.", False),
+        ("20% off! Quick reply: stop by the store on Friday.", False),
     ],
 )
 def test_cs_002_opt_out(store: Store, build: StoreBuilder, body: str, has_opt_out: bool) -> None:
@@ -129,6 +241,75 @@ def test_cs_002_mixed_is_review(store: Store, build: StoreBuilder) -> None:
     result = check(store, "CS-002", settings=SETTINGS)
     assert targets(result, "review") == {"mixed"}
     assert result.status == "fail"
+
+
+def test_cs_002_signature_block_and_detail(store: Store, build: StoreBuilder) -> None:
+    build.mailbox(signature_block="Northwind Supply Co.\nReply STOP to opt out of these emails.")
+    build.mailbox(id="mbx_2", address="deals@northwind.example", signature_block="Deals team")
+    _commercial(build, "in_signature", "20% off!")
+    _commercial(build, "in_body", f"20% off! {OPT_OUT}", mailbox_id="mbx_2")
+    _commercial(build, "none", "20% off!", mailbox_id="mbx_2")
+    result = check(store, "CS-002")
+    assert targets(result, "open") == {"none"}
+    assert "1 opt-out link in the body" in result.detail
+    assert "1 reply instruction in the signature block" in result.detail
+    assert "List-Unsubscribe" in result.findings[0].evidence["checked"]
+
+
+def _set_raw_headers(store: Store, email_id: str, headers: object) -> None:
+    # The row builder derives `raw` from the typed columns; a record carrying headers
+    # (import, future API) has them at the top level of the stored JSON.
+    store.con.execute(
+        "UPDATE multimail_emails SET raw = json_merge_patch(raw, ?::JSON) WHERE id = ?",
+        [json.dumps({"headers": headers}), email_id],
+    )
+
+
+def test_cs_002_list_unsubscribe_header(store: Store, build: StoreBuilder) -> None:
+    one_click = {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+    _commercial(
+        build,
+        "metadata_header",
+        "20% off!",
+        metadata=json.dumps({"headers": {"List-Unsubscribe": "<https://x.example/u/1>"}}),
+    )
+    _commercial(build, "raw_header_lower", "20% off!")
+    _set_raw_headers(store, "raw_header_lower", {"list-unsubscribe": ["<mailto:u@x.example>"]})
+    _commercial(build, "raw_header_pairs", "20% off!")
+    _set_raw_headers(
+        store,
+        "raw_header_pairs",
+        [{"name": "LIST-UNSUBSCRIBE", "value": "<https://x.example/u/2>"}],
+    )
+    _commercial(
+        build,
+        "tags_header_line",
+        "20% off!",
+        tags={**PROMO, "headers": ["List-Unsubscribe: <https://x.example/u/3>"]},
+    )
+    # Only the RFC 8058 companion header, an empty value, or no URI: no mechanism.
+    _commercial(build, "post_only", "20% off!", metadata=json.dumps({"headers": one_click}))
+    _commercial(build, "empty", "20% off!")
+    _set_raw_headers(store, "empty", {"List-Unsubscribe": ""})
+    _commercial(build, "no_uri", "20% off!")
+    _set_raw_headers(store, "no_uri", {"List-Unsubscribe": "please write to us"})
+    # Header and a notice in the body: the body notice is what counts; no finding.
+    _commercial(build, "both", f"20% off! {OPT_OUT}")
+    _set_raw_headers(store, "both", {"List-Unsubscribe": "<https://x.example/u/4>"})
+    result = check(store, "CS-002")
+    assert targets(result, "review") == {
+        "metadata_header",
+        "raw_header_lower",
+        "raw_header_pairs",
+        "tags_header_line",
+    }
+    assert targets(result, "open") == {"post_only", "empty", "no_uri"}
+    header_only = next(f for f in result.findings if f.target_id == "metadata_header")
+    assert header_only.evidence["list_unsubscribe"] == "<https://x.example/u/1>"
+    assert header_only.evidence["mechanism"] == "list_unsubscribe_header"
+    assert "List-Unsubscribe header" in header_only.reason
+    assert "1 opt-out link in the body" in result.detail
+    assert "4 List-Unsubscribe header only" in result.detail
 
 
 # --- CS-003 ------------------------------------------------------------------------------
@@ -238,25 +419,161 @@ def test_cs_004_reply_subject_without_thread(store: Store, build: StoreBuilder) 
         thread_id="thr_real",
         created_at=ts("2026-08-01 09:00"),
         subject="Question",
-        from_address="customer@example.com",
+        from_address="someone@example.com",
     )
-    _commercial(build, "real_reply", OPT_OUT, subject="Re: Question", thread_id="thr_real")
-    _commercial(build, "fake_reply", OPT_OUT, subject="RE: your account", thread_id="thr_new")
-    _commercial(build, "fake_fwd", OPT_OUT, subject="Fwd: invoice", thread_id=None)
+    _commercial(
+        build,
+        "real_reply",
+        OPT_OUT,
+        subject="Re: Question",
+        thread_id="thr_real",
+        to_addresses=["new@example.com"],
+    )
+    _commercial(
+        build,
+        "fake_reply",
+        OPT_OUT,
+        subject="RE: your account",
+        thread_id="thr_new",
+        to_addresses=["prospect@example.com"],
+    )
+    _commercial(
+        build,
+        "fake_fwd",
+        OPT_OUT,
+        subject="Fwd: invoice",
+        thread_id=None,
+        to_addresses=["prospect@example.com"],
+    )
     _commercial(build, "plain", OPT_OUT, subject="Summer sale")
     result = check(store, "CS-004")
     assert result.status == "fail"
-    assert targets(result) == {"fake_reply", "fake_fwd"}
+    assert targets(result, "open") == {"fake_reply", "fake_fwd"}
+    fake = next(f for f in result.findings if f.target_id == "fake_reply")
+    assert fake.evidence["recipients"] == ["prospect@example.com"]
+    assert "prospect@example.com" in fake.reason
 
 
-def test_cs_004_applies_to_transactional_mail_too(store: Store, build: StoreBuilder) -> None:
+def test_cs_004_earlier_inbound_from_the_recipient(store: Store, build: StoreBuilder) -> None:
+    build.mailbox(id="mbx_sales", address="sales@northwind.example")
+
+    def inbound(id: str, sender: str, at: str) -> None:
+        # Another mailbox of the account, another thread: still an exchange with the sender.
+        build.email(
+            id,
+            direction="inbound",
+            mailbox_id="mbx_sales",
+            thread_id=f"thr_{id}",
+            created_at=ts(at),
+            subject="Hello",
+            from_address=sender,
+            to_addresses=["sales@northwind.example"],
+        )
+
+    def reply(id: str, to: list[str], **kw: object) -> None:
+        _commercial(build, id, OPT_OUT, subject="Re: your question", to_addresses=to, **kw)
+
+    inbound("in_sam", "Sam Lee <Sam@Example.com>", "2026-07-20 09:00")
+    inbound("in_late", "late@example.com", "2026-08-04 09:00")
+    inbound("in_other", "someone.else@example.com", "2026-07-20 09:00")
+    reply("to_sam", ["sam@example.com"])
+    reply("to_sam_named", ["Sam <SAM@example.com>"])
+    # A reply that adds a colleague is still a reply.
+    reply("to_sam_and_colleague", ["colleague@example.com", "sam@example.com"])
+    # The recipient wrote only after the message.
+    reply("to_late", ["late@example.com"])
+    reply("to_prospect", ["prospect@example.com"])
+    # A Cc'd correspondent does not make the message a reply to its To recipient.
+    reply("cc_only", ["prospect2@example.com"], cc_addresses=["sam@example.com"])
+    # Mail only ever went one way: earlier outbound mail is no exchange.
+    _commercial(
+        build,
+        "cold_first",
+        OPT_OUT,
+        subject="Summer sale",
+        to_addresses=["cold@example.com"],
+        created_at=ts("2026-07-10 10:00"),
+    )
+    reply("to_cold", ["cold@example.com"])
+    result = check(store, "CS-004")
+    assert targets(result, "open") == {"to_late", "to_prospect", "cc_only", "to_cold"}
+
+
+def test_cs_004_linked_intercom_conversation(store: Store, build: StoreBuilder) -> None:
+    build.conversation("c_ok", contact_email="Pat@Example.com", created_at=ts("2026-07-01 08:00"))
+    build.conversation("c_other", contact_email="someone@example.com")
+    build.conversation(
+        "c_later", contact_email="pat@example.com", created_at=ts("2026-09-01 08:00")
+    )
+    build.conversation("c_404", found=False)
+    build.conversation("c_no_contact", contact_email=None)
+    # Started by a teammate (no contact_email), but the customer wrote in a part.
+    build.conversation("c_parts", contact_email=None)
+    store.con.execute(
+        "UPDATE intercom_conversations SET raw = json_merge_patch(raw, ?::JSON) WHERE id = ?",
+        [
+            json.dumps(
+                {
+                    "conversation_parts": {
+                        "conversation_parts": [
+                            {"author": {"type": "admin", "email": "agent@northwind.example"}},
+                            {"author": {"type": "user", "email": "PAT@example.com"}},
+                        ]
+                    }
+                }
+            ),
+            "c_parts",
+        ],
+    )
+    for email_id, conversation in [
+        ("via_contact", "c_ok"),
+        ("via_parts", "c_parts"),
+        ("other_contact", "c_other"),
+        ("began_later", "c_later"),
+        ("not_harvested", "c_missing"),
+        ("answered_404", "c_404"),
+        ("no_contact", "c_no_contact"),
+    ]:
+        _commercial(
+            build,
+            email_id,
+            OPT_OUT,
+            subject="Re: your question",
+            to_addresses=["pat@example.com"],
+            conversation_id=conversation,
+        )
+    result = check(store, "CS-004")
+    assert targets(result, "open") == {"other_contact", "began_later"}
+    # A link that cannot be checked is no prior exchange, but no accusation either.
+    assert targets(result, "review") == {"not_harvested", "answered_404", "no_contact"}
+    by_id = {f.target_id: f for f in result.findings}
+    assert "is with someone else" in by_id["other_contact"].reason
+    assert by_id["other_contact"].evidence["conversation_contacts"] == ["someone@example.com"]
+    assert "began after the message" in by_id["began_later"].reason
+    assert "was not harvested" in by_id["not_harvested"].reason
+    assert by_id["answered_404"].evidence["conversation_check"] == "not_found"
+
+
+def test_cs_004_commercial_and_mixed_mail_only(store: Store, build: StoreBuilder) -> None:
+    build.mailbox()
+    # Transactional Re: mail is out of scope (§ 7704(a)(2) covers commercial mail).
     build.email(
         "support_fake_reply",
         subject="Re: your order #4411",
         body_markdown="Your return was received.",
+        to_addresses=["prospect@example.com"],
     )
-    result = check(store, "CS-004")
-    assert targets(result, "open") == {"support_fake_reply"}
+    build.email(
+        "mixed_fake_reply",
+        subject="Re: your refund",
+        body_markdown="Your refund is done. Also 20% off Pro with code SAVE20.",
+        to_addresses=["prospect@example.com"],
+    )
+    result = check(store, "CS-004", settings=SETTINGS)
+    assert targets(result) == {"mixed_fake_reply"}
+    assert targets(result, "review") == {"mixed_fake_reply"}
+    assert result.checked == 1
+    assert "Mixed" in result.findings[0].reason
 
 
 def test_cs_004_pass_and_not_applicable(store: Store, build: StoreBuilder) -> None:
