@@ -253,7 +253,9 @@ class Planted:
 
     created: datetime
     build: Callable[[datetime], str | None]
-    findings: list[tuple[str, str, str]]  # (control_id, target_type, note); target filled on build
+    # (control_id, target_type, note[, requires]); target filled on build. `requires` names
+    # the auditkit.toml setting without which no tool could call it a violation.
+    findings: list[tuple[str, ...]]
 
 
 class _TimeOrderedSink:
@@ -1042,16 +1044,24 @@ class QuarterGenerator:
         return "approved"
 
     # -- planted violations --------------------------------------------------------------
-    def _expect(self, control_id: str, target_type: str, target_id: str, note: str) -> None:
-        self.expected.append(
-            {
-                "control_id": control_id,
-                "target_type": target_type,
-                "target_id": target_id,
-                "state": "open",
-                "note": note,
-            }
-        )
+    def _expect(
+        self,
+        control_id: str,
+        target_type: str,
+        target_id: str,
+        note: str,
+        requires: str | None = None,
+    ) -> None:
+        entry = {
+            "control_id": control_id,
+            "target_type": target_type,
+            "target_id": target_id,
+            "state": "open",
+            "note": note,
+        }
+        if requires:
+            entry["requires"] = requires
+        self.expected.append(entry)
 
     def _support_planted(
         self,
@@ -1099,12 +1109,14 @@ class QuarterGenerator:
         address: bool = True,
         opt_out: bool = True,
         mailbox: str = "outreach",
+        subject: str | None = None,
         **kwargs: Any,
     ) -> str:
         first, to_address = to or self._reserved_customer()
-        slug, subject, body = self._outreach_content(
+        slug, default_subject, body = self._outreach_content(
             first, to_address, address=address, opt_out=opt_out, campaign=CAMPAIGNS[0]
         )
+        subject = subject or default_subject
         tags = {"agent": "outreach-bot", "category": "promotion", "campaign": slug}
         gated = mailbox == "outreach" and created < OUTREACH_MONITORED_AT
         kwargs.setdefault("outcome", "approved" if gated else "direct")
@@ -1122,7 +1134,7 @@ class QuarterGenerator:
         def plant(
             created: datetime,
             build: Callable[[datetime], str | None],
-            *findings: tuple[str, str, str],
+            *findings: tuple[str, ...],
         ) -> None:
             plants.append(Planted(created, build, list(findings)))
 
@@ -1190,7 +1202,12 @@ class QuarterGenerator:
         plant(
             _at(d(2026, 9, 2), 9, 14, 2, 730),
             lambda t: self._support_planted(t, outcome="approved", reviewer=NOT_A_REVIEWER),
-            ("OVS-004", "email", f"approved_by {NOT_A_REVIEWER}, who is not a listed reviewer"),
+            (
+                "OVS-004",
+                "email",
+                f"approved_by {NOT_A_REVIEWER}, who is not a listed reviewer",
+                "controls.reviewers",
+            ),
         )
         plant(
             _at(d(2026, 9, 20), 11, 3, 44, 118),
@@ -1231,13 +1248,16 @@ class QuarterGenerator:
             self.notes["negative_cs003"] = self._outreach_planted(t, to=recently_unsubscribed)
 
         plant(_at(d(2026, 9, 11), 17, 5, 12, 90), within_opt_out_allowance)
+        # CAN-SPAM's subject rule covers commercial mail (§ 7704(a)(2)): a promotion dressed
+        # as a reply to a customer who never wrote.
         plant(
             _at(d(2026, 7, 30), 9, 41, 19, 12),
-            lambda t: self._support_planted(t, outcome="approved", subject="Re: your order #4411"),
+            lambda t: self._outreach_planted(t, subject="Re: your order #4411"),
             (
                 "CS-004",
                 "email",
-                "subject 'Re: your order #4411' starts a new thread (no earlier message)",
+                "promotion with subject 'Re: your order #4411' starts a new thread "
+                "(no earlier message, no prior exchange with the recipient)",
             ),
         )
         plant(
@@ -1257,7 +1277,12 @@ class QuarterGenerator:
         plant(
             _at(d(2026, 8, 12), 11, 55, 3, 777),
             lambda t: self._support_planted(t, outcome="approved", conversation=None),
-            ("TR-001", "email", "support message without an intercom_conversation_id tag"),
+            (
+                "TR-001",
+                "email",
+                "support message without an intercom_conversation_id tag",
+                'mailboxes."support@northwind.example".require_conversation_link',
+            ),
         )
         plant(
             _at(d(2026, 9, 8), 14, 9, 27, 615),
@@ -1382,8 +1407,8 @@ class QuarterGenerator:
                         self._regular(ts)
                         continue
                     target = planted.build(ts)
-                    for control_id, target_type, note in planted.findings:
-                        self._expect(control_id, target_type, str(target), note)
+                    for control_id, target_type, *rest in planted.findings:
+                        self._expect(control_id, target_type, str(target), *rest)
                 if day == OUTREACH_MONITORED_AT.date():
                     entry = self._audit(
                         OUTREACH_MONITORED_AT,
@@ -1643,7 +1668,7 @@ Intercom APIs.
 | `invalid/` | a truncated email page, a page whose `emails` is not a list, a record with wrong types, a truncated audit page |
 | `archive/`, `dns/` | DKIM-signed copies of ~20 sent messages (.eml, mbox, Maildir) and the throw-away test key and TXT record to verify them offline; made by `python -m auditkit.archive_sample`, planted cases in `archive/expected.json` |
 | `auditkit.toml` | demo config: company, reviewers, mailbox policies |
-| `expected_findings.json` | the exact set of open findings `auditkit check --period 2026Q3` must report |
+| `expected_findings.json` | the exact set of open findings `auditkit check --period 2026Q3` must report with `auditkit.toml`; an entry with `requires` needs that setting to be a violation at all, so a run without the file finds all the others |
 
 ## The company
 
@@ -1679,8 +1704,8 @@ design and is not an OVS-001 finding.
 
 Each planted message breaks only the control(s) listed for it. In particular the OVS-003
 message carries an `oversight.rejected` decision, so it is not also an OVS-001 case (OVS-001
-is delivery while gated with no decision at all), and the CS-004 message is support mail
-(classified transactional): its fake `Re:` must be caught whatever the classification.
+is delivery while gated with no decision at all). The CS-004 message is a promotion: CAN-SPAM's
+subject rule covers commercial mail, so a `Re:` on transactional support mail is not a finding.
 """  # noqa: E501  (markdown table rows do not wrap)
 
 
