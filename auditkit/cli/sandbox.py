@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -63,6 +64,14 @@ def bundled_sample_data() -> Path:
     is_flag=True,
     help="Start with multimail/mutations.json applied (the tampered audit log).",
 )
+@click.option(
+    "--dialect",
+    default=None,
+    metavar="NAME",
+    help="Serve the data rendered in this MultiMail dialect (same facts, other audit names "
+    "and wording; see auditkit.sample_dialects), e.g. decide-key. Rendered into a "
+    "temporary folder that is removed on exit.",
+)
 def sandbox(
     port: int,
     data_dir: Path | None,
@@ -71,6 +80,7 @@ def sandbox(
     api_key: str,
     intercom_token: str,
     mutated: bool,
+    dialect: str | None,
 ) -> None:
     """Serve sample data as a local MultiMail and Intercom API, until Ctrl-C.
 
@@ -83,6 +93,7 @@ def sandbox(
       auditkit sandbox                                # bundled sample quarter on :8765
       auditkit sandbox --port 0 --latency-ms 20 --fail-rate 0.05
       auditkit sandbox --data /tmp/bench-1m --mutated
+      auditkit sandbox --dialect decide-key           # the sample quarter in another dialect
     """
     from auditkit.sandbox import SandboxServer
 
@@ -92,19 +103,26 @@ def sandbox(
             f"no sample data in {data_dir}; generate it with "
             f"`python -m auditkit.sample --out {data_dir}` or pass --data DIR"
         )
-    server = SandboxServer(
-        data_dir,
-        api_key=api_key,
-        intercom_token=intercom_token,
-        latency_ms=latency_ms,
-        fail_rate=fail_rate,
-        port=port,
-    )
-    with server:
+    with ExitStack() as stack:  # the sandbox stops before a rendered folder is removed
+        served, described = data_dir, str(data_dir)
+        if dialect is not None:
+            from auditkit.sample_dialects import rendered
+
+            served = stack.enter_context(rendered(dialect, data_dir))
+            described = f"{data_dir}, rendered in dialect {dialect}"
+        server = SandboxServer(
+            served,
+            api_key=api_key,
+            intercom_token=intercom_token,
+            latency_ms=latency_ms,
+            fail_rate=fail_rate,
+            port=port,
+        )
+        stack.enter_context(server)
         if mutated:
             server.apply_mutations()
         url = server.base_url
-        click.echo(f"Sandbox MultiMail + Intercom API on {url} (data: {data_dir})")
+        click.echo(f"Sandbox MultiMail + Intercom API on {url} (data: {described})")
         click.echo("Point auditkit at it with:")
         click.echo(f"export MULTIMAIL_API_URL={url}")
         click.echo(f"export MULTIMAIL_API_KEY={api_key}")

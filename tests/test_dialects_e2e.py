@@ -1,0 +1,139 @@
+"""The same facts rendered differently give the same verdicts, with no auditkit.toml.
+
+Each dialect of `auditkit.sample_dialects` renders the sample quarter with other audit
+action names and shapes, other approver identities and other content wording. For each,
+the store is built as the demo builds it (harvest the sandbox over real sockets, apply the
+source-side tampering, harvest again with a full audit-log scan), with default settings
+only, and the controls must find exactly the planted violations that need no configuration:
+none missed, none extra. Where a dialect cannot carry a fact at all (a log with no entries
+about emails cannot show a send entry being deleted), the controls that need it must say
+`inconclusive` instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditkit import config
+from auditkit.controls import run_controls
+from auditkit.findings import ControlResult, parse_period
+from auditkit.sample_dialects import DIALECTS, rendered
+from auditkit.store import Store
+from auditkit.vocabulary_inference import resolve_vocabulary
+from tests.conftest import IC_EU_TOKEN, IC_TOKEN, MM_KEY, SAMPLE_DATA
+
+pytestmark = pytest.mark.slow
+
+Key = tuple[str, str, str]
+
+# Facts a dialect cannot carry, and the controls that must then be inconclusive.
+UNRENDERABLE: dict[str, dict[str, Any]] = {
+    "no-email-entries": {
+        # The tampered entries are email entries, and the approval trail is gone.
+        "lost_controls": {"AL-001", "AL-002"},
+        "inconclusive": {"AL-002"},
+    },
+}
+
+
+def _expected_without_config() -> set[Key]:
+    planted = json.loads((SAMPLE_DATA / "expected_findings.json").read_text("utf-8"))
+    return {
+        (e["control_id"], e["target_type"], e["target_id"])
+        for e in planted
+        if "requires" not in e
+    }
+
+
+@pytest.fixture(scope="module", params=sorted(DIALECTS))
+def dialect_results(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, list[ControlResult], Any]]:
+    from auditkit.harvest import harvest
+    from auditkit.sandbox import SandboxServer
+
+    name = request.param
+    db = tmp_path_factory.mktemp(name) / "auditkit.duckdb"
+    with rendered(name) as data, SandboxServer(
+        data, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN
+    ) as server:
+        # No config file: what a new user running against an account we did not write sees.
+        settings = server.aim(config.load(config_file=None, env={}).with_overrides(db_path=db))
+        with Store(db) as store:
+            harvest(settings, store)
+            server.apply_mutations()
+            harvest(settings, store, full_audit_scan=True)
+    with Store(db, read_only=True) as store:
+        results = run_controls(store, settings, parse_period("2026Q3"))
+        vocabulary = resolve_vocabulary(store.con)
+    yield name, results, vocabulary
+
+
+def _found(results: list[ControlResult], state: str) -> set[Key]:
+    return {
+        (f.control_id, f.target_type, f.target_id)
+        for r in results
+        for f in r.findings
+        if f.state == state
+    }
+
+
+def test_every_dialect_finds_exactly_the_planted_violations(
+    dialect_results: tuple[str, list[ControlResult], Any],
+) -> None:
+    name, results, _ = dialect_results
+    lost = UNRENDERABLE.get(name, {}).get("lost_controls", set())
+    expected = {k for k in _expected_without_config() if k[0] not in lost}
+    found = _found(results, "open")
+    assert found == expected, (
+        f"{name}: missed {sorted(expected - found)}, extra {sorted(found - expected)}"
+    )
+
+
+def test_every_dialect_marks_the_same_messages_for_review(
+    dialect_results: tuple[str, list[ControlResult], Any],
+) -> None:
+    # The EU-workspace conversation cannot be looked up without its workspace configured:
+    # a link auditkit could not verify is for review, never "does not exist".
+    name, results, _ = dialect_results
+    review = _found(results, "review")
+    assert {k[0] for k in review} == {"TR-002"}, f"{name}: {sorted(review)}"
+    assert len(review) == 1
+
+
+def test_controls_that_cannot_decide_say_inconclusive(
+    dialect_results: tuple[str, list[ControlResult], Any],
+) -> None:
+    name, results, _ = dialect_results
+    expected = UNRENDERABLE.get(name, {}).get("inconclusive", set())
+    inconclusive = {r.id for r in results if r.status == "inconclusive"}
+    assert inconclusive == expected, name
+    for r in results:
+        if r.id in expected:
+            assert not r.findings and "[controls.audit_actions]" in r.detail, r.detail
+
+
+def test_vocabulary_is_inferred_with_support_in_every_dialect(
+    dialect_results: tuple[str, list[ControlResult], Any],
+) -> None:
+    name, _, vocabulary = dialect_results
+    meanings = ["mode_changed", "key_created"]
+    if name != "no-email-entries":
+        meanings += ["email_sent", "approved", "rejected", "cancelled"]
+    for meaning in meanings:
+        mapping = vocabulary[meaning]
+        assert mapping.source == "inferred", (name, meaning, mapping.provenance())
+        assert mapping.support and mapping.eligible, (name, meaning)
+    if name == "no-email-entries":
+        assert not vocabulary.known("approved")
+
+
+def test_no_dialect_needs_a_config_file(tmp_path: Path) -> None:
+    # Guard for the fixture above: the default settings really are the defaults.
+    settings = config.load(config_file=None, env={})
+    assert not settings.controls and not settings.mailboxes
