@@ -81,6 +81,8 @@ REENGAGEMENT_VOCABULARY = (
     r"(\s+(last|visited|shopped|ordered|logged|stopped|were|been|order|visit|purchase|saw))?\b"
     r"|\breactivate your (account|membership|subscription)\b)"
 )
+# A word every phrase above contains: the vocabulary runs only on text holding one.
+REENGAGEMENT_GATE = r"(?i)(miss|back|seen|been|reactivate)"
 
 # Declared message types (`tags`/`metadata` keys below), compared folded (`fold_type`), so
 # "Support follow-up", "support_followup" and "SUPPORT-FOLLOWUP" are one type. Configured
@@ -170,20 +172,30 @@ _ALTERNATIVES = (
 )
 OPT_OUT_LINK = r"(?i)" + _LINK_NEGATION + "(" + "|".join(_ALTERNATIVES) + ")"
 OPT_OUT_NEGATED = r"(?i)^(never|not|cannot|can['’]?t|won['’]?t|unable)\b"
+# A word every alternative above contains. The big alternation is slow in RE2 (its DFA
+# outgrows the cache), so it runs only on text holding one of these: most mail holds none.
+OPT_OUT_GATE = r"(?i)(unsub|opt|pref|subscri|remov|stop|longer|want|setting)"
 
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def first_match_sql(text_sql: str, pattern: str, negated: str) -> str:
+def first_match_sql(text_sql: str, pattern: str, negated: str, gate: str) -> str:
     """SQL for the first match of `pattern` in `text_sql` that `negated` does not reject
     (NULL when none). Patterns carry an optional leading negation so a negated phrase is
-    consumed, and then discarded here, instead of being read as the phrase itself."""
+    consumed, and then discarded here, instead of being read as the phrase itself.
+
+    Cost matters on a million messages: `gate` is a cheap pattern every match contains, so
+    the costly one runs only where it hits (DuckDB evaluates a CASE branch only for the
+    rows that reach it), and all matches are listed only when the first one is negated.
+    """
+    text, rx, neg = text_sql, _literal(pattern), _literal(negated)
+    first = f"regexp_extract({text}, {rx}, 0)"
+    every = f"list_filter(regexp_extract_all({text}, {rx}), lambda m: NOT regexp_matches(m, {neg}))[1]"
     return (
-        f"CASE WHEN regexp_matches({text_sql}, {_literal(pattern)}) THEN "
-        f"list_filter(regexp_extract_all({text_sql}, {_literal(pattern)}), "
-        f"lambda m: NOT regexp_matches(m, {_literal(negated)}))[1] END"
+        f"CASE WHEN regexp_matches({text}, {_literal(gate)}) AND regexp_matches({text}, {rx}) "
+        f"THEN CASE WHEN NOT regexp_matches({first}, {neg}) THEN {first} ELSE {every} END END"
     )
 
 
@@ -248,14 +260,19 @@ def _string_list(section: Mapping[str, Any], key: str, default: Iterable[str]) -
 
 
 def _declared_types_sql() -> str:
-    """SQL list of {field, value} structs: every declared type on the message, lower case."""
-    items = [
-        f"{{'field': '{column}.{key}', 'value': "
-        f"lower(trim(json_extract_string(t.{column}, '$.{key}')))}}"
-        for column in ("tags", "metadata")
-        for key in TYPE_KEYS
-    ]
-    return "[" + ", ".join(items) + "]"
+    """SQL list of {field, value} structs: every declared type on the message, lower case.
+    One JSON parse per column (a list of paths), not one per key: this runs on every
+    message of the period."""
+    paths = "[" + ", ".join(_literal(f"$.{key}") for key in TYPE_KEYS) + "]"
+    parts = []
+    for column in ("tags", "metadata"):
+        names = "[" + ", ".join(_literal(f"{column}.{key}") for key in TYPE_KEYS) + "]"
+        parts.append(
+            f"CASE WHEN t.{column} IS NULL THEN [] ELSE list_transform("
+            f"list_zip({names}, json_extract_string(t.{column}, {paths})), "
+            f"lambda p: {{'field': p[1], 'value': lower(trim(p[2]))}}) END"
+        )
+    return "list_concat(" + ", ".join(parts) + ")"
 
 
 def _sql_list(values: Iterable[str]) -> str:
@@ -289,7 +306,7 @@ def classification_sql(source: str, policy_relation: str) -> str:
             REENGAGEMENT_VOCABULARY,
         )
     )
-    opt_out = first_match_sql("t.body", OPT_OUT_LINK, OPT_OUT_NEGATED)
+    opt_out = first_match_sql("f.body", OPT_OUT_LINK, OPT_OUT_NEGATED, OPT_OUT_GATE)
     return f"""
     WITH texts AS (
         SELECT s.id, s.mailbox_address, s.tags, s.metadata,
@@ -297,7 +314,7 @@ def classification_sql(source: str, policy_relation: str) -> str:
                coalesce(s.subject, '') || ' ' || coalesce(s.body_markdown, '') AS text
         FROM {source} s
     ), signals AS (
-        SELECT t.id,
+        SELECT t.id, t.body,
                coalesce(p.policy, $default_policy) AS policy,
                list_transform(list_filter({_declared_types_sql()},
                    lambda d: d.value IS NOT NULL AND d.value <> ''),
@@ -306,9 +323,9 @@ def classification_sql(source: str, policy_relation: str) -> str:
                nullif(regexp_extract(t.text, {promo}, 0), '') AS promo_term,
                nullif(regexp_extract(t.body, {code}, 0), '') AS discount_code,
                nullif(regexp_extract(t.body, {link}, 0), '') AS pricing_link,
-               nullif(regexp_extract(t.text, {reengage}, 0), '') AS reengagement_term,
-               -- The body only: a mailbox signature is not the message's content.
-               {opt_out} AS opt_out_link,
+               CASE WHEN regexp_matches(t.text, {_literal(REENGAGEMENT_GATE)})
+                    THEN nullif(regexp_extract(t.text, {reengage}, 0), '') END
+                   AS reengagement_term,
                nullif(regexp_extract(t.text, {trans}, 0), '') AS transactional_term,
                regexp_matches(t.subject, {promo}) OR regexp_matches(t.subject, {reengage})
                    AS promo_in_subject,
@@ -334,13 +351,21 @@ def classification_sql(source: str, policy_relation: str) -> str:
                -- configured category matched.
                len(configured_commercial) + len(configured_transactional) > 0 AS configured
         FROM matched
-    ), flagged AS (
+    ), typed_flags AS (
         SELECT *,
                CASE WHEN configured THEN len(configured_commercial) > 0
                     ELSE len(builtin_commercial) > 0 END AS type_commercial,
                CASE WHEN configured THEN len(configured_transactional) > 0
                     ELSE len(builtin_transactional) > 0 END AS type_transactional
         FROM typed
+    ), flagged AS (
+        -- An opt-out link decides only when nothing else does, so it is looked for (the
+        -- costliest pattern) only then; the body only: a signature is not the content.
+        SELECT f.*,
+               CASE WHEN policy = 'auto' AND NOT type_commercial AND NOT type_transactional
+                         AND NOT promo_content
+                    THEN {opt_out} END AS opt_out_link
+        FROM typed_flags f
     )
     SELECT id,
            CASE
