@@ -75,6 +75,7 @@ def run_pipeline(
     """
     from auditkit.archive import harvest_archive
     from auditkit.controls import run_controls
+    from auditkit.controls.context import vocabulary_for
     from auditkit.dkim import DnsKeyLookup, KeyLookup, load_keys_file
     from auditkit.harvest import harvest, new_run_id
     from auditkit.report import write_pack
@@ -115,13 +116,14 @@ def run_pipeline(
             )
 
         t0 = time.perf_counter()
-        result.controls = run_controls(store, settings, period)
+        vocabulary = vocabulary_for(store.con, settings)
+        result.controls = run_controls(store, settings, period, vocabulary=vocabulary)
         result.seconds["check"] = time.perf_counter() - t0
         failing = result.failing()
         log(f"check: {len(result.controls)} controls, {len(failing)} with open findings")
 
         t0 = time.perf_counter()
-        write_pack(store, settings, period, out_dir, results=result.controls)
+        write_pack(store, settings, period, out_dir, results=result.controls, vocabulary=vocabulary)
         result.seconds["report"] = time.perf_counter() - t0
         log(f"report: evidence pack written to {out_dir}")
     return result

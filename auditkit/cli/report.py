@@ -27,6 +27,7 @@ SEED_OPTION = click.option("--seed", default=42, show_default=True, type=int,
 def _build(settings: Settings, period: Period, out_dir: Path, *, message_ids: Sequence[str] | None = None,
            recipient: str | None = None, sample_size: int = 25, seed: int = 42) -> dict[str, object]:
     from auditkit.controls import run_controls
+    from auditkit.controls.context import vocabulary_for
     from auditkit.report import write_pack
     from auditkit.report.context import recipient_message_ids
 
@@ -36,9 +37,11 @@ def _build(settings: Settings, period: Period, out_dir: Path, *, message_ids: Se
         chosen = list(message_ids) if message_ids is not None else None
         if recipient is not None:
             chosen = recipient_message_ids(store, settings, period, recipient)
-        results = run_controls(store, settings, period, message_ids=chosen)
+        vocabulary = vocabulary_for(store.con, settings)
+        results = run_controls(store, settings, period, message_ids=chosen, vocabulary=vocabulary)
         pack = write_pack(store, settings, period, out_dir, results=results, message_ids=message_ids,
-                          recipient=recipient, sample_size=sample_size, seed=seed)
+                          recipient=recipient, sample_size=sample_size, seed=seed,
+                          vocabulary=vocabulary)
     return pack.to_dict() | {"period": period.label}
 
 

@@ -22,7 +22,7 @@ from auditkit.controls.waivers import Waiver, apply_waivers, parse_waivers
 from auditkit.errors import ConfigError
 from auditkit.findings import ControlResult, Finding, Period, Severity, Status
 from auditkit.store import Store
-from auditkit.vocabulary import MEANINGS
+from auditkit.vocabulary import MEANINGS, Vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,7 @@ def run_controls(
     today: date | None = None,
     now: datetime | None = None,
     timings: dict[str, float] | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> list[ControlResult]:
     """Evaluate the catalogue (or the `only` ids) over `period`; results in catalogue order.
 
@@ -168,7 +169,8 @@ def run_controls(
 
     `now`/`today` are injectable for tests: `now` bounds "at period end" for a period that
     has not ended, `today` decides which waivers have expired. `timings`, when given,
-    receives seconds per control id (benchmarks).
+    receives seconds per control id (benchmarks). `vocabulary` is the audit-log vocabulary
+    (`controls.context.vocabulary_for`); when None it is resolved on first use.
     """
     now = now or datetime.now(UTC)
     today = today or now.date()
@@ -185,7 +187,7 @@ def run_controls(
     # tables the context creates stay private to this run.
     con = store.con.cursor()
     con.execute("SET TimeZone = 'UTC'")
-    ctx = CheckContext(con, control_settings, rules, period, now, message_ids)
+    ctx = CheckContext(con, control_settings, rules, period, now, message_ids, vocabulary)
     results = []
     try:
         for ctl in selected:

@@ -113,6 +113,13 @@ class ControlSettings:
         )
 
 
+def vocabulary_for(con: duckdb.DuckDBPyConnection, settings: Settings) -> Vocabulary:
+    """The audit-log vocabulary a check or pack reads the store with: the configured
+    meanings, the rest inferred from the store. Resolve it once per command and pass it to
+    `run_controls` and `write_pack`: inference reads the store (~0.2 s on a million emails)."""
+    return resolve_vocabulary(con, ControlSettings.from_settings(settings).audit_actions)
+
+
 def _mailbox_policies(section: Mapping[str, Any]) -> dict[str, MailboxPolicy]:
     if not isinstance(section, Mapping):
         raise ConfigError('mailboxes must be a table of tables ([mailboxes."<address>"])')

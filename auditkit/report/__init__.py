@@ -90,6 +90,7 @@ def write_pack(
     seed: int = 42,
     formats: Sequence[str] = FORMATS,
     max_flagged_pages: int | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> PackResult:
     """Write the evidence pack for `period` (or the given messages / recipient) into `out_dir`.
 
@@ -123,7 +124,7 @@ def write_pack(
         if scope.message_ids is not None and (missing := sorted(set(scope.message_ids) - in_scope)):
             raise ReportError(f"no outbound message with id {', '.join(missing[:10])} in the store")
     results = scoped_results(results, scope, in_scope)
-    vocabulary = pack_vocabulary(store, settings)
+    vocabulary = vocabulary or pack_vocabulary(store, settings)
     snapshot = store.snapshot_digest(SNAPSHOT_TABLES)
     logger.info("pack: store snapshot digest after %.1fs", time.perf_counter() - started)
     version = catalogue_version(str(settings.controls.get("catalogue_version", "unversioned")))

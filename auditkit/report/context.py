@@ -37,18 +37,17 @@ import pyarrow as pa
 from auditkit import __version__
 from auditkit.config import Settings
 from auditkit.controls.context import (  # the derivations controls and pack share
-    ControlSettings,
     email_audit_sql,
     from_email_sql,
     located_sql,
     mode_at_send_sql,
+    vocabulary_for,
 )
 from auditkit.controls.identity import dkim_status_sql
 from auditkit.controls.oversight import approver_kind_sql
 from auditkit.findings import ControlResult, Finding, Period
 from auditkit.store import Store, canonical_json
 from auditkit.vocabulary import Vocabulary
-from auditkit.vocabulary_inference import resolve_vocabulary
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +82,7 @@ MAX_EVIDENCE_CHARS = 300
 
 def pack_vocabulary(store: Store, settings: Settings) -> Vocabulary:
     """The audit-log vocabulary a pack reads with: the one `check` uses on the same store."""
-    return resolve_vocabulary(store.con, ControlSettings.from_settings(settings).audit_actions)
+    return vocabulary_for(store.con, settings)
 
 
 def finding_id(finding: Finding) -> str:
