@@ -4,6 +4,13 @@ A pack is written into a temporary sibling folder (owner-only) and renamed over 
 place only once every file and the manifest exist, so a reader never sees half a pack. The
 manifest lists every file with size and SHA-256 and is deterministic (sorted keys, data
 times only), so two runs over the same store give identical bytes.
+
+Replacing a folder never costs the user a file auditkit did not write: an existing folder
+is replaced only when it is empty, or when its manifest.json is an auditkit manifest and
+the folder holds exactly the files that manifest lists (`check_replaceable`). Anything else
+(an auditor's notes.txt in a pack, an unrelated folder that happens to have a
+manifest.json) is refused with a ReportError naming the files, before the pack is built
+and again right before the rename.
 """
 
 from __future__ import annotations
@@ -17,16 +24,18 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from auditkit.errors import PackVerificationError, ReportError
+from auditkit.errors import ConfigError, PackVerificationError, ReportError
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "auditkit-evidence-pack/1"
 _CHUNK = 1 << 20
+# How many unexpected names a refusal quotes; the rest are counted, so the error stays one line.
+_NAMES_SHOWN = 10
 
 
 def file_sha256(path: Path) -> str:
@@ -71,23 +80,118 @@ def _write_owner_only(path: Path, data: bytes) -> None:
         fh.write(data)
 
 
+class _NotAPack(Exception):
+    """The folder has no manifest.json that auditkit wrote; the message says why, as a phrase."""
+
+
+def _read_auditkit_manifest(pack_dir: Path) -> tuple[dict[str, Any], bytes]:
+    """The folder's manifest (parsed, and its bytes) if auditkit wrote it, else `_NotAPack`.
+
+    "Auditkit wrote it" means: a JSON object whose `format` is MANIFEST_FORMAT. Any file
+    may be called manifest.json, so the name alone proves nothing.
+    """
+    path = pack_dir / MANIFEST_NAME
+    if not path.is_file():  # also keeps a FIFO called manifest.json from blocking the read
+        raise _NotAPack(f"its {MANIFEST_NAME} is not a file" if path.exists() else f"it has no {MANIFEST_NAME}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _NotAPack(f"its {MANIFEST_NAME} cannot be read ({exc.strerror})") from exc
+    try:
+        manifest = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or absurdly nested
+        raise _NotAPack(f"its {MANIFEST_NAME} is not an auditkit manifest (not JSON)") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+        raise _NotAPack(f"its {MANIFEST_NAME} is not an auditkit manifest (no format {MANIFEST_FORMAT!r})")
+    return manifest, data
+
+
+def _manifest_entries(manifest: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """path → entry of the manifest's file list; ValueError when the list is malformed."""
+    files = manifest.get("files")
+    if not isinstance(files, list) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("path"), str) for entry in files
+    ):
+        raise ValueError(f"{MANIFEST_NAME} has no readable list of files")
+    return {entry["path"]: entry for entry in files}
+
+
+def _unexpected_entries(folder: Path, expected: set[str]) -> list[str]:
+    """Everything under `folder` that is not in `expected` (relative POSIX paths), sorted.
+
+    Folders on the way to an expected file are walked; any other folder is one unexpected
+    entry, named with a trailing "/" (all it holds goes with it). Symlinks are never
+    followed, and special files count like any other: nothing is ignored.
+    """
+    wanted_dirs = {str(parent) for rel in expected for parent in PurePosixPath(rel).parents} - {"."}
+    unexpected: list[str] = []
+
+    def walk(directory: Path, prefix: str) -> None:
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    if rel in wanted_dirs:
+                        walk(Path(entry.path), rel + "/")
+                    else:
+                        unexpected.append(rel + "/")
+                elif rel not in expected:
+                    unexpected.append(rel)
+
+    walk(folder, "")
+    return sorted(unexpected)
+
+
+def check_replaceable(out_dir: Path | str) -> None:
+    """Raise ReportError unless a new pack may replace `out_dir`.
+
+    It may when `out_dir` does not exist, is an empty folder, or is an auditkit pack
+    holding exactly the files its manifest lists (missing ones are fine: nothing of the
+    user's is lost). Anything else holds something auditkit did not write, and deleting it
+    would cost the user; the error names it, so they can move it or pick another folder.
+    Cheap (one directory walk, one small JSON file), so callers run it before a long build.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise ReportError(f"{out_dir} exists and is not a folder; choose another --out")
+    reason = ""
+    try:
+        try:
+            manifest, _ = _read_auditkit_manifest(out_dir)
+            expected = {MANIFEST_NAME, *_manifest_entries(manifest)}
+        except (_NotAPack, ValueError) as exc:
+            # Without a manifest auditkit wrote, every file in the folder is someone else's.
+            expected = set()
+            if (out_dir / MANIFEST_NAME).exists():  # say why this manifest.json does not count
+                reason = str(exc)
+        unexpected = _unexpected_entries(out_dir, expected)
+    except OSError as exc:
+        raise ReportError(f"cannot look inside {out_dir} ({exc.strerror}); refusing to replace it") from exc
+    if not unexpected:
+        return
+    names = ", ".join(unexpected[:_NAMES_SHOWN])
+    if len(unexpected) > _NAMES_SHOWN:
+        names += f" and {len(unexpected) - _NAMES_SHOWN} more"
+    raise ReportError(
+        f"{out_dir} holds files auditkit did not write ({names})"
+        + (f" and {reason}" if reason else "")
+        + "; move them or choose another --out"
+    )
+
+
 @contextmanager
 def staged_pack_dir(out_dir: Path) -> Iterator[Path]:
     """Yield an empty owner-only folder next to `out_dir`; on success it replaces `out_dir`.
 
     On any exception the staging folder is removed and `out_dir` is left as it was. An
-    existing `out_dir` is replaced only if it is empty or looks like a pack (has a
-    manifest), so a mistyped --out can never delete unrelated files.
+    existing `out_dir` is replaced only if `check_replaceable` allows it, checked on entry
+    (nothing is created when it refuses) and again right before the rename, since files
+    may have been added while the pack was built.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise ReportError(f"{out_dir} exists and is not a folder")
-        if any(out_dir.iterdir()) and not (out_dir / MANIFEST_NAME).is_file():
-            raise ReportError(
-                f"{out_dir} exists and is not an evidence pack (no {MANIFEST_NAME}); "
-                "refusing to replace it: choose an empty or new folder"
-            )
+    check_replaceable(out_dir)
     parent = out_dir.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -103,7 +207,7 @@ def staged_pack_dir(out_dir: Path) -> Iterator[Path]:
             os.chmod(stage, 0o700)
         except OSError as exc:  # disk full, quota, permissions: the pack fails as a whole
             raise ReportError(f"cannot write the pack next to {out_dir}: {exc.strerror or exc}") from exc
-        _swap_into_place(stage, out_dir.resolve())
+        _swap_into_place(stage, out_dir)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
@@ -133,16 +237,19 @@ def _process_exists(pid: int) -> bool:
 
 
 def _swap_into_place(stage: Path, out_dir: Path) -> None:
+    # Again, right before replacing: an auditor may have added a file during a long build.
+    check_replaceable(out_dir)
+    target = out_dir.resolve()
     old = None
     try:
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-{os.getpid()}-", dir=out_dir.parent))
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent))
             os.rmdir(old)
-            os.rename(out_dir, old)
-        os.rename(stage, out_dir)
+            os.rename(target, old)
+        os.rename(stage, target)
     except OSError as exc:
-        if old is not None and old.exists() and not out_dir.exists():
-            os.rename(old, out_dir)  # put the previous pack back
+        if old is not None and old.exists() and not target.exists():
+            os.rename(old, target)  # put the previous pack back
         raise ReportError(f"cannot move the new pack into {out_dir}: {exc.strerror}") from exc
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -157,7 +264,7 @@ class VerifyResult:
     altered: tuple[str, ...] = ()
     added: tuple[str, ...] = ()
     removed: tuple[str, ...] = ()
-    errors: tuple[str, ...] = ()  # manifest missing or unreadable
+    errors: tuple[str, ...] = ()  # an auditkit manifest whose list of files is damaged
     manifest_sha256: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -173,6 +280,15 @@ class VerifyResult:
             + [f"removed: {p}" for p in self.removed]
         )
 
+    def summary(self) -> str:
+        """For a pack that does not match: one line of counts. `verify` lists the files
+        themselves, once, on stdout; its error line must not repeat them."""
+        counts = [f"{len(paths)} {what}" for what, paths in
+                  (("altered", self.altered), ("added", self.added), ("removed", self.removed)) if paths]
+        if self.errors:
+            counts.insert(0, f"{MANIFEST_NAME} damaged")
+        return f"pack {self.pack_dir} does not match its manifest: " + ", ".join(counts)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "pack": str(self.pack_dir), "ok": self.ok, "checked": self.checked,
@@ -181,28 +297,38 @@ class VerifyResult:
             "period": self.meta.get("period"), "store_snapshot_digest": self.meta.get("store_snapshot_digest"),
         }
 
-    def raise_for_problems(self) -> None:
-        if not self.ok:
-            raise PackVerificationError(
-                f"pack {self.pack_dir} does not match its manifest: " + "; ".join(self.problems())
-            )
+    def raise_for_problems(self, *, name_files: bool = True) -> None:
+        """PackVerificationError (exit 7) unless the pack matches. `name_files=False` gives
+        only the counts, for a caller that has already shown the list."""
+        if self.ok:
+            return
+        if not name_files:
+            raise PackVerificationError(self.summary())
+        raise PackVerificationError(f"pack {self.pack_dir} does not match its manifest: " + "; ".join(self.problems()))
 
 
 def verify_pack(pack_dir: Path | str) -> VerifyResult:
     """Re-hash every file and compare with manifest.json. Never raises for a mismatch: the
-    result names every altered, added and removed file (`raise_for_problems()` to raise)."""
+    result names every altered, added and removed file (`raise_for_problems()` to raise).
+
+    A path that is not a pack at all (missing, not a folder, no manifest.json, or a
+    manifest.json auditkit did not write) raises ConfigError: that is a wrong argument,
+    not evidence of tampering (exit 3, not 7).
+    """
     pack_dir = Path(pack_dir)
-    manifest_path = pack_dir / MANIFEST_NAME
     if not pack_dir.is_dir():
-        return VerifyResult(pack_dir, errors=(f"{pack_dir} is not a folder",))
+        what = "does not exist" if not pack_dir.exists() else "is not a folder"
+        raise ConfigError(f"{pack_dir} {what}; give the folder of an evidence pack")
     try:
-        data = manifest_path.read_bytes()
-        manifest = json.loads(data)
-        entries = {e["path"]: e for e in manifest["files"]}
-    except FileNotFoundError:
-        return VerifyResult(pack_dir, errors=(f"{MANIFEST_NAME} is missing",), added=tuple(_pack_files(pack_dir)))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return VerifyResult(pack_dir, errors=(f"{MANIFEST_NAME} is unreadable: {exc}",))
+        manifest, data = _read_auditkit_manifest(pack_dir)
+    except _NotAPack as exc:
+        raise ConfigError(f"{pack_dir} is not an evidence pack: {exc}") from exc
+    digest = hashlib.sha256(data).hexdigest()
+    meta = {k: v for k, v in manifest.items() if k != "files"}
+    try:
+        entries = _manifest_entries(manifest)
+    except ValueError as exc:  # auditkit's format, but the list of files is gone or mangled
+        return VerifyResult(pack_dir, errors=(str(exc),), manifest_sha256=digest, meta=meta)
     altered, removed = [], []
     for rel, entry in sorted(entries.items()):
         path = pack_dir / rel
@@ -215,10 +341,10 @@ def verify_pack(pack_dir: Path | str) -> VerifyResult:
         elif path.stat().st_size != entry.get("size") or file_sha256(path) != entry.get("sha256"):
             altered.append(rel)
     added = [rel for rel in _pack_files(pack_dir) if rel not in entries]
-    meta = {k: v for k, v in manifest.items() if k != "files"}
     result = VerifyResult(
         pack_dir, checked=len(entries), altered=tuple(sorted(set(altered))), added=tuple(added),
-        removed=tuple(removed), manifest_sha256=hashlib.sha256(data).hexdigest(), meta=meta,
+        removed=tuple(removed), manifest_sha256=digest, meta=meta,
     )
-    logger.info("verified %s: %s", pack_dir, "ok" if result.ok else "; ".join(result.problems()))
+    # Counts only: the caller shows the differences (logging them too would repeat them at -v).
+    logger.info("verified %s: %s", pack_dir, "ok" if result.ok else f"{len(result.problems())} difference(s)")
     return result

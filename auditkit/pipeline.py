@@ -29,6 +29,7 @@ class PipelineResult:
     harvest: dict[str, Any] = field(default_factory=dict)
     archive: dict[str, Any] | None = None
     controls: list[ControlResult] = field(default_factory=list)
+    outbound: int = 0  # outbound messages created in the period (0: nothing was checked)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def failing(self, fail_on: str = "low") -> list[ControlResult]:
@@ -50,6 +51,7 @@ class PipelineResult:
             },
             "failing_controls": [r.id for r in self.failing(fail_on)],
             "inconclusive_controls": [r.id for r in self.inconclusive(fail_on)],
+            "outbound_messages": self.outbound,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
         }
 
@@ -74,10 +76,11 @@ def run_pipeline(
     `archive_keys`, else against live DNS. The archive feeds ID-001..ID-003.
     """
     from auditkit.archive import harvest_archive
-    from auditkit.controls import run_controls
+    from auditkit.controls import outbound_in_period, run_controls
     from auditkit.controls.context import vocabulary_for
     from auditkit.dkim import DnsKeyLookup, KeyLookup, load_keys_file
     from auditkit.harvest import harvest, new_run_id
+    from auditkit.pack import check_replaceable
     from auditkit.report import write_pack
 
     if archive_keys is not None and not archive_paths:
@@ -89,6 +92,9 @@ def run_pipeline(
             raise ConfigError(f"archive path {path} does not exist")
     if archive_paths:
         lookup = load_keys_file(archive_keys) if archive_keys is not None else DnsKeyLookup()
+    # Likewise a pack folder holding files auditkit did not write: refused before the
+    # harvest, not after it (write_pack checks again before replacing the folder).
+    check_replaceable(out_dir)
 
     result = PipelineResult(period=period, pack_dir=out_dir)
     with run_lock(settings.db_path), Store(settings.db_path) as store:
@@ -118,6 +124,7 @@ def run_pipeline(
         t0 = time.perf_counter()
         vocabulary = vocabulary_for(store.con, settings)
         result.controls = run_controls(store, settings, period, vocabulary=vocabulary)
+        result.outbound = outbound_in_period(store, period)
         result.seconds["check"] = time.perf_counter() - t0
         failing = result.failing()
         log(f"check: {len(result.controls)} controls, {len(failing)} with open findings")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,18 @@ def test_demo_pack_verifies_and_names_the_catalogue_version(demo: dict[str, Any]
     assert verified.ok, verified.problems()
     assert read_json(out / "manifest.json")["control_catalogue_version"] == CATALOGUE_VERSION
     assert f"control catalogue {CATALOGUE_VERSION}" in (out / "report.html").read_text("utf-8")
+
+
+def test_demo_rerun_replaces_its_previous_pack(demo: dict[str, Any], tmp_path: Path) -> None:
+    """`make demo` twice: the first run's pack is auditkit's own, so it is replaced, not refused."""
+    out = tmp_path / "demo"
+    shutil.copytree(demo["out"], out)
+    (out / "findings.csv").write_text("stale", encoding="utf-8")  # changed, but still a listed file
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    verified = verify_pack(out)
+    assert verified.ok, verified.problems()
+    assert not [p.name for p in tmp_path.iterdir() if ".partial-" in p.name or ".old-" in p.name]
 
 
 def test_messages_csv_dkim_columns_agree_with_id_001(demo: dict[str, Any]) -> None:

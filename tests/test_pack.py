@@ -1,5 +1,7 @@
 """Pack on disk: manifest contents, verification naming every altered/added/removed file,
-atomic replacement, owner-only permissions, and the `verify` exit code."""
+atomic replacement, owner-only permissions, and the `verify` exit codes and output.
+
+The rule for replacing an existing folder is tested in tests/test_pack_replace.py."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditkit.errors import PackVerificationError, ReportError
+from auditkit.errors import ConfigError, PackVerificationError, ReportError
 from auditkit.pack import MANIFEST_NAME, file_sha256, staged_pack_dir, verify_pack
 from auditkit.report import write_pack
 from tests.report.factory import Q3, demo_store, results, settings
@@ -94,12 +96,32 @@ def test_verify_names_each_altered_added_and_removed_file(pack: Path) -> None:
         assert name in str(exc.value)
 
 
-def test_verify_reports_missing_or_broken_manifest(pack: Path) -> None:
+def test_verify_refuses_what_is_not_a_pack(pack: Path, tmp_path: Path) -> None:
+    # Not evidence of tampering but a wrong argument: ConfigError (exit 3), never exit 7.
+    with pytest.raises(ConfigError, match="does not exist"):
+        verify_pack(tmp_path / "nowhere")
+    (tmp_path / "file.txt").write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="is not a folder"):
+        verify_pack(tmp_path / "file.txt")
     (pack / MANIFEST_NAME).write_text("{not json", encoding="utf-8")
-    assert "unreadable" in verify_pack(pack).problems()[0]
+    with pytest.raises(ConfigError, match="not an auditkit manifest"):
+        verify_pack(pack)
+    (pack / MANIFEST_NAME).write_text('{"files": []}', encoding="utf-8")
+    with pytest.raises(ConfigError, match="not an auditkit manifest"):
+        verify_pack(pack)
     (pack / MANIFEST_NAME).unlink()
+    with pytest.raises(ConfigError, match="has no manifest.json"):
+        verify_pack(pack)
+
+
+def test_verify_reports_a_damaged_file_list_as_a_difference(pack: Path) -> None:
+    manifest = json.loads((pack / MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest["files"] = "gone"  # still auditkit's manifest (its format), so this is tampering
+    (pack / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
     result = verify_pack(pack)
-    assert not result.ok and "manifest.json is missing" in result.problems()[0]
+    assert not result.ok and "no readable list of files" in result.problems()[0]
+    with pytest.raises(PackVerificationError):
+        result.raise_for_problems()
 
 
 def test_verify_flags_manifest_paths_escaping_the_pack(pack: Path) -> None:
@@ -112,10 +134,11 @@ def test_verify_flags_manifest_paths_escaping_the_pack(pack: Path) -> None:
 def test_rerun_replaces_the_pack_and_failure_keeps_the_old_one(
     pack: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (pack / "stale.txt").write_text("from an older run", encoding="utf-8")
-    with demo_store() as store:
-        write_pack(store, settings(), Q3, pack, results=results(), formats=("csv", "html"))
-    assert not (pack / "stale.txt").exists() and verify_pack(pack).ok
+    before = (pack / MANIFEST_NAME).read_bytes()
+    with demo_store() as store:  # a real pack, nothing added: replaced
+        write_pack(store, settings(), Q3, pack, results=results(), formats=("csv",))
+    assert (pack / MANIFEST_NAME).read_bytes() != before and not (pack / "report.html").exists()
+    assert verify_pack(pack).ok
 
     def broken(*_a: object, **_k: object) -> str:
         raise ReportError("template exploded")
@@ -133,9 +156,15 @@ def test_refuses_to_replace_a_folder_that_is_not_a_pack(tmp_path: Path) -> None:
     precious = tmp_path / "home"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work", encoding="utf-8")
-    with pytest.raises(ReportError, match="not an evidence pack"), staged_pack_dir(precious):
+    with pytest.raises(ReportError, match=r"did not write \(thesis.tex\)"), staged_pack_dir(precious):
         pass
     assert (precious / "thesis.tex").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # no staging folder made
+
+
+def first_json(text: str) -> dict:
+    """The first JSON document on stdout (a failing --json command may add an error object)."""
+    return json.JSONDecoder().raw_decode(text.lstrip())[0]
 
 
 def test_cli_verify_exit_codes_and_json(pack: Path) -> None:
@@ -149,10 +178,56 @@ def test_cli_verify_exit_codes_and_json(pack: Path) -> None:
     (pack / "new.bin").write_bytes(b"x")
     bad = runner.invoke(cli, ["verify", str(pack), "--json"])
     assert bad.exit_code == 7
-    body = json.loads(bad.stdout)
+    body = first_json(bad.stdout)
     assert (
         body["ok"] is False
         and body["altered"] == ["audit_log.csv"]
         and body["added"] == ["new.bin"]
     )
-    assert "altered: audit_log.csv" in bad.stderr and "added: new.bin" in bad.stderr
+    # One error line with the counts; the names are in the JSON document.
+    assert "does not match its manifest: 1 altered, 1 added" in bad.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["text", "json"])
+def test_cli_verify_names_each_difference_exactly_once(pack: Path, as_json: bool) -> None:
+    from auditkit.cli import cli
+
+    (pack / "audit_log.csv").write_text("tampered", encoding="utf-8")
+    (pack / "new.bin").write_bytes(b"x")
+    (pack / "decisions.csv").unlink()
+    result = CliRunner().invoke(cli, ["verify", str(pack), *(["--json"] if as_json else [])])
+    assert result.exit_code == 7
+    # result.output holds stdout and stderr together.
+    for name in ("audit_log.csv", "new.bin", "decisions.csv"):
+        assert result.output.count(name) == 1, result.output
+        assert name in result.stdout
+    assert [line for line in result.stderr.splitlines() if line.startswith("Error:")] == [
+        f"Error: pack {pack} does not match its manifest: 1 altered, 1 added, 1 removed"
+    ]
+    if not as_json:
+        assert result.stdout.splitlines() == [
+            "altered: audit_log.csv", "added: new.bin", "removed: decisions.csv"]
+
+
+def test_cli_verify_exits_2_or_3_for_what_is_not_a_pack(tmp_path: Path) -> None:
+    """A wrong path is a usage (2) or input (3) error; 7 means a real pack was altered."""
+    from auditkit.cli import cli
+
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["verify", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2, missing.output
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    assert runner.invoke(cli, ["verify", str(tmp_path / "a-file")]).exit_code == 2
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("x", encoding="utf-8")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / MANIFEST_NAME).write_text('{"name": "some-npm-thing", "files": []}', encoding="utf-8")
+    for folder in (plain, empty, foreign):
+        for extra in ([], ["--json"]):
+            result = runner.invoke(cli, ["verify", str(folder), *extra])
+            assert result.exit_code == 3, (folder.name, extra, result.output)
+            assert "is not an evidence pack" in result.stderr

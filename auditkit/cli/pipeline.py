@@ -12,7 +12,8 @@ import click
 
 import auditkit
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
-from auditkit.errors import ConfigError, SourceError
+from auditkit.controls import nothing_checked
+from auditkit.errors import ConfigError, NothingToDoError, SourceError
 from auditkit.findings import parse_period, verdict_exit_code
 from auditkit.pipeline import PipelineResult, run_pipeline
 from auditkit.store import Store
@@ -58,7 +59,8 @@ def _require_complete_harvest(result: PipelineResult) -> None:
 @click.option("--period", default="last-quarter", show_default=True,
               help="2026Q3, 2026-07, 2026-07-01..2026-09-30, last-quarter or last-month.")
 @click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
-              show_default=True, help="Output root; the pack goes to OUT/<period>/ and replaces an older one.")
+              show_default=True, help="Output root; the pack goes to OUT/<period>/ and replaces an older "
+                                      "pack (never files auditkit did not write: that exits 6).")
 @click.option("--fail-on", type=FAIL_ON, default="low", show_default=True,
               help="Lowest severity whose open findings make the exit code 10.")
 @click.option("--full-audit-scan", is_flag=True, help="Re-read the whole audit log to detect removed entries.")
@@ -81,8 +83,9 @@ def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
 
     \b
     Exit codes: 0 compliant, 10 controls failed, 11 none failed but one was inconclusive,
-    3-8 the tool failed (see README); a harvest that could not reach every source exits 4
-    after writing the pack.
+    9 no outbound mail in the period (the pack is written; nothing was checked), 3-8 the
+    tool failed (see README); a harvest that could not reach every source exits 4 after
+    writing the pack.
 
     \b
     Examples:
@@ -105,6 +108,8 @@ def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
     _require_complete_harvest(result)
     if code := verdict_exit_code(result.controls, fail_on):
         sys.exit(code)
+    if not result.outbound:
+        raise NothingToDoError(nothing_checked(p))
 
 
 def default_sample_data() -> Path:
@@ -133,8 +138,12 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
       auditkit demo
       auditkit demo --out /tmp/pack --json
     """
+    from auditkit.pack import check_replaceable
     from auditkit.sandbox import SandboxServer
 
+    # Before the stale demo store next to it is deleted: a --out holding files auditkit did
+    # not write changes nothing at all. A previous demo pack is replaced as usual.
+    check_replaceable(out_dir)
     data_dir = data_dir or default_sample_data()
     if not (data_dir / "multimail").is_dir():
         raise ConfigError(f"sample data not found in {data_dir}; pass --data DIR")
@@ -214,11 +223,12 @@ def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> Non
     for t, n in counts.items():
         click.echo(f"  {t:26} {n:>9,}")
     if listings:
-        click.echo("mailboxes, outbound listing:")
+        # Both names: `harvest --mailbox` takes either.
+        click.echo("mailboxes (address, id), outbound listing:")
         for _id, address, listed_at in listings:
             state = (f"complete as of {listed_at[:16].replace('T', ' ')} UTC; harvests list the lookback window"
                      if listed_at else "never complete yet; the next harvest lists it in full")
-            click.echo(f"  {address or _id:34} {state}")
+            click.echo(f"  {address or '(no address)':34} {_id:28} {state}")
     click.echo("recent runs:")
     for run_id, command, started, _finished, outcome, secs in runs:
         dur = "" if secs is None else f"{secs:.1f}s"

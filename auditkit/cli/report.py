@@ -10,13 +10,14 @@ import click
 
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
 from auditkit.config import Settings
-from auditkit.errors import ConfigError
+from auditkit.errors import UsageError
 from auditkit.findings import Period, parse_period
 from auditkit.store import Store
 
 OUT_OPTION = click.option(
     "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-    help="Pack folder; written beside it and renamed into place, replacing an older pack.",
+    help="Pack folder; written beside it and renamed into place, replacing an older pack "
+         "(never a folder holding files auditkit did not write: that exits 6).",
 )
 SAMPLE_OPTION = click.option("--sample-size", default=25, show_default=True, type=click.IntRange(min=0),
                              help="Messages drawn at random for evidence pages in the PDF.")
@@ -28,9 +29,13 @@ def _build(settings: Settings, period: Period, out_dir: Path, *, message_ids: Se
            recipient: str | None = None, sample_size: int = 25, seed: int = 42) -> dict[str, object]:
     from auditkit.controls import run_controls
     from auditkit.controls.context import vocabulary_for
+    from auditkit.pack import check_replaceable
     from auditkit.report import write_pack
     from auditkit.report.context import recipient_message_ids
 
+    # Before the controls run (minutes on a large store): a folder holding files auditkit
+    # did not write is refused now, not after the work. write_pack checks again.
+    check_replaceable(out_dir)
     with Store(settings.db_path, read_only=True) as store:
         # A pack of chosen messages (or one recipient's) only reports findings about them,
         # so only they are checked.
@@ -88,6 +93,13 @@ def _span_period(settings: Settings, message_ids: Sequence[str] | None, recipien
     """The days the selected messages were created on, for packs asked for without --period."""
     with Store(settings.db_path, read_only=True) as store:
         if message_ids:
+            found = {r[0] for r in store.con.execute(
+                "SELECT id FROM multimail_emails WHERE direction = 'outbound' AND list_contains($ids, id)",
+                {"ids": list(message_ids)}).fetchall()}
+            if unknown := [m for m in dict.fromkeys(message_ids) if m not in found]:
+                raise UsageError(
+                    f"no outbound message with id {', '.join(unknown[:10])} in {settings.db_path}"
+                    + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""))
             row = store.con.execute(
                 "SELECT min(created_at), max(created_at), count(*) FROM multimail_emails "
                 "WHERE direction = 'outbound' AND list_contains($ids, id)", {"ids": list(message_ids)}).fetchall()[0]
@@ -101,7 +113,7 @@ def _span_period(settings: Settings, message_ids: Sequence[str] | None, recipien
             what = f"recipient {recipient}"
     first, last, n = row
     if not n or first is None:
-        raise ConfigError(f"no outbound message with a creation time found for {what}")
+        raise UsageError(f"no outbound message with a creation time found for {what}")
     start, end = date(first.year, first.month, first.day), date(last.year, last.month, last.day)
     return Period(f"{start.isoformat()}..{end.isoformat()}", start, end)
 
@@ -132,9 +144,9 @@ def evidence(message_ids: tuple[str, ...], recipient: str | None, period: str | 
       auditkit evidence --recipient jane@example.com --period 2026Q3 --out evidence/jane-q3 --json
     """
     if bool(message_ids) == bool(recipient):
-        raise ConfigError("give either MESSAGE_ID... or --recipient ADDRESS (not both, not neither)")
+        raise UsageError("give either MESSAGE_ID... or --recipient ADDRESS (not both, not neither)")
     if message_ids and period:
-        raise ConfigError("--period only applies with --recipient; message ids select exactly those messages")
+        raise UsageError("--period only applies with --recipient; message ids select exactly those messages")
     settings = load_settings(config_file, db_path=db_path)
     p = parse_period(period) if period else _span_period(settings, message_ids or None, recipient)
     summary = _build(settings, p, out_dir, message_ids=list(message_ids) or None, recipient=recipient,
@@ -146,12 +158,15 @@ def evidence(message_ids: tuple[str, ...], recipient: str | None, period: str | 
 
 
 @cli.command()
-@click.argument("pack_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("pack_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @json_option
 def verify(pack_dir: Path, as_json: bool) -> None:
     """Check every file of a pack against its manifest.json (exit 7 on any difference).
 
-    Names each file altered, added or removed since the pack was written.
+    Names each file altered, added or removed since the pack was written, once, on stdout
+    (with --json, in the JSON document). A path that is not a pack at all, with no
+    manifest.json or one auditkit did not write, exits 3 (a missing path exits 2): only a
+    real pack that changed exits 7.
 
     \b
     Examples:
@@ -168,4 +183,5 @@ def verify(pack_dir: Path, as_json: bool) -> None:
     else:
         for problem in result.problems():
             click.echo(problem)
-    result.raise_for_problems()
+    # The differences are on stdout now; the error line the CLI prints carries only counts.
+    result.raise_for_problems(name_files=False)

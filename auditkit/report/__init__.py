@@ -23,7 +23,7 @@ from typing import Any
 from auditkit.config import Settings
 from auditkit.errors import ReportError
 from auditkit.findings import ControlResult, Period
-from auditkit.pack import staged_pack_dir, write_manifest
+from auditkit.pack import check_replaceable, staged_pack_dir, write_manifest
 from auditkit.report import csv_export
 from auditkit.report.context import (
     SNAPSHOT_TABLES,
@@ -35,6 +35,7 @@ from auditkit.report.context import (
     finding_rows,
     message_params,
     pack_vocabulary,
+    warning_rows,
     scoped_results,
     selected_message_ids,
 )
@@ -97,7 +98,9 @@ def write_pack(
     `message_ids` selects exactly those outbound messages (the period then only labels the
     pack); `recipient` selects messages to or copied to that address within the period.
     The pack is built in a temporary sibling folder and renamed over `out_dir`; a failure
-    leaves any previous pack untouched. Same store and arguments → byte-identical files.
+    leaves any previous pack untouched. An existing `out_dir` is replaced only if it is
+    empty or an auditkit pack holding nothing but its listed files (`check_replaceable`);
+    otherwise ReportError, before any work. Same store and arguments → byte-identical files.
     The PDF shows every finding, evidence pages for up to `max_flagged_pages` flagged
     messages (default MAX_FLAGGED_MESSAGE_PAGES) plus `sample_size` messages drawn with
     `seed`; the CSVs hold every message.
@@ -108,6 +111,9 @@ def write_pack(
         raise ReportError(f"unknown pack format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
     if sample_size < 0:
         raise ReportError("sample size must be 0 or more")
+    # Fail fast: a folder holding files auditkit did not write is refused before the store
+    # is read (staged_pack_dir checks again on entry and right before the rename).
+    check_replaceable(Path(out_dir))
     scope = Scope(
         period=period,
         message_ids=tuple(dict.fromkeys(message_ids)) if message_ids is not None else None,
@@ -180,6 +186,8 @@ def write_pack(
             "data_as_of": as_of.strftime("%Y-%m-%dT%H:%M:%S") + "Z",
             "counts": dict(sorted(counts.items())),
             "controls": {r.id: r.status for r in sorted(results, key=lambda r: r.id)},
+            # Waivers that expired or match nothing: a reviewer must see them with the pack.
+            "warnings": warning_rows(results),
             # How the audit log was read: each meaning's matchers and where they came from.
             "audit_vocabulary": {
                 m: {k: v for k, v in vocabulary[m].to_dict().items() if k != "meaning"}

@@ -107,12 +107,17 @@ def test_cli_evidence_argument_errors(store_file: Path, tmp_path: Path) -> None:
 
     runner = CliRunner()
     neither = runner.invoke(cli, ["evidence", "--db", str(store_file), "--out", str(tmp_path / "x")])
-    assert neither.exit_code == 3 and "either MESSAGE_ID" in neither.stderr
+    # Usage mistakes and unknown ids are usage errors (2), not configuration errors (3).
+    assert neither.exit_code == 2 and "either MESSAGE_ID" in neither.stderr
     both = runner.invoke(cli, ["evidence", "em-01", "--recipient", "a@b", "--db", str(store_file), "--out", str(tmp_path / "x")])
-    assert both.exit_code == 3
+    assert both.exit_code == 2
     missing = runner.invoke(cli, ["evidence", "--recipient", "nobody@x.test", "--db", str(store_file),
                                   "--out", str(tmp_path / "x")])
-    assert missing.exit_code == 3 and "no outbound message" in missing.stderr
+    assert missing.exit_code == 2 and "no outbound message" in missing.stderr
+    unknown = runner.invoke(cli, ["evidence", "em-01", "em-nope", "--db", str(store_file),
+                                  "--out", str(tmp_path / "x")])
+    assert unknown.exit_code == 2 and "no outbound message with id em-nope" in unknown.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_cli_help_has_examples() -> None:
