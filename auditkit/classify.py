@@ -37,7 +37,7 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from auditkit.config import Settings
+from auditkit.config import Settings, reject_unknown
 from auditkit.errors import ConfigError
 
 CLASSIFIER_VERSION = "cls-v2"
@@ -211,6 +211,10 @@ class Classification:
     reasons: tuple[str, ...]
 
 
+# The keys of [classification]; any other is a ConfigError (config.reject_unknown).
+CLASSIFICATION_KEYS = ("commercial_categories", "transactional_categories", "default_policy")
+
+
 @dataclass(frozen=True)
 class ClassificationRules:
     """Validated `[classification]` section plus each mailbox's `classification` policy."""
@@ -225,6 +229,7 @@ class ClassificationRules:
         section = settings.classification or {}
         if not isinstance(section, Mapping):
             raise ConfigError("classification must be a table ([classification])")
+        reject_unknown(section, CLASSIFICATION_KEYS, "classification")
         commercial = _string_list(section, "commercial_categories", DEFAULT_COMMERCIAL_CATEGORIES)
         transactional = _string_list(section, "transactional_categories", ())
         default = section.get("default_policy", "auto")

@@ -1,21 +1,33 @@
 """Settings: one frozen dataclass loaded from flags > env vars > `auditkit.toml` > defaults.
 
-Validation happens once, here, and raises ConfigError naming the key. Secrets (API keys,
-tokens) are kept out of repr() and out of `public_dict()`, which is what runs and packs
-record. Nothing here talks to the network or the store.
+Validation happens once, when the settings load, and raises ConfigError naming the file
+and the dotted key. The file is strict: a table or key auditkit does not know is an error
+with the closest known name, because a typo (`[control]` for `[controls]`) would otherwise
+silently change compliance results. The known keys of each table live next to the code that
+reads it: here for the tables below, in `controls.context`, `classify`, `controls.waivers`
+and `vocabulary` for the others, which `load` runs too. Secrets (API keys, tokens) are
+read only from the environment, refused in the file, and kept out of repr() and out of
+`public_dict()`, which is what runs and packs record. Nothing here talks to the network or
+the store.
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
+import math
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from auditkit.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_FILE = "auditkit.toml"
 DEFAULT_MULTIMAIL_URL = "https://api.multimail.dev"
@@ -30,6 +42,41 @@ DEFAULT_INTERCOM_VERSION = "2.14"
 DEFAULT_CONVERSATION_TAG = "intercom_conversation_id"  # the sample and guide convention
 
 SECRET_FIELDS = frozenset({"multimail_api_key", "intercom_access_token"})
+
+# The tables of auditkit.toml and the keys of those read in this module. `waivers` is an
+# array of tables; `controls`, `mailboxes` and `classification` are read elsewhere (see
+# the module docstring).
+TOP_LEVEL_TABLES = (
+    "multimail", "intercom", "harvest", "store", "company",
+    "controls", "mailboxes", "classification", "waivers",
+)
+MULTIMAIL_KEYS = ("api_url",)
+INTERCOM_KEYS = ("api_url", "region", "version", "app_id", "conversation_tag", "workspaces")
+WORKSPACE_KEYS = ("region", "api_url", "app_id")
+HARVEST_KEYS = ("concurrency", "timeout_seconds", "max_retries", "lookback_days")
+STORE_KEYS = ("path",)
+COMPANY_KEYS = ("name",)
+
+# Key names that hold credentials. Only keys auditkit does not know are tested, so a known
+# name (controls.audit_actions.key_created, a meaning) can never be mistaken for one.
+_SECRET_NAMES = frozenset({
+    "key", "apikey", "token", "accesstoken", "apitoken", "authtoken", "secret", "password",
+    "passwd", "credential", "credentials",
+})
+_SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "_passwd", "_credentials")
+SECRET_VARIABLES = "MULTIMAIL_API_KEY / INTERCOM_ACCESS_TOKEN (or their _FILE variants)"
+# The tables `load` reads itself (in this order): their keys, and where a secret found in
+# one belongs instead.
+_TABLES_READ_HERE = {
+    "multimail": (MULTIMAIL_KEYS, "MULTIMAIL_API_KEY (or MULTIMAIL_API_KEY_FILE)"),
+    "intercom": (INTERCOM_KEYS, "INTERCOM_ACCESS_TOKEN (or INTERCOM_ACCESS_TOKEN_FILE)"),
+    "harvest": (HARVEST_KEYS, SECRET_VARIABLES),
+    "store": (STORE_KEYS, SECRET_VARIABLES),
+    "company": (COMPANY_KEYS, SECRET_VARIABLES),
+}
+# The harvester appends /v1 to every MultiMail path itself (sources.multimail).
+_API_VERSION_SUFFIX = "/v1"
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 # Workspace names become env var suffixes (INTERCOM_ACCESS_TOKEN_<NAME>), so keep them simple.
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -146,6 +193,111 @@ def _read_secret(env: Mapping[str, str], name: str) -> str | None:
     return None
 
 
+# -- strictness: unknown tables and keys, secrets ---------------------------------------------
+
+
+def table_path(path: str, key: str) -> str:
+    """`key` appended to the dotted TOML `path` ("" is the top level), quoted where TOML
+    needs quotes (`mailboxes."a@b.example"`)."""
+    if not _BARE_KEY.match(key):
+        key = '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{path}.{key}" if path else key
+
+
+def looks_secret(key: str) -> bool:
+    """Whether a key's name says it holds a credential (api_key, token, client_secret…)."""
+    name = key.strip().lower().replace("-", "_")
+    return name in _SECRET_NAMES or name.endswith(_SECRET_SUFFIXES)
+
+
+def secret_refused(path: str, variables: str = SECRET_VARIABLES) -> ConfigError:
+    return ConfigError(
+        f"{path}: secrets do not belong in the config file; remove it and use {variables}"
+    )
+
+
+def _secret_under(key: str, value: Any, path: str) -> str | None:
+    """The dotted path of the first secret-looking key at or under `key`, if any."""
+    here = table_path(path, key)
+    if looks_secret(key):
+        return here
+    tables = [value] if isinstance(value, Mapping) else value if isinstance(value, list) else []
+    for table in tables:
+        if isinstance(table, Mapping):
+            for child in sorted(table, key=str):
+                if found := _secret_under(str(child), table[child], here):
+                    return found
+    return None
+
+
+def reject_unknown(
+    table: Mapping[str, Any],
+    known: Collection[str],
+    path: str,
+    *,
+    kind: str = "setting",
+    secret_variables: str = SECRET_VARIABLES,
+) -> None:
+    """Raise ConfigError for the keys of `table` (the TOML table at dotted `path`, "" for the
+    top level) that are not in `known`.
+
+    A secret-looking key anywhere under an unknown key is refused as a secret (it must leave
+    the file, whatever else is wrong); otherwise the first unknown key is named with the
+    closest known one. Known keys are never tested for secrecy: they are settings by name.
+    """
+    unknown = sorted(str(k) for k in set(table) - set(known))
+    for key in unknown:
+        if secret := _secret_under(key, table[key], path):
+            raise secret_refused(secret, secret_variables)
+    if not unknown:
+        return
+    key, value = unknown[0], table[unknown[0]]
+    is_array = isinstance(value, list) and bool(value)
+    is_array = is_array and all(isinstance(v, Mapping) for v in value)
+    if isinstance(value, Mapping) or is_array:
+        # Suggest in the shape the user wrote: [control] → [controls], [[waiver]] → [[waivers]].
+        left, right = ("[[", "]]") if is_array else ("[", "]")
+
+        def shown(name: str) -> str:
+            return f"{left}{table_path(path, name)}{right}"
+
+        message = f"unknown table {shown(key)}"
+    else:
+
+        def shown(name: str) -> str:
+            return table_path(path, name)
+
+        message = f"{shown(key)} is not a {kind}"
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    if close:
+        message += f"; did you mean {shown(close[0])}?"
+    elif known:
+        message += "; known: " + ", ".join(
+            f"[{name}]" if not path else table_path(path, name) for name in sorted(known)
+        )
+    raise ConfigError(message)
+
+
+# -- values -------------------------------------------------------------------------------------
+
+
+def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = doc.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{name} must be a table ([{name}]), got {value!r}")
+    return value
+
+
+def _text(section: Mapping[str, Any], key: str, path: str, where: str) -> str | None:
+    """An optional non-empty string setting, stripped."""
+    if key not in section:
+        return None
+    value = section[key]
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: {path}.{key} must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
 def _conversation_tag(intercom: Mapping[str, Any], where: str) -> str:
     tag = intercom.get("conversation_tag", DEFAULT_CONVERSATION_TAG)
     if not isinstance(tag, str) or not tag.strip():
@@ -153,11 +305,81 @@ def _conversation_tag(intercom: Mapping[str, Any], where: str) -> str:
     return tag.strip()
 
 
-def _positive_int(section: Mapping[str, Any], key: str, where: str, default: int) -> int:
+def _positive_int(section: Mapping[str, Any], key: str, path: str, where: str, default: int) -> int:
     value = section.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{where}: {key} must be a whole number of at least 1, got {value!r}")
+        raise ConfigError(
+            f"{where}: {path}.{key} must be a whole number of at least 1, got {value!r}"
+        )
     return value
+
+
+def _positive_number(
+    section: Mapping[str, Any], key: str, path: str, where: str, default: float
+) -> float:
+    value = section.get(key, default)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise ConfigError(f"{where}: {path}.{key} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _region(section: Mapping[str, Any], path: str, where: str) -> str:
+    region = section.get("region", "us")
+    if not isinstance(region, str) or region.lower() not in INTERCOM_REGION_URLS:
+        raise ConfigError(f"{where}: {path}.region must be one of us, eu, au, got {region!r}")
+    return region.lower()
+
+
+def api_url(value: Any, source: str, *, example: str) -> str:
+    """`value` as an API base URL: http or https, with a host, without a trailing slash.
+
+    `source` names where the value came from (an env var, or `file: key`) so the error can
+    name it; a URL without a scheme ("api.multimail.dev") would otherwise fail deep in the
+    HTTP client, far from the setting that caused it.
+    """
+    problem = f"{source} must be an http or https URL with a host, e.g. {example}; got {value!r}"
+    if not isinstance(value, str) or any(
+        ch.isspace() or not ch.isprintable() for ch in value.strip()
+    ):
+        raise ConfigError(problem)
+    url = value.strip().rstrip("/")
+    try:
+        # urlsplit refuses a broken IPv6 host, .port a port that is not a number up to 65535.
+        parts = urlsplit(url)
+        port, host = parts.port, parts.hostname
+    except ValueError:
+        raise ConfigError(problem) from None
+    if parts.username is not None or parts.password is not None:
+        # Credentials in a URL are a secret; it would be recorded with the settings. The
+        # value is not repeated here for the same reason.
+        raise ConfigError(
+            f"{source} must not carry a user name or password; secrets belong in "
+            "MULTIMAIL_API_KEY / INTERCOM_ACCESS_TOKEN (or their _FILE variants)"
+        )
+    if parts.scheme.lower() not in ("http", "https") or not host or port == 0:
+        raise ConfigError(problem)
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{source} must be the API's base URL without ? or #; got {value!r}")
+    return url
+
+
+def multimail_api_url(value: Any, source: str) -> str:
+    """A MultiMail base URL. One ending in /v1 (as the API reference writes it) is taken as
+    the root: every path auditkit requests already starts with /v1, and keeping it would
+    request /v1/v1/account and fail with 404."""
+    url = api_url(value, source, example=DEFAULT_MULTIMAIL_URL)
+    parts = urlsplit(url)
+    if parts.path.lower().endswith(_API_VERSION_SUFFIX):
+        url = parts._replace(path=parts.path[: -len(_API_VERSION_SUFFIX)]).geturl()
+        logger.info(
+            "%s ends in /v1, which auditkit adds to every path itself; using %s", source, url
+        )
+    return url
 
 
 def _intercom_workspaces(
@@ -170,36 +392,59 @@ def _intercom_workspaces(
         )
     out = []
     for raw_name, table in sorted(tables.items()):
-        key = f"intercom.workspaces.{raw_name}"
+        key = table_path("intercom.workspaces", raw_name)
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: {key} must be a table")
+        try:
+            reject_unknown(
+                table,
+                WORKSPACE_KEYS,
+                key,
+                secret_variables=f"INTERCOM_ACCESS_TOKEN_{raw_name.upper()} (or its _FILE variant)",
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
         if not WORKSPACE_NAME.match(raw_name):
             raise ConfigError(
                 f"{where}: {key}: a workspace name may use only letters, digits and _"
             )
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"{where}: {key} must be a table")
-        if "access_token" in table:
-            raise ConfigError(
-                f"{where}: secrets do not belong in the config file; "
-                f"use INTERCOM_ACCESS_TOKEN_{raw_name.upper()} (or its _FILE variant)"
-            )
         name = raw_name.lower()
         if name == "default":
             raise ConfigError(f"{where}: {key}: 'default' names the [intercom] workspace itself")
-        region = str(table.get("region", "us")).lower()
-        if region not in INTERCOM_REGION_URLS:
-            raise ConfigError(f"{where}: {key}.region must be one of us, eu, au, got {region!r}")
+        region = _region(table, key, where)
+        url = INTERCOM_REGION_URLS[region]
+        if "api_url" in table:
+            url = api_url(table["api_url"], f"{where}: {key}.api_url", example=url)
         out.append(
             IntercomWorkspace(
                 name=name,
                 region=region,
-                api_url=str(table.get("api_url") or INTERCOM_REGION_URLS[region]).rstrip("/"),
-                app_id=str(table["app_id"]) if table.get("app_id") else None,
+                api_url=url,
+                app_id=_text(table, "app_id", key, where),
                 access_token=_read_secret(env, f"INTERCOM_ACCESS_TOKEN_{name.upper()}"),
             )
         )
     if len({w.name for w in out}) != len(out):
         raise ConfigError(f"{where}: intercom.workspaces names differ only in case")
     return tuple(out)
+
+
+def _check_tables_read_elsewhere(settings: Settings, where: str) -> None:
+    """Validate [controls], [mailboxes], [classification] and [[waivers]] now, with the
+    code that reads them: a typo there must stop every command, not only the first check,
+    and a secret must not reach the settings a harvest records."""
+    # Imported here: these modules import Settings from this one.
+    from auditkit.classify import ClassificationRules
+    from auditkit.controls import catalogue
+    from auditkit.controls.context import ControlSettings
+    from auditkit.controls.waivers import parse_waivers
+
+    try:
+        ControlSettings.from_settings(settings)
+        ClassificationRules.from_settings(settings)
+        parse_waivers(settings.waivers, [c.id for c in catalogue()])
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -210,6 +455,18 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; a binary or Latin-1 file is not TOML
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}); it is not a TOML file"
+        ) from exc
+
+
+def describe_source(settings: Settings) -> str:
+    """One line saying which config file the settings came from, for the CLI to print: a
+    user editing one file while auditkit reads another (or none) sees it at once."""
+    if settings.config_file is None:
+        return f"config: none (no ./{DEFAULT_CONFIG_FILE}; using defaults)"
+    return f"config: {settings.config_file.absolute()}"
 
 
 def load(
@@ -219,7 +476,8 @@ def load(
 ) -> Settings:
     """Build Settings: flags > env > TOML file > defaults.
 
-    `config_file` None means `AUDITKIT_CONFIG` or `./auditkit.toml` when it exists.
+    `config_file` None means `AUDITKIT_CONFIG` or `./auditkit.toml` when it exists. Every
+    table and key of the file is validated here (see the module docstring).
     """
     env = os.environ if env is None else env
     if config_file is None:
@@ -230,48 +488,61 @@ def load(
     doc: dict[str, Any] = load_toml(config_file) if config_file else {}
     where = str(config_file) if config_file else "defaults"
 
-    multimail = doc.get("multimail", {})
-    intercom = doc.get("intercom", {})
-    harvest = doc.get("harvest", {})
-    store = doc.get("store", {})
-    if "api_key" in multimail or "access_token" in intercom:
-        raise ConfigError(
-            f"{where}: secrets do not belong in the config file; "
-            "use MULTIMAIL_API_KEY / INTERCOM_ACCESS_TOKEN (or their _FILE variants)"
-        )
+    try:
+        reject_unknown(doc, TOP_LEVEL_TABLES, "")
+        tables = {name: _table(doc, name) for name in _TABLES_READ_HERE}
+        for name, (known, credential) in _TABLES_READ_HERE.items():
+            reject_unknown(tables[name], known, name, secret_variables=credential)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    multimail, intercom, harvest, store, company = tables.values()
 
-    region = str(intercom.get("region", "us")).lower()
-    if region not in INTERCOM_REGION_URLS:
-        raise ConfigError(f"{where}: intercom.region must be one of us, eu, au, got {region!r}")
-
+    region = _region(intercom, "intercom", where)
     workspaces = _intercom_workspaces(intercom.get("workspaces", {}), env, where)
     waivers = doc.get("waivers", [])
     if not isinstance(waivers, list):
         raise ConfigError(f"{where}: waivers must be an array of tables ([[waivers]])")
 
+    # Env wins over the file; each value is checked where it came from, and named so.
+    if env.get("MULTIMAIL_API_URL"):
+        multimail_url = multimail_api_url(env["MULTIMAIL_API_URL"], "MULTIMAIL_API_URL")
+    elif "api_url" in multimail:
+        multimail_url = multimail_api_url(multimail["api_url"], f"{where}: multimail.api_url")
+    else:
+        multimail_url = DEFAULT_MULTIMAIL_URL
+    if env.get("INTERCOM_API_URL"):
+        intercom_url = api_url(
+            env["INTERCOM_API_URL"], "INTERCOM_API_URL", example=DEFAULT_INTERCOM_URL
+        )
+    elif "api_url" in intercom:
+        intercom_url = api_url(
+            intercom["api_url"], f"{where}: intercom.api_url", example=INTERCOM_REGION_URLS[region]
+        )
+    else:
+        intercom_url = INTERCOM_REGION_URLS[region]
+
+    store_path = _text(store, "path", "store", where)
     settings = Settings(
-        db_path=Path(env.get("AUDITKIT_DB") or store.get("path") or "auditkit.duckdb"),
-        multimail_api_url=(
-            env.get("MULTIMAIL_API_URL") or multimail.get("api_url") or DEFAULT_MULTIMAIL_URL
-        ).rstrip("/"),
+        db_path=Path(env.get("AUDITKIT_DB") or store_path or "auditkit.duckdb"),
+        multimail_api_url=multimail_url,
         multimail_api_key=_read_secret(env, "MULTIMAIL_API_KEY"),
-        intercom_api_url=(
-            env.get("INTERCOM_API_URL") or intercom.get("api_url") or INTERCOM_REGION_URLS[region]
-        ).rstrip("/"),
+        intercom_api_url=intercom_url,
         intercom_access_token=_read_secret(env, "INTERCOM_ACCESS_TOKEN"),
-        intercom_version=str(intercom.get("version", DEFAULT_INTERCOM_VERSION)),
-        intercom_app_id=intercom.get("app_id"),
+        intercom_version=_text(intercom, "version", "intercom", where) or DEFAULT_INTERCOM_VERSION,
+        intercom_app_id=_text(intercom, "app_id", "intercom", where),
         intercom_workspaces=workspaces,
         intercom_conversation_tag=_conversation_tag(intercom, where),
-        concurrency=_positive_int(harvest, "concurrency", where, 16),
-        timeout_seconds=float(harvest.get("timeout_seconds", 30.0)),
-        max_retries=_positive_int(harvest, "max_retries", where, 6),
-        lookback_days=_positive_int(harvest, "lookback_days", where, 7),
+        concurrency=_positive_int(harvest, "concurrency", "harvest", where, 16),
+        timeout_seconds=_positive_number(harvest, "timeout_seconds", "harvest", where, 30.0),
+        max_retries=_positive_int(harvest, "max_retries", "harvest", where, 6),
+        lookback_days=_positive_int(harvest, "lookback_days", "harvest", where, 7),
         controls=doc.get("controls", {}),
         mailboxes=doc.get("mailboxes", {}),
         classification=doc.get("classification", {}),
         waivers=tuple(waivers),
-        company_name=doc.get("company", {}).get("name"),
+        company_name=_text(company, "name", "company", where),
         config_file=config_file,
     )
+    if config_file is not None:
+        _check_tables_read_elsewhere(settings, where)
     return settings.with_overrides(**flags)

@@ -8,8 +8,9 @@ from pathlib import Path
 import click
 
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
-from auditkit.controls import catalogue, run_controls
+from auditkit.controls import catalogue, nothing_checked, outbound_in_period, run_controls
 from auditkit.controls.context import ControlSettings
+from auditkit.errors import NothingToDoError
 from auditkit.findings import (
     ControlResult,
     Period,
@@ -100,7 +101,8 @@ def check(
     \b
     Exit codes: 0 no open finding at or above --fail-on, 10 controls failed, 11 none
     failed but one was inconclusive (an audit-log meaning is unknown: see
-    `auditkit vocabulary`), 2 bad option, 3 bad config, 5 store missing or locked.
+    `auditkit vocabulary`), 9 no outbound mail in the period (nothing was checked, which
+    is not a clean result), 2 bad option, 3 bad config, 5 store missing or locked.
 
     \b
     Examples:
@@ -113,12 +115,20 @@ def check(
     the_period = parse_period(period)
     with Store(settings.db_path, read_only=True) as store:
         results = run_controls(store, settings, the_period, only=control_ids or None)
+        outbound = outbound_in_period(store, the_period)
+    # On stderr, so they show with --json too and never corrupt its stdout.
+    for warning in results.warnings:
+        click.echo(f"warning: {warning.message}", err=True)
     if as_json:
-        echo_json({"period": _period_dict(the_period), "controls": [r.to_dict() for r in results]})
+        echo_json({"period": _period_dict(the_period), "outbound_messages": outbound,
+                   "config": str(settings.config_file) if settings.config_file else None,
+                   "controls": [r.to_dict() for r in results]})
     else:
         _print_table(the_period, results, fail_on)
     if code := verdict_exit_code(results, fail_on):
         ctx.exit(code)
+    if not outbound:
+        raise NothingToDoError(nothing_checked(the_period))
 
 
 @cli.command("controls")

@@ -3,14 +3,16 @@
 Each family module (`oversight`, `canspam`, `identity`, `traceability`, `auditlog`)
 registers its controls with `@control(...)`; ids are a public contract. `run_controls`
 evaluates them over one period of a store that it only reads, turns a control that raises
-into an `error` result (never `pass`), and applies waivers.
+into an `error` result (never `pass`), and applies waivers. Its results (a list) also carry
+`warnings`: the waivers that have expired or match no finding, for `check` to print and the
+evidence pack to show.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -18,8 +20,14 @@ from typing import Any
 from auditkit.classify import CLASSIFIER_VERSION, ClassificationRules
 from auditkit.config import Settings
 from auditkit.controls.context import CheckContext, ControlSettings
-from auditkit.controls.waivers import Waiver, apply_waivers, parse_waivers
-from auditkit.errors import ConfigError
+from auditkit.controls.waivers import (
+    Waiver,
+    WaiverWarning,
+    apply_waivers,
+    parse_waivers,
+    waiver_warnings,
+)
+from auditkit.errors import UsageError
 from auditkit.findings import ControlResult, Finding, Period, Severity, Status
 from auditkit.store import Store
 from auditkit.vocabulary import MEANINGS, Vocabulary
@@ -47,6 +55,21 @@ APPLIES_TO = (
     "audit_log",
     "conversation_link",
 )
+# Controls that look at messages: a run limited to chosen messages sees only those.
+PER_MESSAGE = ("outbound_email", "commercial_email", "conversation_link")
+
+
+class ControlResults(list[ControlResult]):
+    """What `run_controls` returns: the results in catalogue order (a plain list to every
+    caller) plus `warnings`, the waivers of the run's controls that have expired or match
+    no finding. The attribute rides on the list so that the results handed to `write_pack`
+    bring their warnings into the pack without another argument."""
+
+    def __init__(
+        self, results: Iterable[ControlResult] = (), warnings: Iterable[WaiverWarning] = ()
+    ) -> None:
+        super().__init__(results)
+        self.warnings: tuple[WaiverWarning, ...] = tuple(warnings)
 
 
 @dataclass
@@ -144,9 +167,28 @@ def get_control(control_id: str) -> Control:
     try:
         return _REGISTRY[control_id.upper()]
     except KeyError:
-        raise ConfigError(
+        raise UsageError(
             f"unknown control {control_id!r}; known: {', '.join(c.id for c in catalogue())}"
         ) from None
+
+
+def outbound_in_period(store: Store, period: Period) -> int:
+    """How many outbound messages were created in `period`: zero means the per-message
+    controls had nothing to look at, which must never read as a clean result."""
+    return int(store.con.execute(
+        "SELECT count(*) FROM multimail_emails WHERE direction = 'outbound' "
+        "AND created_at >= $start AND created_at < $end",
+        {"start": period.start_at, "end": period.end_before},
+    ).fetchall()[0][0])
+
+
+def nothing_checked(period: Period) -> str:
+    """The one line `check` and `run` end with when the period holds no outbound mail."""
+    return (
+        f"no outbound message was created in {period.label} ({period.start}..{period.end}): "
+        "the per-message controls checked nothing, which is not a clean result; harvest first, "
+        "or check the period"
+    )
 
 
 def run_controls(
@@ -160,8 +202,9 @@ def run_controls(
     now: datetime | None = None,
     timings: dict[str, float] | None = None,
     vocabulary: Vocabulary | None = None,
-) -> list[ControlResult]:
-    """Evaluate the catalogue (or the `only` ids) over `period`; results in catalogue order.
+) -> ControlResults:
+    """Evaluate the catalogue (or the `only` ids) over `period`; results in catalogue order,
+    with the waiver warnings of the controls run in `.warnings` (see `ControlResults`).
 
     `message_ids` limits the per-message checks to those outbound messages of the period
     (an evidence pack for chosen messages: on a large store, scoping the shared derivations
@@ -189,19 +232,38 @@ def run_controls(
     con.execute("SET TimeZone = 'UTC'")
     ctx = CheckContext(con, control_settings, rules, period, now, message_ids, vocabulary)
     results = []
+    # Each control's findings, or None where the run cannot tell what it would find.
+    evaluated: dict[str, tuple[Finding, ...] | None] = {}
     try:
         for ctl in selected:
             started = time.perf_counter()
-            results.append(_run_one(ctl, ctx, waivers, today))
+            result, complete = _run_one(ctl, ctx, waivers, today)
+            results.append(result)
+            evaluated[ctl.id] = result.findings if complete else None
             if timings is not None:
                 timings[ctl.id] = time.perf_counter() - started
     finally:
         ctx.close()
         con.close()
-    return results
+    if message_ids is not None:
+        # A waiver about a message this run did not look at says nothing about it.
+        chosen = set(message_ids)
+        waivers = [
+            w
+            for w in waivers
+            if w.target in chosen or _REGISTRY[w.control].applies_to not in PER_MESSAGE
+        ]
+    warnings = waiver_warnings(waivers, evaluated, today)
+    for warning in warnings:
+        logger.info("%s", warning.message)
+    return ControlResults(results, warnings)
 
 
-def _run_one(ctl: Control, ctx: CheckContext, waivers: list[Waiver], today: date) -> ControlResult:
+def _run_one(
+    ctl: Control, ctx: CheckContext, waivers: list[Waiver], today: date
+) -> tuple[ControlResult, bool]:
+    """The control's result, and whether its findings are complete (it reached a verdict on
+    everything in scope): only then can a waiver be said to match no finding."""
     ctx.control_id = ctl.id
     meta = {
         "id": ctl.id,
@@ -216,11 +278,11 @@ def _run_one(ctl: Control, ctx: CheckContext, waivers: list[Waiver], today: date
     except Exception as exc:  # a broken control must report error, never pass
         logger.error("control %s raised %s: %s", ctl.id, type(exc).__name__, exc)
         logger.debug("control %s traceback", ctl.id, exc_info=True)
-        return ControlResult(**meta, status="error", detail=f"{type(exc).__name__}: {exc}")
+        return ControlResult(**meta, status="error", detail=f"{type(exc).__name__}: {exc}"), False
     if outcome.not_applicable is not None:
         return ControlResult(
             **meta, status="not_applicable", checked=outcome.checked, detail=outcome.not_applicable
-        )
+        ), True
     findings = apply_waivers(outcome.findings, waivers, today)
     findings.sort(key=lambda f: (f.target_type, f.target_id, f.reason))
     status: Status = "fail" if any(f.state != "waived" for f in findings) else "pass"
@@ -236,7 +298,7 @@ def _run_one(ctl: Control, ctx: CheckContext, waivers: list[Waiver], today: date
         detail = f"classifier {CLASSIFIER_VERSION}"
     return ControlResult(
         **meta, status=status, findings=tuple(findings), checked=outcome.checked, detail=detail
-    )
+    ), not outcome.inconclusive
 
 
 # Registration happens on import; the order here does not matter (catalogue() sorts by id).
@@ -245,9 +307,12 @@ from auditkit.controls import auditlog, canspam, identity, oversight, traceabili
 __all__ = [
     "CATALOGUE_VERSION",
     "Control",
+    "ControlResults",
     "Outcome",
     "catalogue",
     "control",
     "get_control",
+    "nothing_checked",
+    "outbound_in_period",
     "run_controls",
 ]

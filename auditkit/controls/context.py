@@ -25,10 +25,10 @@ from auditkit.classify import (
     classification_policy_table,
     classification_sql,
 )
-from auditkit.config import Settings
+from auditkit.config import Settings, reject_unknown, table_path
 from auditkit.errors import ConfigError
 from auditkit.findings import Finding, FindingState, Period
-from auditkit.vocabulary import CHANGED_BY_PATHS, Matcher, Vocabulary, parse_configured
+from auditkit.vocabulary import CHANGED_BY_PATHS, MEANINGS, Matcher, Vocabulary, parse_configured
 from auditkit.vocabulary_inference import resolve_vocabulary
 
 logger = logging.getLogger(__name__)
@@ -51,8 +51,10 @@ PENDING_APPROVAL_STATUSES = ("pending_send_approval", "pending_inbound_approval"
 # recipient's request: CS-003 does not count them as opt-outs. MultiMail documents no reason
 # strings; the sandbox uses hard_bounce, unsubscribe and spam_complaint.
 DEFAULT_DELIVERY_FAILURE_REASONS = ("bounce",)
-_CONTROLS_KEYS = {"reviewers", "pending_limit_hours", "audit_actions", "delivery_failure_reasons"}
-_MAILBOX_KEYS = {"classification", "require_conversation_link", "appends_postal_address"}
+# The keys of [controls] and of each [mailboxes."<address>"] (`classification` is read by
+# auditkit.classify); anything else is a ConfigError, since a typo would silently change results.
+CONTROLS_KEYS = ("reviewers", "pending_limit_hours", "audit_actions", "delivery_failure_reasons")
+MAILBOX_KEYS = ("classification", "require_conversation_link", "appends_postal_address")
 
 
 @dataclass(frozen=True)
@@ -76,8 +78,11 @@ class ControlSettings:
         section = settings.controls or {}
         if not isinstance(section, Mapping):
             raise ConfigError("controls must be a table ([controls])")
-        for key in sorted(set(section) - _CONTROLS_KEYS):
-            logger.warning("controls.%s is not a setting auditkit knows; ignored", key)
+        reject_unknown(section, CONTROLS_KEYS, "controls")
+        actions_section = section.get("audit_actions")
+        if isinstance(actions_section, Mapping):
+            # The meanings are the known keys (vocabulary.parse_configured checks the rest).
+            reject_unknown(actions_section, MEANINGS, "controls.audit_actions", kind="meaning")
 
         reviewers = section.get("reviewers", [])
         if not isinstance(reviewers, list) or not all(
@@ -93,7 +98,7 @@ class ControlSettings:
                 f"controls.pending_limit_hours must be a positive number of hours, got {limit!r}"
             )
 
-        actions = parse_configured(section.get("audit_actions"))
+        actions = parse_configured(actions_section)
 
         failures = section.get("delivery_failure_reasons", list(DEFAULT_DELIVERY_FAILURE_REASONS))
         if not isinstance(failures, list) or not all(
@@ -125,11 +130,10 @@ def _mailbox_policies(section: Mapping[str, Any]) -> dict[str, MailboxPolicy]:
         raise ConfigError('mailboxes must be a table of tables ([mailboxes."<address>"])')
     policies: dict[str, MailboxPolicy] = {}
     for address, policy in section.items():
-        where = f'mailboxes."{address}"'
+        where = table_path("mailboxes", str(address))
         if not isinstance(policy, Mapping):
             raise ConfigError(f"{where} must be a table")
-        for key in sorted(set(policy) - _MAILBOX_KEYS):
-            logger.warning("%s.%s is not a mailbox setting auditkit knows; ignored", where, key)
+        reject_unknown(policy, MAILBOX_KEYS, where, kind="mailbox setting")
         flags = {}
         for key in ("require_conversation_link", "appends_postal_address"):
             value = policy.get(key, False)

@@ -36,6 +36,7 @@ import pyarrow as pa
 
 from auditkit import __version__
 from auditkit.config import Settings
+from auditkit.controls import ControlResults
 from auditkit.controls.context import (  # the derivations controls and pack share
     email_audit_sql,
     from_email_sql,
@@ -472,10 +473,21 @@ def finding_rows(results: Sequence[ControlResult], evidence_limit: int = MAX_EVI
 
 
 def scoped_results(results: Sequence[ControlResult], scope: Scope, message_ids: set[str] | None) -> list[ControlResult]:
-    """For a message or recipient pack keep only findings about the selected messages."""
+    """For a message or recipient pack keep only findings about the selected messages (the
+    run's waiver warnings come along: `run_controls` already limited them to its scope)."""
     if scope.kind == "period" or message_ids is None:
-        return list(results)
-    return [replace(r, findings=tuple(f for f in r.findings if f.message_id in message_ids)) for r in results]
+        kept = list(results)
+    else:
+        kept = [replace(r, findings=tuple(f for f in r.findings if f.message_id in message_ids))
+                for r in results]
+    return ControlResults(kept, getattr(results, "warnings", ()))
+
+
+def warning_rows(results: Sequence[ControlResult]) -> list[dict[str, str]]:
+    """The run's waiver warnings (expired, or matching no finding) as plain dicts, in the
+    run's order, for the report's findings section and the manifest. Results that are not
+    `run_controls`' own (a plain list) have none."""
+    return [w.to_dict() for w in getattr(results, "warnings", ())]
 
 
 def sample_positions(population: int, sample_size: int, seed: int) -> list[int]:
@@ -619,6 +631,7 @@ def build_context(store: Store, settings: Settings, scope: Scope, results: Seque
         "controls": control_rows(results),
         "findings": findings,
         "findings_by_state": {s: sum(f["state"] == s for f in findings) for s in ("open", "waived", "review")},
+        "waiver_warnings": warning_rows(results),
         "integrity_events": integrity_events(store),
         "latency": approval_latency(store, table),
         "daily": daily_volume(store, table, scope),
