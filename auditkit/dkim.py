@@ -35,7 +35,7 @@ import dkim
 from dkim.crypto import UnparsableKeyError, parse_public_key
 from dkim.util import InvalidTagValueList, parse_tag_value
 
-from auditkit.errors import ConfigError, SourceError
+from auditkit.errors import ConfigError, SourceError, one_line
 
 logger = logging.getLogger(__name__)
 # dkimpy logs key and signature detail at error level for conditions we report as results.
@@ -61,6 +61,12 @@ def key_record_id(selector: str, domain: str, record_text: str | None) -> str:
     data = f"{selector.lower()}|{domain.lower()}|{record_text or ''}".encode()
     return hashlib.sha256(data).hexdigest()
 
+
+
+def _exception_text(exc: BaseException) -> str:
+    """A parser's complaint as one short line: it may quote the message's raw bytes, and
+    it ends up in the store, the pack and the terminal."""
+    return one_line(str(exc), 200)
 
 @dataclass(frozen=True)
 class KeyRecord:
@@ -387,7 +393,7 @@ def verify_message(
     try:
         message = dkim.DKIM(raw, logger=_DKIMPY_LOGGER, minkey=min_key_bits)
     except dkim.DKIMException as exc:
-        return [SignatureResult(0, None, None, PERMERROR, f"message cannot be parsed: {exc}", None)]
+        return [SignatureResult(0, None, None, PERMERROR, f"message cannot be parsed: {_exception_text(exc)}", None)]
     sig_headers = [h for h in message.headers if h[0].lower() == b"dkim-signature"]
     if not sig_headers:
         return [SignatureResult(0, None, None, NONE, "message has no DKIM-Signature header", None)]
@@ -409,7 +415,7 @@ def _verify_signature(
         sig = parse_tag_value(header[1])
     except InvalidTagValueList as exc:
         return SignatureResult(
-            index, None, None, PERMERROR, f"malformed DKIM-Signature: {exc}", None
+            index, None, None, PERMERROR, f"malformed DKIM-Signature: {_exception_text(exc)}", None
         )
     domain = (_text(sig.get(b"d")) or "").lower() or None
     selector = _text(sig.get(b"s"))
@@ -422,7 +428,7 @@ def _verify_signature(
         # dkimpy's checks minus t=/x=, which it compares with the wall clock; see module doc.
         dkim.validate_signature_fields({k: v for k, v in sig.items() if k not in (b"t", b"x")})
     except dkim.DKIMException as exc:
-        return result(PERMERROR, f"invalid DKIM-Signature: {exc}")
+        return result(PERMERROR, f"invalid DKIM-Signature: {_exception_text(exc)}")
     timing_problem, expires_at = _check_times(sig)
     if timing_problem:
         return result(PERMERROR, timing_problem)
@@ -523,9 +529,9 @@ def _verify_with_key(
     except dkim.ValidationError as exc:
         if "body hash mismatch" in str(exc):
             return FAIL, BODY_HASH_MISMATCH, info.bits
-        return PERMERROR, f"invalid DKIM-Signature: {exc}", info.bits
+        return PERMERROR, f"invalid DKIM-Signature: {_exception_text(exc)}", info.bits
     except dkim.DKIMException as exc:
-        return PERMERROR, f"{exc.__class__.__name__}: {exc}", info.bits
+        return PERMERROR, f"{exc.__class__.__name__}: {_exception_text(exc)}", info.bits
     if ok:
         return PASS, None, info.bits
     return (

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-from auditkit.errors import EXIT_CONTROLS_FAILED, EXIT_INCONCLUSIVE, ConfigError
+from auditkit.errors import EXIT_CONTROLS_FAILED, EXIT_INCONCLUSIVE, UsageError
 
 Status = Literal["pass", "fail", "not_applicable", "inconclusive", "error"]
 FindingState = Literal["open", "waived", "review"]
@@ -67,17 +67,17 @@ def parse_period(text: str, today: date | None = None) -> Period:
     if m := _MONTH.match(text):
         year, month = int(m.group(1)), int(m.group(2))
         if not 1 <= month <= 12:
-            raise ConfigError(f"period {text!r}: month must be 01..12")
+            raise UsageError(f"period {text!r}: month must be 01..12")
         return Period(text, date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1]))
     if m := _RANGE.match(text):
         try:
             start, end = date.fromisoformat(m.group(1)), date.fromisoformat(m.group(2))
         except ValueError as exc:
-            raise ConfigError(f"period {text!r}: {exc}") from exc
+            raise UsageError(f"period {text!r}: {exc}") from exc
         if end < start:
-            raise ConfigError(f"period {text!r}: end is before start")
+            raise UsageError(f"period {text!r}: end is before start")
         return Period(text, start, end)
-    raise ConfigError(
+    raise UsageError(
         f"period {text!r} not understood; use 2026Q3, 2026-07, 2026-07-01..2026-09-30, "
         "last-quarter or last-month"
     )

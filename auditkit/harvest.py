@@ -56,6 +56,7 @@ from auditkit.sources.client import (
     raise_for_status,
 )
 from auditkit.sources.paging import Page, paginate
+from auditkit.sources.preflight import preflight
 from auditkit.store import Store, canonical_json, sha256_hex
 
 logger = logging.getLogger(__name__)
@@ -230,18 +231,17 @@ def harvest(
     progress: Progress | None = None,
     transport: httpx.BaseTransport | None = None,
     intercom_transport: httpx.BaseTransport | None = None,
+    check_endpoints: bool = True,
 ) -> HarvestResult:
     """Pull everything MultiMail (and Intercom, when a token is set) holds into `store`.
 
     Returns the run summary; outcome is `ok`, or `partial` when some stage failed but the
-    rest landed. Raises ConfigError without an API key, SourceAuthError on 401/403 (after
-    recording the run as failed).
+    rest landed. Raises ConfigError without an API key. Before any record is read, the
+    preflight (`sources.preflight`, skipped with `check_endpoints=False` when the caller
+    already ran it) raises SourceError naming an API that cannot be reached or refuses its
+    key (SourceAuthError for 401/403, here or later); a failed run is recorded as such.
     """
-    if not settings.multimail_api_key:
-        raise ConfigError(
-            "MULTIMAIL_API_KEY is not set: export it (or MULTIMAIL_API_KEY_FILE) with a key "
-            "that has read and admin scopes"
-        )
+    require_api_key(settings)
     run_id = new_run_id()
     params = {
         **settings.public_dict(),
@@ -264,13 +264,15 @@ def harvest(
         result,
         since=since,
         until=until,
-        mailbox_ids=set(mailbox_ids) if mailbox_ids else None,
+        mailbox_ids={m.strip().lower() for m in mailbox_ids} if mailbox_ids else None,
         full_audit_scan=full_audit_scan,
         progress=progress,
         transport=transport,
         intercom_transport=intercom_transport,
     )
     try:
+        if check_endpoints:  # recorded as this run's failure, with the cause it names
+            preflight(settings, transport, intercom_transport)
         worker.run()
     except BaseException as exc:
         result.outcome = "failed"
@@ -441,18 +443,20 @@ class _Harvester:
                 self.window_start = (
                     newest - timedelta(days=self.settings.lookback_days) if newest else None
                 )
+                # --mailbox takes an id or an address (status shows both).
                 self._harvest_mailboxes(
                     [
                         m
                         for m in mailboxes
-                        if self.mailbox_ids is None or m["id"] in self.mailbox_ids
+                        if self.mailbox_ids is None or _mailbox_keys(m) & self.mailbox_ids
                     ]
                 )
                 if self.mailbox_ids:
-                    unknown = self.mailbox_ids - {m["id"] for m in mailboxes}
-                    for mailbox_id in sorted(unknown):
+                    known = set().union(*(_mailbox_keys(m) for m in mailboxes))
+                    for selector in sorted(self.mailbox_ids - known):
                         self.result.errors.append(
-                            f"mailbox {mailbox_id}: not listed by GET /v1/mailboxes"
+                            f"mailbox {selector}: no mailbox with that id or address is listed "
+                            "by GET /v1/mailboxes"
                         )
                 self._harvest_pending()
                 self._harvest_audit_log(audit_walk)
@@ -1283,10 +1287,43 @@ def content_digest(store: Store, tables: Sequence[str] = HARVESTED_TABLES) -> st
     return digest.hexdigest()
 
 
+def require_api_key(settings: Settings) -> None:
+    """ConfigError unless a MultiMail key is set (callers check before creating a store)."""
+    if not settings.multimail_api_key:
+        raise ConfigError(
+            "MULTIMAIL_API_KEY is not set: export it (or MULTIMAIL_API_KEY_FILE) with a key "
+            "that has read and admin scopes"
+        )
+
+
+def _mailbox_keys(mailbox: dict[str, Any]) -> set[str]:
+    """What `--mailbox` may name a mailbox by: its id or its address, lower case."""
+    return {str(v).strip().lower() for v in (mailbox.get("id"), mailbox.get("address")) if v}
+
+
 def read_records_file(path: Path) -> Iterable[tuple[str, Any | None, str | None]]:
-    """(location, record, error) per record of a JSON array or JSONL file of read_email records."""
-    text = path.read_text(encoding="utf-8")
+    """(location, record, error) per record of a JSON array, a JSON object (one record) or a
+    JSONL file of read_email records. A UTF-8 byte-order mark is skipped (Windows tools
+    write one); a file that is not UTF-8 text is refused with ConfigError."""
+    data = path.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise ConfigError(f"{path} is a binary file, not JSON or JSONL records")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8 JSON or JSONL"
+        ) from exc
     stripped = text.lstrip()
+    if stripped.startswith("{"):
+        # One pretty-printed record; a one-line record per line is JSONL, handled below.
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError:
+            pass
+        else:
+            yield f"{path}", record, None
+            return
     if stripped.startswith("["):
         try:
             records = json.loads(text)

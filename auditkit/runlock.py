@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from auditkit.errors import RunLockedError
+from auditkit.store import process_command
 
 
 @contextmanager
@@ -26,10 +27,21 @@ def run_lock(store_path: Path) -> Iterator[Path]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
             raise RunLockedError(
-                f"another auditkit run holds {lock_path}; this run did nothing (try again later)"
+                f"another auditkit run ({_holder(lock_path)}) holds {lock_path}; this run did "
+                "nothing (try again later)"
             ) from exc
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         yield lock_path
     finally:
         os.close(fd)
+
+
+def _holder(lock_path: Path) -> str:
+    """'PID 4242, auditkit run --period last-quarter': the holder wrote its PID in the file."""
+    try:
+        pid = int(lock_path.read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return "PID unknown"
+    command = process_command(pid)
+    return f"PID {pid}" + (f", {command}" if command else "")

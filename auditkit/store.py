@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -218,6 +219,32 @@ def _audit_walk_staging(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def lock_holder(message: str) -> str:
+    """'PID 4242 (auditkit harvest --full-audit-scan)' from DuckDB's lock error, which names
+    the holder's PID; its command line comes from /proc where there is one."""
+    found = re.search(r"\(PID (\d+)\)", message)
+    if not found:
+        return "another process"
+    return f"PID {found.group(1)}" + (
+        f" ({command})" if (command := process_command(int(found.group(1)))) else ""
+    )
+
+
+def process_command(pid: int) -> str | None:
+    """The command line of process `pid` (Linux /proc), shortened; None when unknown."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    words = [w.decode("utf-8", "replace") for w in raw.split(b"\0") if w]
+    # "/…/python /…/bin/auditkit harvest" reads better as "auditkit harvest".
+    if len(words) > 1 and Path(words[0]).name.startswith("python") and not words[1].startswith("-"):
+        words = words[1:]
+    if words:
+        words[0] = Path(words[0]).name
+    return " ".join(words)[:120] or None
+
+
 class Store:
     """One DuckDB connection with migrations applied. Use as a context manager.
 
@@ -241,8 +268,9 @@ class Store:
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise StoreInUseError(
-                    f"store {self.path} is in use by another auditkit process; "
-                    "wait for it to finish (only one writer at a time)"
+                    f"store {self.path} is in use by {lock_holder(str(exc))}; DuckDB lets one "
+                    "process open a store file at a time (readers included, so status and "
+                    "check wait for a harvest too): try again when it has finished"
                 ) from exc
             raise StoreError(f"store {self.path} cannot be opened: {exc}") from exc
         except duckdb.Error as exc:

@@ -545,6 +545,13 @@ def test_cli_rejects_conflicting_key_options(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 3 and "either --keys or --stored-keys" in result.output
+    # A store that does not exist is not silently created: nothing could be matched in it.
+    missing = CliRunner().invoke(
+        cli, ["harvest-archive", str(ARCHIVE), "--stored-keys", "--db", str(tmp_path / "s.duckdb")]
+    )
+    assert missing.exit_code == 5 and "does not exist" in missing.output
+    assert not (tmp_path / "s.duckdb").exists()
+    Store(tmp_path / "s.duckdb").close()
     result = CliRunner().invoke(
         cli, ["harvest-archive", str(ARCHIVE), "--stored-keys", "--db", str(tmp_path / "s.duckdb")]
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 from pathlib import Path
 
 import click
@@ -11,7 +12,15 @@ import pytest
 from click.testing import CliRunner
 
 from auditkit.cli import cli
-from auditkit.errors import AuditkitError, ConfigError, RunLockedError, SourceError, StoreError
+from auditkit.errors import (
+    AuditkitError,
+    ConfigError,
+    NothingToDoError,
+    RunLockedError,
+    SourceError,
+    StoreError,
+    UsageError,
+)
 from auditkit.runlock import run_lock
 from tests.conftest import ROOT
 
@@ -54,6 +63,8 @@ def test_every_command_is_documented_in_readme(name: str) -> None:
     [
         (AuditkitError("generic"), 1),
         (ConfigError("bad setting"), 3),
+        (UsageError("bad argument"), 2),
+        (NothingToDoError("nothing there"), 9),
         (SourceError("api down"), 4),
         (StoreError("locked"), 5),
         (RunLockedError("busy"), 8),
@@ -84,11 +95,11 @@ def test_debug_flag_shows_the_traceback() -> None:
     assert isinstance(result.exception, ConfigError)
 
 
-def test_bad_period_is_a_config_error(tmp_path: Path) -> None:
+def test_bad_period_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["check", "--period", "2026Q9", "--db", str(tmp_path / "x.duckdb")]
     )
-    assert result.exit_code == 3
+    assert result.exit_code == 2
     assert "period '2026Q9' not understood" in result.output
 
 
@@ -107,7 +118,7 @@ def test_run_lock_refuses_a_second_holder(tmp_path: Path) -> None:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         finally:
             os.close(fd)
-        with pytest.raises(RunLockedError, match="another auditkit run holds"), run_lock(db):
+        with pytest.raises(RunLockedError, match=r"another auditkit run \(PID \d+"), run_lock(db):
             pass
     with run_lock(db):  # released on exit
         pass
@@ -120,11 +131,11 @@ def test_run_exits_8_when_locked(tmp_path: Path) -> None:
             cli, ["run", "--db", str(db), "--period", "2026Q3", "--out", str(tmp_path)]
         )
     assert result.exit_code == 8
-    assert "another auditkit run holds" in result.output
+    assert f"another auditkit run (PID {os.getpid()}" in result.output
     assert not (tmp_path / "2026Q3").exists()
 
 
-def test_run_with_an_unreachable_api_writes_the_pack_but_exits_4(
+def test_run_with_an_unreachable_api_fails_fast_with_exit_4(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Port 9 (discard) on 127.0.0.1: nothing listens, every connection is refused.
@@ -137,8 +148,10 @@ def test_run_with_an_unreachable_api_writes_the_pack_but_exits_4(
         "--out", str(tmp_path / "packs"),
     ])
     assert result.exit_code == 4, result.output
-    assert "was partial" in result.stderr and "rerun to complete it" in result.stderr
-    assert (tmp_path / "packs" / "2026Q3" / "manifest.json").is_file()
+    # The preflight names the cause at once instead of retrying for minutes; nothing was
+    # harvested, so no pack claims to show the period (a partial harvest still writes one).
+    assert "cannot be reached: connection refused" in result.stderr
+    assert not (tmp_path / "packs" / "2026Q3").exists()
     assert "mm_test_unreachable" not in result.output
 
 
@@ -168,3 +181,41 @@ def test_readme_lists_every_control_id() -> None:
         # † marks exactly the controls that read the audit log through its vocabulary.
         mark = " †" if ctl.meanings else ""
         assert f"| {ctl.id}{mark} |" in readme, ctl.id
+
+
+def _readme_exit_codes() -> dict[int, str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("## Exit codes"):]
+    table = table[: table.index("\n## ", 1)]
+    return {int(code): text for code, text in re.findall(r"^\| (\d+) \| (.*) \|$", table, re.M)}
+
+
+def test_exit_codes_agree_between_the_readme_the_code_and_every_help() -> None:
+    import auditkit.errors as errors
+
+    def subclasses(cls: type) -> list[type]:
+        return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]
+
+    from_code = {c.exit_code for c in subclasses(errors.AuditkitError)} | {
+        0, 2,  # success, and click's own usage errors
+        errors.EXIT_CONTROLS_FAILED, errors.EXIT_INCONCLUSIVE, errors.EXIT_INTERRUPTED,
+    }
+    documented = _readme_exit_codes()
+    assert set(documented) == from_code
+    for name, command in cli.commands.items():
+        help_text = command.help or ""
+        if "Exit code" not in help_text:
+            continue
+        sentence = help_text[help_text.index("Exit code"):].split("\n\n")[0]
+        mentioned = {int(n) for n in re.findall(r"(?<![\w-])(\d{1,3})(?![\w-])", sentence)}
+        assert mentioned <= set(documented), (name, sorted(mentioned - set(documented)))
+
+
+def test_top_level_help_shows_one_full_sentence_per_command() -> None:
+    text = CliRunner().invoke(cli, ["--help"], terminal_width=100).output
+    listing = text[text.index("Commands:"):]
+    assert "..." not in listing
+    for name in cli.commands:
+        first = cli.commands[name].get_short_help_str(limit=1000)
+        assert first.endswith("."), name
+        assert " ".join(first.split()) in " ".join(listing.split()), name

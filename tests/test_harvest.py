@@ -202,7 +202,8 @@ def test_full_harvest_stores_everything_with_provenance(api: FakeAPI, tmp_path: 
         # log is walked beside them and topped up after the last detail read.
         paths = [r.url.path for r in api.requests]
         order = [p for p in paths if p.count("/") <= 2 and p != "/v1/audit-log"]
-        assert order[:6] == [
+        assert order[:7] == [
+            "/v1/account",  # the preflight: is this MultiMail, and does it take the key?
             "/v1/account",
             "/v1/api-keys",
             "/v1/domains",

@@ -489,7 +489,7 @@ def test_cli_harvest_json_summary(cli_env: Any, tmp_path: Path, baseline: dict[s
     listed = json.loads(status.stdout)["mailboxes"]
     assert listed and all(m["outbound_listed_in_full_at"] for m in listed)
     text = CliRunner().invoke(cli, ["status", "--db", str(db)])
-    assert "mailboxes, outbound listing:" in text.stdout and "complete as of" in text.stdout
+    assert "mailboxes (address, id), outbound listing:" in text.stdout and "complete as of" in text.stdout
     with Store(db) as store:
         params = json.loads(store.query("SELECT params FROM harvest_runs")[0][0])
         assert params["concurrency"] == 8 and params["multimail_api_key_set"] is True
@@ -520,6 +520,17 @@ def test_cli_filters_reach_the_list_calls(cli_env: Any, tmp_path: Path, small_sa
         assert span[0].isoformat() >= "2026-08-01" and span[1].isoformat() < "2026-09-01"
         params = json.loads(store.query("SELECT params FROM harvest_runs")[0][0])
         assert params["mailbox_ids"] == [mailbox["id"]] and params["since"].startswith("2026-08-01")
+    # The address works as well as the id (status prints both), in any case.
+    mark = len(sandbox.requests)
+    by_address = CliRunner().invoke(
+        cli, [*args, "--db", str(tmp_path / "by-address.duckdb"), "--mailbox",
+              mailbox["address"].upper()])
+    assert by_address.exit_code == 0, by_address.output
+    lists = [e for e in served_since(sandbox, mark) if e.kind == "list"]
+    assert lists and {e.path.split("/")[3] for e in lists} == {mailbox["id"]}
+    unknown = CliRunner().invoke(
+        cli, [*args, "--db", str(tmp_path / "none.duckdb"), "--mailbox", "nobody@northwind.example"])
+    assert unknown.exit_code == 4 and "no mailbox with that id or address" in unknown.output
 
 
 def test_second_writer_fails_fast_with_store_in_use(cli_env: Any, tmp_path: Path) -> None:
@@ -546,7 +557,7 @@ def test_second_writer_fails_fast_with_store_in_use(cli_env: Any, tmp_path: Path
         started = time.monotonic()
         result = CliRunner().invoke(cli, ["harvest", "--db", str(db)])
         assert result.exit_code == 5
-        assert "in use by another auditkit process" in result.output
+        assert f"in use by PID {holder.pid}" in result.output
         assert time.monotonic() - started < 5
     finally:
         holder.kill()

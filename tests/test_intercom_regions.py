@@ -90,10 +90,13 @@ def test_eu_conversation_comes_from_the_eu_host_with_the_eu_token(
         result = run(api, regional_settings(tmp_path), store)
         assert result.outcome == "ok", result.errors
         assert "intercom_no_token" not in result.skipped
+        # Each workspace's /me twice: the preflight (is the token good?) and enrichment.
         assert sorted(api.intercom_requests()) == [
             (EU_HOST, "/conversations/ic_eu_1", f"Bearer {EU_TOKEN}"),
             (EU_HOST, "/me", f"Bearer {EU_TOKEN}"),
+            (EU_HOST, "/me", f"Bearer {EU_TOKEN}"),
             (US_HOST, "/conversations/ic_1", f"Bearer {IC_TOKEN}"),
+            (US_HOST, "/me", f"Bearer {IC_TOKEN}"),
             (US_HOST, "/me", f"Bearer {IC_TOKEN}"),
         ]
         assert result.intercom_calls == 4
@@ -252,7 +255,8 @@ def test_sample_quarter_stores_both_workspaces_with_their_regions(
         f"{eu_conversation}",
     )
     assert {r[:2] for r in rows.values()} == {(True, "us")}
-    assert paths.count("/eu/me") == 1 and paths.count("/me") == 1
+    # The preflight and the enrichment each ask /me once per workspace.
+    assert paths.count("/eu/me") == 2 and paths.count("/me") == 2
     assert f"/eu/conversations/{eu_conversation}" in paths
     assert f"/conversations/{eu_conversation}" not in paths
     assert EU_TOKEN not in stored and EU_TOKEN not in caplog.text

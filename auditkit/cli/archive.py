@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from auditkit.archive import harvest_archive, stored_key_lookup
+from auditkit.archive import ArchiveSummary, harvest_archive, stored_key_lookup
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
 from auditkit.dkim import DnsKeyLookup, KeyLookup, load_keys_file
-from auditkit.errors import ConfigError
+from auditkit.errors import ConfigError, NothingToDoError, StoreError, one_line
 from auditkit.store import Store
 
 
@@ -80,6 +80,12 @@ def harvest_archive_command(
     if keys_file and stored_keys:
         raise ConfigError("use either --keys or --stored-keys, not both")
     settings = load_settings(config_file, db_path=db_path)
+    if str(settings.db_path) != ":memory:" and not Path(settings.db_path).exists():
+        # Archived copies are matched to harvested emails: a new empty store matches nothing.
+        raise StoreError(
+            f"store {settings.db_path} does not exist: run `auditkit harvest` first "
+            "(or pass --db with the store that holds the harvested mail)"
+        )
     with Store(settings.db_path) as store:
         lookup: KeyLookup
         if keys_file:
@@ -109,7 +115,16 @@ def harvest_archive_command(
         )
     if as_json:
         echo_json(summary.to_dict())
-        return
+    else:
+        _print_summary(summary)
+    if not summary.messages:
+        raise NothingToDoError(
+            f"no message found in {', '.join(str(p) for p in paths)}: nothing was verified "
+            "(expected .eml files, an mbox or a Maildir)"
+        )
+
+
+def _print_summary(summary: ArchiveSummary) -> None:
     click.echo(f"run:      {summary.run_id}")
     click.echo(
         f"messages: {summary.messages} read, {summary.new_messages} new, "
@@ -128,6 +143,7 @@ def harvest_archive_command(
                 f"  {p['source_path']}: ambiguous match, candidates {', '.join(p['candidates'])}"
             )
         else:
-            click.echo(f"  {p['source_path']}: {p['result']} ({p['reason']})")
+            # A parser's complaint may quote the file's bytes: keep it one short line.
+            click.echo(f"  {p['source_path']}: {p['result']} ({one_line(str(p['reason']), 200)})")
     if len(summary.problems) > 20:
         click.echo(f"  … {len(summary.problems) - 20} more (use --json)")

@@ -2,7 +2,9 @@
 
 Command modules (`auditkit.cli.<topic>`) attach commands to `cli` and call library
 functions; they never choose exit codes themselves except through `AuditkitError`
-subclasses and `EXIT_CONTROLS_FAILED`.
+subclasses and `findings.verdict_exit_code`. Whatever goes wrong, the user sees one line:
+`Error: …` on stderr (a JSON log line with --log-format json, and a JSON object on stdout
+when the command was given --json), never a traceback unless --debug.
 """
 
 from __future__ import annotations
@@ -18,14 +20,47 @@ from typing import Any, TypeVar
 import click
 
 from auditkit import __version__, config
-from auditkit.errors import AuditkitError
+from auditkit.errors import EXIT_INTERRUPTED, AuditkitError, one_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+INTERRUPTED_MESSAGE = (
+    "interrupted: the store is consistent (every batch commits with its cursor); "
+    "rerun the same command to continue"
+)
+
+
+def report_failure(ctx: click.Context, message: str, exit_code: int, kind: str) -> None:
+    """The one place a failure reaches the user: stderr, the JSON log, --json stdout."""
+    message = one_line(message)
+    if ctx.meta.get("auditkit.log_format") == "json":
+        click.echo(
+            json.dumps({"level": "error", "logger": "auditkit", "message": message,
+                        "exit_code": exit_code}, sort_keys=True),
+            err=True,
+        )
+    else:
+        click.echo(f"Error: {message}", err=True)
+    # One JSON document on stdout: the command's own summary when it printed one, else this.
+    if ctx.meta.get("auditkit.json") and not ctx.meta.get("auditkit.json_printed"):
+        echo_json({"error": {"type": kind, "message": message, "exit_code": exit_code}})
+
+
 class AuditkitGroup(click.Group):
-    """Translates AuditkitError into `Error: <message>` on stderr and its exit code."""
+    """Translates AuditkitError into one error line and its exit code, Ctrl-C into 130;
+    lists each command with its whole first sentence (click cuts it at the line width)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [
+            (name, command.get_short_help_str(limit=1000))
+            for name in self.list_commands(ctx)
+            if (command := self.get_command(ctx, name)) is not None and not command.hidden
+        ]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -33,8 +68,13 @@ class AuditkitGroup(click.Group):
         except AuditkitError as exc:
             if ctx.meta.get("auditkit.debug"):
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            report_failure(ctx, str(exc), exc.exit_code, type(exc).__name__)
             ctx.exit(exc.exit_code)
+        except (KeyboardInterrupt, click.Abort):
+            if ctx.meta.get("auditkit.debug"):
+                raise
+            report_failure(ctx, INTERRUPTED_MESSAGE, EXIT_INTERRUPTED, "Interrupted")
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 @click.group(cls=AuditkitGroup, context_settings=CONTEXT_SETTINGS)
@@ -65,6 +105,7 @@ def cli(ctx: click.Context, verbose: int, debug: bool, log_format: str) -> None:
       auditkit verify reports/2026Q3
     """
     ctx.meta["auditkit.debug"] = debug
+    ctx.meta["auditkit.log_format"] = log_format
     configure_logging(verbose, log_format)
 
 
@@ -113,16 +154,40 @@ def store_options(fn: F) -> F:
     return fn
 
 
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    # A failing command still prints JSON on stdout (report_failure reads this).
+    if value:
+        ctx.meta["auditkit.json"] = True
+    return value
+
+
 def json_option(fn: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")(fn)
+    return click.option(
+        "--json",
+        "as_json",
+        is_flag=True,
+        callback=_remember_json,
+        help="Print a JSON summary on stdout (an {\"error\": …} object when the command fails).",
+    )(fn)
 
 
 def load_settings(config_file: Path | None, **flags: Any) -> config.Settings:
-    return config.load(config_file=config_file, **flags)
+    """Settings for a command, saying which config file is in use (or that none is): on a
+    terminal as a line on stderr, under cron in the log (-v) and in `--json` output."""
+    settings = config.load(config_file=config_file, **flags)
+    source = config.describe_source(settings)
+    if sys.stderr.isatty():
+        click.echo(source, err=True)
+    else:
+        logging.getLogger("auditkit.config").info(source)
+    return settings
 
 
 def echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta["auditkit.json_printed"] = True
 
 
 def main() -> None:

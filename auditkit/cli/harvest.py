@@ -10,8 +10,9 @@ from typing import Any
 import click
 
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
-from auditkit.errors import SourceError
-from auditkit.harvest import HarvestResult, harvest, import_emails
+from auditkit.errors import NothingToDoError, SourceError, UsageError
+from auditkit.harvest import HarvestResult, harvest, import_emails, require_api_key
+from auditkit.sources.preflight import preflight
 from auditkit.store import Store
 
 DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"])
@@ -97,8 +98,9 @@ def _print_summary(result: HarvestResult, as_json: bool) -> None:
     "--mailbox",
     "mailbox_ids",
     multiple=True,
-    metavar="ID",
-    help="Only this mailbox's emails (repeatable); account-level data is always harvested.",
+    metavar="ID_OR_ADDRESS",
+    help="Only this mailbox's emails, by id or address as `auditkit status` lists them "
+    "(repeatable); account-level data is always harvested.",
 )
 @click.option(
     "--concurrency",
@@ -128,27 +130,39 @@ def harvest_command(
     Reads the account, API keys, domains, webhooks, suppression list and mailboxes, the
     full read_email detail of every outbound message (final messages already stored are
     not read again outside the lookback window), the approval queue and the audit log.
-    Intercom enrichment runs when INTERCOM_ACCESS_TOKEN is set. Safe to interrupt: the
-    next run picks up where the store stands. Exits 4 when a stage failed (partial run).
+    Intercom enrichment runs when INTERCOM_ACCESS_TOKEN is set. Before anything is
+    written, each API is asked once: a wrong URL or a refused key fails within seconds,
+    naming the cause. Safe to interrupt (Ctrl-C exits 130): the next run picks up where the
+    store stands. Exits 4 when an API cannot be reached or a stage failed (partial run).
 
     \b
     Examples:
       export MULTIMAIL_API_KEY=mm_live_...
       auditkit harvest
       auditkit harvest --since 2026-07-01 --until 2026-09-30 --json
-      auditkit harvest --mailbox mbx_support --full-audit-scan
+      auditkit harvest --mailbox support@northwind.example --full-audit-scan
     """
     settings = load_settings(config_file, db_path=db_path).with_overrides(concurrency=concurrency)
+    start, end = _utc(since), _utc(until, end_of_day=True)
+    if start is not None and end is not None and start >= end:
+        raise UsageError(f"--since {since:%Y-%m-%d} is not before --until {until:%Y-%m-%d}")
+    require_api_key(settings)
+    # A first run that cannot reach the API leaves no store file behind; an existing store
+    # is opened (and its lock checked) first, and harvest() asks the APIs itself.
+    fresh = not Path(settings.db_path).exists()
+    if fresh:
+        preflight(settings)
     progress = ProgressBars() if sys.stderr.isatty() and not as_json else StageLines()
     with Store(settings.db_path) as store:
         result = harvest(
             settings,
             store,
-            since=_utc(since),
-            until=_utc(until, end_of_day=True),
+            since=start,
+            until=end,
             mailbox_ids=list(mailbox_ids) or None,
             full_audit_scan=full_audit_scan,
             progress=progress,
+            check_endpoints=not fresh,
         )
     _print_summary(result, as_json)
     if result.outcome != "ok":
@@ -170,7 +184,8 @@ def import_command(
     """Load saved read_email records (JSON array or JSONL, /v1 or integration-guide shape).
 
     For evidence exported before auditkit existed. Records without an id or with wrong
-    types are quarantined and counted, never dropped silently.
+    types are quarantined and counted, never dropped silently. A file that is not UTF-8
+    text is refused (exit 3); when no record at all could be imported, exit 9.
 
     \b
     Examples:
@@ -180,10 +195,17 @@ def import_command(
     settings = load_settings(config_file, db_path=db_path)
     with Store(settings.db_path) as store:
         result = import_emails(settings, store, list(files))
+    imported = result.counts.get("emails_imported", 0)
     if as_json:
         echo_json(result.to_dict())
     else:
         click.echo(
-            f"imported {result.counts.get('emails_imported', 0)} emails from {len(files)} file(s); "
+            f"imported {imported} emails from {len(files)} file(s); "
             f"{result.quarantined} quarantined"
+        )
+    if not imported:
+        raise NothingToDoError(
+            f"nothing imported: no usable read_email record in {len(files)} file(s)"
+            + (f" ({result.quarantined} quarantined; see `auditkit status`)" if result.quarantined
+               else "")
         )

@@ -271,7 +271,7 @@ def test_store_held_by_another_process_exits_5(clean_run: tuple[Path, Path], tmp
         holder.wait()
         holder.stdout.close()  # type: ignore[union-attr]
     assert r.returncode == EXIT_STORE, r.stderr
-    assert "in use by another auditkit process" in r.stderr
+    assert f"in use by PID {holder.pid} (python" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "out" / PERIOD).exists()
 
@@ -312,9 +312,11 @@ def test_overlapping_run_exits_8_and_does_nothing(small_dataset: Path, tmp_path:
             _wait(lambda: server.requests.count("detail") >= 1, first)
             second = run_cli(run_args(db, out_root, "--json"), env)
             assert first.poll() is None, "the first run must still hold the lock"
-            assert server.requests.count("account") == 1, "the second run must not harvest"
+            # The first run's preflight and its harvest; the second run must not call at all.
+            assert server.requests.count("account") == 2, "the second run must not harvest"
         finally:
             _kill(first)
     assert second.returncode == EXIT_LOCKED, second.stderr
-    assert "another auditkit run holds" in second.stderr
-    assert second.stdout == ""
+    assert f"another auditkit run (PID {first.pid}" in second.stderr, second.stderr
+    # --json: a failure is a JSON object on stdout too, so a script never reads nothing.
+    assert json.loads(second.stdout)["error"]["exit_code"] == EXIT_LOCKED
