@@ -143,8 +143,8 @@ class HarvestResult:
         rows = sum(self.counts.values())
         return (
             f"{self.outcome}: {rows} rows in {self.duration:.1f}s ({self.list_calls} list + "
-            f"{self.detail_calls} detail calls, {self.quarantined} quarantined, "
-            f"{self.integrity_events} integrity events)"
+            f"{self.detail_calls} detail calls, {self.retries} retries, {self.quarantined} "
+            f"quarantined, {self.integrity_events} integrity events)"
         )
 
 

@@ -219,3 +219,15 @@ def test_top_level_help_shows_one_full_sentence_per_command() -> None:
         first = cli.commands[name].get_short_help_str(limit=1000)
         assert first.endswith("."), name
         assert " ".join(first.split()) in " ".join(listing.split()), name
+
+
+def test_progress_shows_a_total_only_when_one_is_known(capsys: pytest.CaptureFixture[str]) -> None:
+    from auditkit.cli.harvest import ProgressBars
+
+    bars = ProgressBars()
+    bars.start("audit_log", None)  # the audit log's length is unknown until it is read
+    bars.advance("audit_log", 199)
+    bars.finish("audit_log", 199)
+    err = capsys.readouterr().err
+    assert "199 records (" in err and "/s)" in err
+    assert "/0" not in err

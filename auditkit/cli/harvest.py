@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime, time, timedelta
+from time import monotonic
 from pathlib import Path
 from typing import Any
 
@@ -41,29 +42,38 @@ class StageLines:
 
 
 class ProgressBars:
-    """On a terminal: a click progress bar per mailbox (and for Intercom) on stderr."""
+    """On a terminal: a click progress bar per stage on stderr when its total is known, and
+    a count with its rate when it is not (a bar against an unknown total read "199/0")."""
 
     def __init__(self) -> None:
         self.bars: dict[str, Any] = {}
+        self.counters: dict[str, tuple[int, float]] = {}  # stage → (count, started)
 
     def start(self, stage: str, total: int | None) -> None:
-        bar = (
-            click.progressbar(length=total, label=stage, file=sys.stderr, show_pos=True)
-            if total is not None
-            else click.progressbar(iter(()), label=stage, file=sys.stderr, show_pos=True)
-        )
-        self.bars[stage] = bar.__enter__()
+        if total:
+            bar = click.progressbar(length=total, label=stage, file=sys.stderr, show_pos=True)
+            self.bars[stage] = bar.__enter__()
+        else:
+            self.counters[stage] = (0, monotonic())
 
     def advance(self, stage: str, n: int) -> None:
         if stage in self.bars:
             self.bars[stage].update(n)
+        elif stage in self.counters:
+            count, started = self.counters[stage]
+            count += n
+            self.counters[stage] = (count, started)
+            rate = count / max(monotonic() - started, 1e-6)
+            click.echo(f"\r{stage}: {count:,} records ({rate:,.0f}/s)", err=True, nl=False)
 
     def finish(self, stage: str, count: int) -> None:
         bar = self.bars.pop(stage, None)
         if bar is not None:
             bar.__exit__(None, None, None)
-        else:
-            click.echo(f"harvest: {stage}: {count} records", err=True)
+            return
+        started = self.counters.pop(stage, (0, monotonic()))[1]
+        rate = count / max(monotonic() - started, 1e-6)
+        click.echo(f"\rharvest: {stage}: {count:,} records ({rate:,.0f}/s)", err=True)
 
 
 def _print_summary(result: HarvestResult, as_json: bool) -> None:
