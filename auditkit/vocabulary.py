@@ -69,14 +69,25 @@ OVERSIGHT_MODES = ("read_only", "gated_all", "gated_send", "monitored", "autonom
 # holding [old, new] or {from, to}. Only values that are oversight modes are taken.
 _MODE_CONTAINERS = ("oversight_mode", "mode")
 NEW_MODE_PATHS: tuple[str, ...] = (
-    "$.to", "$.new_mode", "$.to_mode", "$.new", "$.oversight_mode", "$.mode",
+    "$.to",
+    "$.new_mode",
+    "$.to_mode",
+    "$.new",
+    "$.oversight_mode",
+    "$.mode",
     *(f"$.changes.{c}{s}" for c in _MODE_CONTAINERS for s in ("[1]", ".to", ".new", ".after")),
-    "$.after.oversight_mode", "$.new_values.oversight_mode",
+    "$.after.oversight_mode",
+    "$.new_values.oversight_mode",
 )
 OLD_MODE_PATHS: tuple[str, ...] = (
-    "$.from", "$.old_mode", "$.from_mode", "$.old", "$.previous_mode",
+    "$.from",
+    "$.old_mode",
+    "$.from_mode",
+    "$.old",
+    "$.previous_mode",
     *(f"$.changes.{c}{s}" for c in _MODE_CONTAINERS for s in ("[0]", ".from", ".old", ".before")),
-    "$.before.oversight_mode", "$.old_values.oversight_mode",
+    "$.before.oversight_mode",
+    "$.old_values.oversight_mode",
 )
 # Who changed a mode, where the log says so in metadata.
 CHANGED_BY_PATHS = ("$.changed_by", "$.actor", "$.user", "$.by", "$.operator")
@@ -156,7 +167,9 @@ class MeaningMapping:
         if self.source == "configured":
             return "configured in [controls.audit_actions]"
         if self.source == "inferred":
-            return f"inferred from {self.support} of {self.eligible} {self.basis} ({self.confidence})"
+            return (
+                f"inferred from {self.support} of {self.eligible} {self.basis} ({self.confidence})"
+            )
         if self.source == "recognised_name":
             return f"recognised name ({self.basis})"
         return f"unknown: {self.basis}"
@@ -219,7 +232,7 @@ class Vocabulary:
             return None
         return (
             f"the audit-log meaning '{meaning}' ({MEANINGS[meaning]}) could not be established "
-            f"({mapping.basis}); name it with [controls.audit_actions] {meaning} = \"<action>\" "
+            f'({mapping.basis}); name it with [controls.audit_actions] {meaning} = "<action>" '
             "(see `auditkit vocabulary`)"
         )
 
@@ -242,10 +255,7 @@ def _mode_sql(metadata: str, paths: Iterable[str]) -> str:
     """The first of `paths` in `metadata` that holds an oversight mode (NULL if none)."""
     listed = ", ".join(sql_literal(p) for p in paths)
     modes = ", ".join(sql_literal(m) for m in OVERSIGHT_MODES)
-    return (
-        f"list_filter(json_extract_string({metadata}, [{listed}]), "
-        f"lambda v: v IN ({modes}))[1]"
-    )
+    return f"list_filter(json_extract_string({metadata}, [{listed}]), lambda v: v IN ({modes}))[1]"
 
 
 class SymbolicVocabulary(Vocabulary):

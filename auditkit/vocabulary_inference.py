@@ -64,16 +64,21 @@ class _Inference:
         self.con = con
         self.configured = configured
         self.mappings: dict[str, MeaningMapping] = {}
-        self.actions_seen = {r[0] for r in con.sql(
-            "SELECT DISTINCT action FROM multimail_audit_log WHERE action IS NOT NULL"
-        ).fetchall()}
+        self.actions_seen = {
+            r[0]
+            for r in con.sql(
+                "SELECT DISTINCT action FROM multimail_audit_log WHERE action IS NOT NULL"
+            ).fetchall()
+        }
 
     def rows(self, sql: str) -> list[tuple[Any, ...]]:
         return self.con.sql(sql).fetchall()
 
     def predicate(self, *meanings: str) -> str:
         parts = [
-            m.sql() for meaning in meanings for m in self.mappings.get(meaning, MeaningMapping(meaning)).matchers
+            m.sql()
+            for meaning in meanings
+            for m in self.mappings.get(meaning, MeaningMapping(meaning)).matchers
         ]
         return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
 
@@ -239,8 +244,13 @@ class _Inference:
                 SELECT count(DISTINCT email_id) FILTER (WHERE {matcher.sql()}),
                        count(DISTINCT email_id)
                 FROM ak_vocab_entries WHERE {rejected_mail}""")[0]
-            self.settle("rejected", [(matcher.action, support)], total,
-                        "rejected emails with audit entries", lambda _a: (matcher,))
+            self.settle(
+                "rejected",
+                [(matcher.action, support)],
+                total,
+                "rejected emails with audit entries",
+                lambda _a: (matcher,),
+            )
         else:
             self._stopped("rejected", rejected_mail, "rejected emails")
 
@@ -285,8 +295,13 @@ class _Inference:
 
         # Support: the chosen action's entries naming a mode, of all mailbox entries that do.
         eligible = sum(n for _, n in candidates)
-        self.settle("mode_changed", candidates, eligible,
-                    "mailbox entries whose metadata names an oversight mode", build)
+        self.settle(
+            "mode_changed",
+            candidates,
+            eligible,
+            "mailbox entries whose metadata names an oversight mode",
+            build,
+        )
 
     def _keys(self) -> None:
         self.con.execute("""
@@ -298,35 +313,34 @@ class _Inference:
             at_creation = (
                 f"abs(epoch(created_at) - epoch(key_created_at)) <= {TIME_TOLERANCE_SECONDS}"
             )
-            eligible = self.rows(
-                f"SELECT count(*) FROM ak_vocab_key_entries WHERE {at_creation}"
-            )[0][0]
-            self.settle("key_created", self.rows(f"""
-                SELECT action, count(*) AS n FROM ak_vocab_key_entries WHERE {at_creation}
-                GROUP BY action ORDER BY n DESC, action"""), eligible,
-                "API key entries at a key's creation")
-            created = self.predicate("key_created")
+            self.settle_entries("key_created", at_creation, "API key entries at a key's creation")
             has_scopes = (
                 "(json_extract(metadata, '$.scopes') IS NOT NULL "
                 "OR json_extract(metadata, '$.changes.scopes') IS NOT NULL)"
             )
-            rest = f"NOT {created} AND {has_scopes}"
-            eligible = self.rows(f"SELECT count(*) FROM ak_vocab_key_entries WHERE {rest}")[0][0]
-            self.settle("key_updated", self.rows(f"""
-                SELECT action, count(*) AS n FROM ak_vocab_key_entries WHERE {rest}
-                GROUP BY action ORDER BY n DESC, action"""), eligible,
-                "later API key entries holding scopes")
+            self.settle_entries(
+                "key_updated",
+                f"NOT {self.predicate('key_created')} AND {has_scopes}",
+                "later API key entries holding scopes",
+            )
             explained = self.predicate("key_created", "key_updated")
-            inactive = f"NOT coalesce(is_active, true) AND NOT {explained}"
-            eligible = self.rows(
-                f"SELECT count(*) FROM ak_vocab_key_entries WHERE {inactive}"
-            )[0][0]
-            self.settle("key_revoked", self.rows(f"""
-                SELECT action, count(*) AS n FROM ak_vocab_key_entries WHERE {inactive}
-                GROUP BY action ORDER BY n DESC, action"""), eligible,
-                "other entries on inactive API keys")
+            self.settle_entries(
+                "key_revoked",
+                f"NOT coalesce(is_active, true) AND NOT {explained}",
+                "other entries on inactive API keys",
+            )
         finally:
             self.con.execute("DROP TABLE IF EXISTS temp.ak_vocab_key_entries")
+
+    def settle_entries(self, meaning: str, condition: str, basis: str) -> None:
+        """Settle a key meaning from the entries of `ak_vocab_key_entries` matching SQL
+        `condition`: each is one piece of evidence for its action."""
+        table = "ak_vocab_key_entries"
+        eligible = self.rows(f"SELECT count(*) FROM {table} WHERE {condition}")[0][0]
+        candidates = self.rows(f"""
+            SELECT action, count(*) AS n FROM {table} WHERE {condition}
+            GROUP BY action ORDER BY n DESC, action""")
+        self.settle(meaning, candidates, eligible, basis)
 
     def _suppression_added(self) -> None:
         rows = self.rows(f"""
@@ -337,8 +351,12 @@ class _Inference:
         eligible = self.rows("""
             SELECT count(DISTINCT s.id) FROM multimail_audit_log l
             JOIN multimail_suppressions s ON s.id = l.resource_id""")[0][0]
-        self.settle("suppression_added", rows, eligible,
-                    "suppressions with audit entries (entry at its creation)")
+        self.settle(
+            "suppression_added",
+            rows,
+            eligible,
+            "suppressions with audit entries (entry at its creation)",
+        )
 
     def _unexplained(self) -> dict[str, dict[str, int]]:
         """Entries on emails (the sampled ones), mailboxes and keys that no known meaning
@@ -390,8 +408,12 @@ def _mode_paths(metadata: Any) -> list[tuple[str, ...]]:
 
     walk(_as_object(metadata), ())
     # The container of the mode: `changes.oversight_mode` for {from,to} and [old, new] alike.
-    return sorted({p[:-1] if p[-1] in ("from", "to", "old", "new", "before", "after") and
-                   len(p) > 1 else p for p in found})
+    return sorted(
+        {
+            p[:-1] if p[-1] in ("from", "to", "old", "new", "before", "after") and len(p) > 1 else p
+            for p in found
+        }
+    )
 
 
 def _as_object(metadata: Any) -> Mapping[str, Any]:

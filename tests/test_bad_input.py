@@ -51,11 +51,14 @@ def test_preflight_names_https_against_a_plain_http_server(sandbox: Any) -> None
     assert "http://" in str(info.value)
 
 
-@pytest.mark.parametrize(("status", "error", "words"), [
-    (401, SourceAuthError, "refused the key in MULTIMAIL_API_KEY (HTTP 401)"),
-    (403, SourceAuthError, "HTTP 403"),
-    (404, SourceError, "the base URL looks wrong"),
-])
+@pytest.mark.parametrize(
+    ("status", "error", "words"),
+    [
+        (401, SourceAuthError, "refused the key in MULTIMAIL_API_KEY (HTTP 401)"),
+        (403, SourceAuthError, "HTTP 403"),
+        (404, SourceError, "the base URL looks wrong"),
+    ],
+)
 def test_preflight_refusals(status: int, error: type, words: str) -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(status, json={"error": "no"}))
     with pytest.raises(error) as info:
@@ -80,13 +83,17 @@ def test_preflight_checks_each_intercom_workspace_with_a_token() -> None:
         "https://mm.example",
         intercom_api_url="https://ic.example",
         intercom_access_token="ic_tok",
-        intercom_workspaces=(config.IntercomWorkspace("eu", "eu", "https://ic.example/eu",
-                                                      access_token="ic_eu"),),
+        intercom_workspaces=(
+            config.IntercomWorkspace("eu", "eu", "https://ic.example/eu", access_token="ic_eu"),
+        ),
     )
     with pytest.raises(SourceAuthError, match="INTERCOM_ACCESS_TOKEN_EU"):
         preflight(settings, httpx.MockTransport(handler))
-    assert asked == ["https://mm.example/v1/account", "https://ic.example/me",
-                     "https://ic.example/eu/me"]
+    assert asked == [
+        "https://mm.example/v1/account",
+        "https://ic.example/me",
+        "https://ic.example/eu/me",
+    ]
 
 
 def test_harvest_against_a_closed_port_fails_fast_and_leaves_no_store(tmp_path: Path) -> None:
@@ -109,8 +116,16 @@ def test_harvest_without_a_key_leaves_no_store(tmp_path: Path) -> None:
 
 
 def test_reversed_date_range_is_a_usage_error(tmp_path: Path) -> None:
-    result = invoke("harvest", "--since", "2026-09-30", "--until", "2026-07-01",
-                    "--db", str(tmp_path / "s.duckdb"), env={"MULTIMAIL_API_KEY": MM_KEY})
+    result = invoke(
+        "harvest",
+        "--since",
+        "2026-09-30",
+        "--until",
+        "2026-07-01",
+        "--db",
+        str(tmp_path / "s.duckdb"),
+        env={"MULTIMAIL_API_KEY": MM_KEY},
+    )
     assert result.exit_code == 2 and "is not before --until" in result.output
 
 
@@ -120,22 +135,26 @@ def test_unknown_control_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown control 'OVS-999'" in result.output
 
 
-def test_ctrl_c_exits_130_saying_the_store_is_consistent(monkeypatch: pytest.MonkeyPatch,
-                                                         tmp_path: Path) -> None:
+def test_ctrl_c_exits_130_saying_the_store_is_consistent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     def interrupted(*_a: Any, **_k: Any) -> None:
         raise KeyboardInterrupt
 
     monkeypatch.setattr("auditkit.cli.harvest.harvest", interrupted)
     monkeypatch.setattr("auditkit.cli.harvest.preflight", lambda settings: None)
-    result = invoke("harvest", "--db", str(tmp_path / "s.duckdb"), env={"MULTIMAIL_API_KEY": MM_KEY})
+    result = invoke(
+        "harvest", "--db", str(tmp_path / "s.duckdb"), env={"MULTIMAIL_API_KEY": MM_KEY}
+    )
     assert result.exit_code == 130
     assert "interrupted: the store is consistent" in result.output
     assert "Aborted" not in result.output
 
 
 def test_json_failure_prints_a_json_error_and_log_format_json_covers_it(tmp_path: Path) -> None:
-    result = invoke("--log-format", "json", "status", "--db", str(tmp_path / "absent.duckdb"),
-                    "--json")
+    result = invoke(
+        "--log-format", "json", "status", "--db", str(tmp_path / "absent.duckdb"), "--json"
+    )
     assert result.exit_code == 5
     (log_line,) = result.stderr.splitlines()
     assert json.loads(log_line)["level"] == "error" and json.loads(log_line)["exit_code"] == 5
@@ -147,16 +166,25 @@ def test_json_failure_prints_a_json_error_and_log_format_json_covers_it(tmp_path
 
 
 RECORD = {
-    "id": "01KX0000000000000000000001", "from": "support@northwind.example",
-    "to": ["a@example.com"], "subject": "Hello", "received_at": "2026-05-04T10:00:00Z",
-    "status": "read", "markdown": "hi",
+    "id": "01KX0000000000000000000001",
+    "from": "support@northwind.example",
+    "to": ["a@example.com"],
+    "subject": "Hello",
+    "received_at": "2026-05-04T10:00:00Z",
+    "status": "read",
+    "markdown": "hi",
 }
 
 
 def test_import_accepts_a_byte_order_mark(tmp_path: Path) -> None:
     path = tmp_path / "bom.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(RECORD).encode() + b"\n"
-                     + json.dumps({**RECORD, "id": "01KX0000000000000000000002"}).encode() + b"\n")
+    path.write_bytes(
+        b"\xef\xbb\xbf"
+        + json.dumps(RECORD).encode()
+        + b"\n"
+        + json.dumps({**RECORD, "id": "01KX0000000000000000000002"}).encode()
+        + b"\n"
+    )
     result = invoke("import", str(path), "--db", str(tmp_path / "s.duckdb"))
     assert result.exit_code == 0, result.output
     assert "imported 2 emails" in result.output
@@ -174,8 +202,9 @@ def test_import_refuses_a_binary_file_in_one_line(tmp_path: Path) -> None:
     path.write_bytes(bytes(range(256)) * 4)
     result = invoke("import", str(path), "--db", str(tmp_path / "s.duckdb"))
     assert result.exit_code == 3
-    assert result.output.strip().splitlines() == [f"Error: {path} is a binary file, not JSON or "
-                                                  "JSONL records"]
+    assert result.output.strip().splitlines() == [
+        f"Error: {path} is a binary file, not JSON or JSONL records"
+    ]
 
 
 def test_import_of_nothing_usable_is_not_a_silent_success(tmp_path: Path) -> None:
@@ -194,18 +223,22 @@ def test_archive_with_no_message_is_not_a_silent_success(tmp_path: Path) -> None
     assert result.exit_code == 9 and "nothing was verified" in result.output
 
 
-@pytest.mark.parametrize("raw", [
-    bytes((i * 37 + 11) % 256 for i in range(4000)),
-    b"DKIM-Signature: v=1; a=rsa-sha256; b=" + bytes(range(1, 250)) * 6 + b"\r\n"
-    b"From: a@northwind.example\r\n\r\nbody\r\n",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        bytes((i * 37 + 11) % 256 for i in range(4000)),
+        b"DKIM-Signature: v=1; a=rsa-sha256; b=" + bytes(range(1, 250)) * 6 + b"\r\n"
+        b"From: a@northwind.example\r\n\r\nbody\r\n",
+    ],
+)
 def test_a_parser_complaint_about_random_bytes_stays_one_short_line(raw: bytes) -> None:
     from datetime import UTC, datetime
 
     from auditkit.dkim import PinnedKeyLookup, verify_message
 
-    results = verify_message(raw, PinnedKeyLookup({}), from_domain=None,
-                             reference_time=datetime(2026, 8, 1, tzinfo=UTC))
+    results = verify_message(
+        raw, PinnedKeyLookup({}), from_domain=None, reference_time=datetime(2026, 8, 1, tzinfo=UTC)
+    )
     for r in results:
         assert r.reason is None or (len(r.reason) <= 260 and r.reason.isprintable()), r.reason
 
@@ -223,11 +256,20 @@ def test_commands_say_which_config_file_is_in_use(tmp_path: Path) -> None:
     from auditkit import config as config_module
 
     assert config_module.describe_source(config.load(config_file=None, env={})).startswith(
-        "config: none")
+        "config: none"
+    )
     toml = tmp_path / "auditkit.toml"
     toml.write_text("[company]\nname = 'X'\n")
     assert str(toml) in config_module.describe_source(config.load(config_file=toml, env={}))
     Store(tmp_path / "s.duckdb").close()
-    result = invoke("-v", "check", "--period", "2026Q3", "--db", str(tmp_path / "s.duckdb"),
-                    "--config", str(toml))
+    result = invoke(
+        "-v",
+        "check",
+        "--period",
+        "2026Q3",
+        "--db",
+        str(tmp_path / "s.duckdb"),
+        "--config",
+        str(toml),
+    )
     assert f"config: {toml}" in result.stderr

@@ -44,9 +44,7 @@ UNRENDERABLE: dict[str, dict[str, Any]] = {
 def _expected_without_config() -> set[Key]:
     planted = json.loads((SAMPLE_DATA / "expected_findings.json").read_text("utf-8"))
     return {
-        (e["control_id"], e["target_type"], e["target_id"])
-        for e in planted
-        if "requires" not in e
+        (e["control_id"], e["target_type"], e["target_id"]) for e in planted if "requires" not in e
     }
 
 
@@ -59,9 +57,12 @@ def dialect_results(
 
     name = request.param
     db = tmp_path_factory.mktemp(name) / "auditkit.duckdb"
-    with rendered(name) as data, SandboxServer(
-        data, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN
-    ) as server:
+    with (
+        rendered(name) as data,
+        SandboxServer(
+            data, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN
+        ) as server,
+    ):
         # No config file: what a new user running against an account we did not write sees.
         settings = server.aim(config.load(config_file=None, env={}).with_overrides(db_path=db))
         with Store(db) as store:

@@ -446,8 +446,9 @@ def _scope_intervals(
         "A key holding both send and oversight scopes lets an agent approve its own mail. Flags "
         "keys created before the period ended that held both scopes at some time during the "
         "period while active (scope history from the key creation and scope-change audit "
-        "entries, else the current scopes; revocation time from key revocation entries). An inactive key with no "
-        "revocation record and no use in the period is flagged for review."
+        "entries, else the current scopes; revocation time from key revocation entries). An "
+        "inactive key with no revocation record and no use in the period is flagged for "
+        "review."
     ),
     reference="multimail-api.md §1, §4.11 (separation of duties)",
     applies_to="api_key",
@@ -591,9 +592,10 @@ OVS_007_SQL = ovs_007_sql(SYMBOLIC)
     severity="low",
     rationale=(
         "Informational: every oversight-mode change in the audit log (as `auditkit vocabulary` "
-        "recognises them) whose created_at falls in the period becomes a finding with who, when, from and to, so reviewers can confirm "
-        "each change was authorised. Findings make the status 'fail', which only affects the "
-        "exit code with --fail-on low (the default); use --fail-on medium to ignore them."
+        "recognises them) whose created_at falls in the period becomes a finding with who, "
+        "when, from and to, so reviewers can confirm each change was authorised. Findings "
+        "make the status 'fail', which only affects the exit code with --fail-on low (the "
+        "default); use --fail-on medium to ignore them."
     ),
     reference=OVERSIGHT_REF,
     applies_to="audit_log",

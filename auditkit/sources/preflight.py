@@ -43,19 +43,34 @@ def endpoints(settings: Settings) -> list[Endpoint]:
     found = []
     if settings.multimail_api_key:
         found.append(
-            Endpoint("MultiMail", settings.multimail_api_url, "/v1/account",
-                     settings.multimail_api_key, "MULTIMAIL_API_KEY")
+            Endpoint(
+                "MultiMail",
+                settings.multimail_api_url,
+                "/v1/account",
+                settings.multimail_api_key,
+                "MULTIMAIL_API_KEY",
+            )
         )
     if settings.intercom_access_token:
         found.append(
-            Endpoint("Intercom", settings.intercom_api_url, "/me",
-                     settings.intercom_access_token, "INTERCOM_ACCESS_TOKEN")
+            Endpoint(
+                "Intercom",
+                settings.intercom_api_url,
+                "/me",
+                settings.intercom_access_token,
+                "INTERCOM_ACCESS_TOKEN",
+            )
         )
     for workspace in settings.intercom_workspaces:
         if workspace.access_token:
             found.append(
-                Endpoint(f"Intercom workspace {workspace.name}", workspace.api_url, "/me",
-                         workspace.access_token, workspace.credential)
+                Endpoint(
+                    f"Intercom workspace {workspace.name}",
+                    workspace.api_url,
+                    "/me",
+                    workspace.access_token,
+                    workspace.credential,
+                )
             )
     return found
 
@@ -69,8 +84,11 @@ def preflight(
     reached or refuses its key. The transports replace the network in tests."""
     for endpoint in endpoints(settings):
         is_intercom = endpoint.path == "/me"
-        check(endpoint, settings.intercom_version,
-              (intercom_transport or transport) if is_intercom else transport)
+        check(
+            endpoint,
+            settings.intercom_version,
+            (intercom_transport or transport) if is_intercom else transport,
+        )
 
 
 def check(endpoint: Endpoint, intercom_version: str, transport: httpx.BaseTransport | None) -> None:
@@ -112,9 +130,10 @@ def check(endpoint: Endpoint, intercom_version: str, transport: httpx.BaseTransp
             f"{where} answered 404 for {endpoint.path}: the base URL looks wrong (it should be "
             "the API's root, e.g. https://api.multimail.dev, without /v1)"
         )
-    if status >= 300 and status < 400:
+    if 300 <= status < 400:
         raise SourceError(
-            f"{where} redirects ({status}) instead of answering: check the base URL's scheme and host"
+            f"{where} redirects ({status}) instead of answering: check the base URL's scheme "
+            "and host"
         )
     logger.info("preflight: %s answered %s", where, status)
 
@@ -139,8 +158,11 @@ def _connect_cause(exc: httpx.ConnectError) -> str:
         return "TLS handshake failed (protocol or version mismatch)"
     if "refused" in text:
         return "connection refused (nothing listens on that host and port)"
-    if "name or service not known" in text or "nodename" in text or "getaddrinfo" in text or (
-        "name resolution" in text
+    if (
+        "name or service not known" in text
+        or "nodename" in text
+        or "getaddrinfo" in text
+        or ("name resolution" in text)
     ):
         return "the host name does not resolve (DNS)"
     return f"connection failed ({type(exc).__name__})"

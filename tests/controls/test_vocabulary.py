@@ -27,21 +27,37 @@ def _decided_quarter(build: StoreBuilder, *, decide: str = "split") -> None:
     metadata says which."""
     for i in range(3):
         created = ts(f"2026-08-0{i + 1} 10:00")
-        build.email(f"ok{i}", created_at=created, approved_at=ts(f"2026-08-0{i + 1} 10:30"),
-                    approved_by="rev@northwind.example")
+        build.email(
+            f"ok{i}",
+            created_at=created,
+            approved_at=ts(f"2026-08-0{i + 1} 10:30"),
+            approved_by="rev@northwind.example",
+        )
         build.audit(f"s-ok{i}", "message.queued", f"ok{i}", created_at=created)
         if decide == "one":
-            build.audit(f"d-ok{i}", "review.decide", f"ok{i}", created_at=ts(f"2026-08-0{i + 1} 10:30"),
-                        metadata={"email_id": f"ok{i}", "action": "approve"})
+            build.audit(
+                f"d-ok{i}",
+                "review.decide",
+                f"ok{i}",
+                created_at=ts(f"2026-08-0{i + 1} 10:30"),
+                metadata={"email_id": f"ok{i}", "action": "approve"},
+            )
         else:
-            build.audit(f"d-ok{i}", "review.passed", f"ok{i}", created_at=ts(f"2026-08-0{i + 1} 10:30"))
+            build.audit(
+                f"d-ok{i}", "review.passed", f"ok{i}", created_at=ts(f"2026-08-0{i + 1} 10:30")
+            )
     for i in range(2):
         created = ts(f"2026-08-1{i} 10:00")
         build.email(f"no{i}", created_at=created, status="rejected", delivered_at=None)
         build.audit(f"s-no{i}", "message.queued", f"no{i}", created_at=created)
         if decide == "one":
-            build.audit(f"d-no{i}", "review.decide", f"no{i}", created_at=ts(f"2026-08-1{i} 11:00"),
-                        metadata={"email_id": f"no{i}", "action": "reject"})
+            build.audit(
+                f"d-no{i}",
+                "review.decide",
+                f"no{i}",
+                created_at=ts(f"2026-08-1{i} 11:00"),
+                metadata={"email_id": f"no{i}", "action": "reject"},
+            )
         else:
             build.audit(f"d-no{i}", "review.failed", f"no{i}", created_at=ts(f"2026-08-1{i} 11:00"))
     build.email("cx", created_at=ts("2026-08-20 10:00"), status="cancelled", delivered_at=None)
@@ -75,10 +91,20 @@ def test_generic_mailbox_update_is_narrowed_to_the_mode_field(
     store: Store, build: StoreBuilder
 ) -> None:
     build.mailbox(oversight_mode="monitored")
-    build.audit("u1", "mailbox.updated", "mbx_1", created_at=ts("2026-06-01 09:00"),
-                metadata={"changes": {"display_name": ["Support", "Help"]}})
-    build.audit("u2", "mailbox.updated", "mbx_1", created_at=ts("2026-08-15 09:00"),
-                metadata={"changes": {"oversight_mode": ["gated_send", "monitored"]}})
+    build.audit(
+        "u1",
+        "mailbox.updated",
+        "mbx_1",
+        created_at=ts("2026-06-01 09:00"),
+        metadata={"changes": {"display_name": ["Support", "Help"]}},
+    )
+    build.audit(
+        "u2",
+        "mailbox.updated",
+        "mbx_1",
+        created_at=ts("2026-08-15 09:00"),
+        metadata={"changes": {"oversight_mode": ["gated_send", "monitored"]}},
+    )
     v = _vocabulary(store)
     assert v["mode_changed"].matchers == (
         Matcher("mailbox.updated", ("changes", "oversight_mode")),
@@ -104,8 +130,9 @@ def test_generic_mailbox_update_is_narrowed_to_the_mode_field(
 )
 def test_mode_change_shapes(store: Store, build: StoreBuilder, metadata: dict) -> None:
     build.mailbox(oversight_mode="monitored")
-    build.audit("c1", "settings.changed", "mbx_1", created_at=ts("2026-08-15 09:00"),
-                metadata=metadata)
+    build.audit(
+        "c1", "settings.changed", "mbx_1", created_at=ts("2026-08-15 09:00"), metadata=metadata
+    )
     build.email("early", created_at=ts("2026-08-01 10:00"))
     assert [f.target_id for f in check(store, "OVS-001").findings] == ["early"]
 
@@ -114,8 +141,13 @@ def test_unrecognisable_mailbox_entries_make_mode_controls_inconclusive(
     store: Store, build: StoreBuilder
 ) -> None:
     build.mailbox(oversight_mode="monitored")
-    build.audit("c1", "mailbox.patched", "mbx_1", created_at=ts("2026-08-15 09:00"),
-                metadata={"field": "policy", "value": 3})
+    build.audit(
+        "c1",
+        "mailbox.patched",
+        "mbx_1",
+        created_at=ts("2026-08-15 09:00"),
+        metadata={"field": "policy", "value": 3},
+    )
     build.email("e", created_at=ts("2026-08-01 10:00"))
     for control_id in ("OVS-001", "OVS-007"):
         result = check(store, control_id)
@@ -177,12 +209,18 @@ def test_bad_configuration_names_the_key(section: dict, message: str) -> None:
 
 
 def test_configuration_forms() -> None:
-    parsed = parse_configured({
-        "approved": ["email.approved", {"action": "oversight.decide", "metadata": {"action": "approve"}}],
-        "mode_changed": {"action": "mailbox.updated", "has": "changes.oversight_mode"},
-    })
+    parsed = parse_configured(
+        {
+            "approved": [
+                "email.approved",
+                {"action": "oversight.decide", "metadata": {"action": "approve"}},
+            ],
+            "mode_changed": {"action": "mailbox.updated", "has": "changes.oversight_mode"},
+        }
+    )
     assert parsed["approved"] == (
-        Matcher("email.approved"), Matcher("oversight.decide", ("action",), "approve"),
+        Matcher("email.approved"),
+        Matcher("oversight.decide", ("action",), "approve"),
     )
     assert parsed["mode_changed"] == (Matcher("mailbox.updated", ("changes", "oversight_mode")),)
 
@@ -190,14 +228,18 @@ def test_configuration_forms() -> None:
 def test_matcher_sql_escapes_quotes(store: Store) -> None:
     matcher = Matcher("it's", ("we'ird", 'qu"ote'), "v'al")
     store.con.execute(
-        "INSERT INTO multimail_audit_log (id, action, metadata, chain_seq, chain_hash, raw, raw_sha256, "
-        "run_id, harvested_at) VALUES ('x', $a, $m, 1, 'h', '{}', 's', 'r', now())",
+        "INSERT INTO multimail_audit_log (id, action, metadata, chain_seq, chain_hash, raw, "
+        "raw_sha256, run_id, harvested_at) VALUES ('x', $a, $m, 1, 'h', '{}', 's', 'r', now())",
         {"a": "it's", "m": json.dumps({"we'ird": {'qu"ote': "V'AL"}})},
     )
-    assert store.con.sql(f"SELECT count(*) FROM multimail_audit_log WHERE {matcher.sql()}").fetchall() == [(1,)]
+    assert store.con.sql(
+        f"SELECT count(*) FROM multimail_audit_log WHERE {matcher.sql()}"
+    ).fetchall() == [(1,)]
 
 
-def test_observed_actions_list_counts_keys_and_an_example(store: Store, build: StoreBuilder) -> None:
+def test_observed_actions_list_counts_keys_and_an_example(
+    store: Store, build: StoreBuilder
+) -> None:
     _decided_quarter(build, decide="one")
     listed = {a["action"]: a for a in observed_actions(store.con)}
     assert listed["review.decide"]["count"] == 5

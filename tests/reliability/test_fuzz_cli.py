@@ -25,8 +25,13 @@ from hypothesis import strategies as st
 from auditkit.cli import cli
 from tests.conftest import MM_KEY, ROOT
 
-FUZZ = settings(derandomize=True, max_examples=160, deadline=None, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    derandomize=True,
+    max_examples=160,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 
 # `sandbox` serves until Ctrl-C and `demo` runs the whole job: neither is a quick input check.
 COMMANDS = sorted(set(cli.commands) - {"sandbox", "demo"})
@@ -35,7 +40,7 @@ COMMANDS = sorted(set(cli.commands) - {"sandbox", "demo"})
 def documented_exit_codes() -> set[int]:
     """The README's exit-code table: the contract this test holds every command to."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("## Exit codes"):]
+    table = readme[readme.index("## Exit codes") :]
     table = table[: table.index("\n## ", 1)]
     return {int(code) for code in re.findall(r"^\| (\d+) \|", table, re.M)}
 
@@ -48,17 +53,42 @@ def _closed_port() -> int:
 
 CLOSED = _closed_port()
 BAD_URLS = [
-    "api.multimail.dev", "ftp://127.0.0.1/", "http://", "https://127.0.0.1:0", "::::",
-    f"http://127.0.0.1:{CLOSED}", f"https://127.0.0.1:{CLOSED}/v1", "http://127.0.0.1:99999",
-    "http://[::1", " ",
+    "api.multimail.dev",
+    "ftp://127.0.0.1/",
+    "http://",
+    "https://127.0.0.1:0",
+    "::::",
+    f"http://127.0.0.1:{CLOSED}",
+    f"https://127.0.0.1:{CLOSED}/v1",
+    "http://127.0.0.1:99999",
+    "http://[::1",
+    " ",
 ]
 HOSTILE_TEXT = [
-    "", "-", "--", "2026Q9", "2026-13", "2026-09-30..2026-07-01", "last-year", "OVS-999",
-    "../../etc/passwd", "é" * 3, "x" * 2000, "\x1b[31mred", "-1", "0", "99999999999",
-    "1e309", "nan", "=cmd|' /C calc'!A0", "jane@", "@", "01KX", "NULL",
+    "",
+    "-",
+    "--",
+    "2026Q9",
+    "2026-13",
+    "2026-09-30..2026-07-01",
+    "last-year",
+    "OVS-999",
+    "../../etc/passwd",
+    "é" * 3,
+    "x" * 2000,
+    "\x1b[31mred",
+    "-1",
+    "0",
+    "99999999999",
+    "1e309",
+    "nan",
+    "=cmd|' /C calc'!A0",
+    "jane@",
+    "@",
+    "01KX",
+    "NULL",
 ]
-FILE_KINDS = ["missing", "binary", "empty", "folder", "bom_jsonl", "not_json", "deep_json",
-              "store"]
+FILE_KINDS = ["missing", "binary", "empty", "folder", "bom_jsonl", "not_json", "deep_json", "store"]
 # A migrated, empty store: commands get past "no store" to their own input handling.
 _EMPTY_STORE = Path(tempfile.mkdtemp(prefix="auditkit-fuzz-")) / "empty.duckdb"
 CONFIGS = [
@@ -91,7 +121,7 @@ def _make_file(root: Path, kind: str, n: int) -> str:
     data = {
         "binary": bytes(range(256)) * 8,
         "empty": b"",
-        "bom_jsonl": b"\xef\xbb\xbf{\"id\": \"x\"}\n",
+        "bom_jsonl": b'\xef\xbb\xbf{"id": "x"}\n',
         "not_json": b"From: a@b\r\n\r\nhello\r\n",
         "deep_json": b"[" * 5000 + b"]" * 5000,
     }[kind]
@@ -124,13 +154,20 @@ def invocations(draw: st.DrawFn) -> dict[str, Any]:
     name = draw(st.sampled_from(COMMANDS))
     command = cli.commands[name]
     options = _options(command)
-    chosen = draw(st.lists(st.sampled_from(options), max_size=3, unique_by=lambda o: o.name)) \
-        if options else []
+    chosen = (
+        draw(st.lists(st.sampled_from(options), max_size=3, unique_by=lambda o: o.name))
+        if options
+        else []
+    )
     values = {o.opts[0]: None if o.is_flag else draw(_value_for(o)) for o in chosen}
     takes_arguments = any(isinstance(p, click.Argument) for p in command.params)
-    positional = draw(st.lists(st.sampled_from(FILE_KINDS + HOSTILE_TEXT[:8]),
-                               min_size=1 if takes_arguments else 0,
-                               max_size=2 if takes_arguments else 1))
+    positional = draw(
+        st.lists(
+            st.sampled_from(FILE_KINDS + HOSTILE_TEXT[:8]),
+            min_size=1 if takes_arguments else 0,
+            max_size=2 if takes_arguments else 1,
+        )
+    )
     # Mostly a well-formed URL of a closed port, so commands get past the settings.
     reachable_form = f"http://127.0.0.1:{CLOSED}"
     env = {
@@ -139,9 +176,14 @@ def invocations(draw: st.DrawFn) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         env["MULTIMAIL_API_KEY"] = MM_KEY
-    return {"name": name, "values": values, "positional": positional, "env": env,
-            "config": draw(st.sampled_from([None] * 4 + CONFIGS)),
-            "db": draw(st.sampled_from(["store", "store", *FILE_KINDS]))}
+    return {
+        "name": name,
+        "values": values,
+        "positional": positional,
+        "env": env,
+        "config": draw(st.sampled_from([None] * 4 + CONFIGS)),
+        "db": draw(st.sampled_from(["store", "store", *FILE_KINDS])),
+    }
 
 
 @FUZZ
@@ -159,8 +201,12 @@ def test_no_command_ever_shows_a_traceback(case: dict[str, Any]) -> None:
             args.append(_make_file(root, item, n) if item in FILE_KINDS else item)
         params = {p.name for p in cli.commands[case["name"]].params}
         if "db_path" in params and "--db" not in case["values"]:
-            args += ["--db", _make_file(root, case["db"], 50) if case["db"] != "missing"
-                     else str(root / "store.duckdb")]
+            args += [
+                "--db",
+                _make_file(root, case["db"], 50)
+                if case["db"] != "missing"
+                else str(root / "store.duckdb"),
+            ]
         if "config_file" in params and case["config"] is not None:
             config = root / "auditkit.toml"
             config.write_bytes(case["config"].encode("utf-8", "surrogateescape"))
