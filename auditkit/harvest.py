@@ -57,23 +57,10 @@ from auditkit.sources.client import (
 )
 from auditkit.sources.paging import Page, paginate
 from auditkit.sources.preflight import preflight
-from auditkit.store import Store, canonical_json, sha256_hex
+from auditkit.store import HARVESTED_TABLES, Store, canonical_json, sha256_hex
 
 logger = logging.getLogger(__name__)
 
-# Every harvested table, for digests and counts (bookkeeping tables excluded).
-HARVESTED_TABLES = (
-    "multimail_account",
-    "multimail_mailboxes",
-    "multimail_api_keys",
-    "multimail_domains",
-    "multimail_webhooks",
-    "multimail_suppressions",
-    "multimail_pending",
-    "multimail_emails",
-    "multimail_audit_log",
-    "intercom_conversations",
-)
 # Rows per transaction. Each commit has a fixed cost (a WAL sync, the existence check), so
 # 2,000 email rows per commit load ~1.8x faster than 500 (BENCHMARKS.md); a crash loses at
 # most this much work, which the next run fetches again.

@@ -245,6 +245,22 @@ def process_command(pid: int) -> str | None:
     return " ".join(words)[:120] or None
 
 
+# Every table filled from a source (bookkeeping tables excluded): digests, pack snapshots
+# and status counts all use this one list.
+HARVESTED_TABLES = (
+    "multimail_account",
+    "multimail_mailboxes",
+    "multimail_api_keys",
+    "multimail_domains",
+    "multimail_webhooks",
+    "multimail_suppressions",
+    "multimail_pending",
+    "multimail_emails",
+    "multimail_audit_log",
+    "intercom_conversations",
+)
+
+
 class Store:
     """One DuckDB connection with migrations applied. Use as a context manager.
 

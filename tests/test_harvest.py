@@ -14,9 +14,9 @@ import pytest
 
 from auditkit.config import Settings
 from auditkit.errors import ConfigError, SourceAuthError
-from auditkit.harvest import HARVESTED_TABLES, content_digest, harvest, import_emails
+from auditkit.harvest import content_digest, harvest, import_emails
 from auditkit.sources.client import RetryTransport
-from auditkit.store import Store
+from auditkit.store import HARVESTED_TABLES, Store
 from tests.conftest import IC_TOKEN, MM_KEY
 
 

@@ -154,6 +154,29 @@ def store_options(fn: F) -> F:
     return fn
 
 
+PERIOD_HELP = "2026Q3, 2026-07, 2026-07-01..2026-09-30, last-quarter or last-month."
+FAIL_ON = click.Choice(["low", "medium", "high"])
+
+
+def period_option(*, required: bool = False) -> Callable[[F], F]:
+    """`--period`, shared by check, report, run and evidence (one help text)."""
+    if required:
+        return click.option("--period", required=True, help=PERIOD_HELP)
+    return click.option("--period", default="last-quarter", show_default=True, help=PERIOD_HELP)
+
+
+def fail_on_option(fn: F) -> F:
+    """`--fail-on`, shared by check and run."""
+    return click.option(
+        "--fail-on",
+        type=FAIL_ON,
+        default="low",
+        show_default=True,
+        help="Lowest severity whose open findings make the exit code 10 (or 11 when "
+        "inconclusive).",
+    )(fn)
+
+
 def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
     # A failing command still prints JSON on stdout (report_failure reads this).
     if value:

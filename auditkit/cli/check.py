@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
+from auditkit.cli.base import (
+    cli,
+    echo_json,
+    fail_on_option,
+    json_option,
+    load_settings,
+    period_option,
+    store_options,
+)
 from auditkit.controls import catalogue, nothing_checked, outbound_in_period, run_controls
 from auditkit.controls.context import ControlSettings
 from auditkit.errors import NothingToDoError
@@ -22,8 +30,6 @@ from auditkit.findings import (
 from auditkit.store import Store
 from auditkit.vocabulary import MEANINGS
 from auditkit.vocabulary_inference import observed_actions, resolve_vocabulary
-
-FAIL_ON = click.Choice(["low", "medium", "high"])
 
 
 def _period_dict(period: Period) -> dict[str, str]:
@@ -60,19 +66,8 @@ def _print_table(period: Period, results: Sequence[ControlResult], fail_on: str)
 
 
 @cli.command()
-@click.option(
-    "--period",
-    default="last-quarter",
-    show_default=True,
-    help="2026Q3, 2026-07, 2026-07-01..2026-09-30, last-quarter or last-month.",
-)
-@click.option(
-    "--fail-on",
-    type=FAIL_ON,
-    default="low",
-    show_default=True,
-    help="Lowest severity whose open findings make the exit code 10.",
-)
+@period_option()
+@fail_on_option
 @click.option(
     "--control",
     "control_ids",

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
 import auditkit
-from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
+from auditkit.cli.base import (
+    cli,
+    echo_json,
+    fail_on_option,
+    json_option,
+    load_settings,
+    period_option,
+    store_options,
+)
 from auditkit.controls import nothing_checked
 from auditkit.errors import ConfigError, NothingToDoError, SourceError
 from auditkit.findings import parse_period, verdict_exit_code
 from auditkit.pipeline import PipelineResult, run_pipeline
-from auditkit.store import Store
-
-FAIL_ON = click.Choice(["low", "medium", "high"])
+from auditkit.store import HARVESTED_TABLES, Store
 
 
 def _stage_logger(quiet: bool) -> Callable[[str], None]:
@@ -56,13 +62,11 @@ def _require_complete_harvest(result: PipelineResult) -> None:
 
 
 @cli.command()
-@click.option("--period", default="last-quarter", show_default=True,
-              help="2026Q3, 2026-07, 2026-07-01..2026-09-30, last-quarter or last-month.")
+@period_option()
 @click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
               show_default=True, help="Output root; the pack goes to OUT/<period>/ and replaces an older "
                                       "pack (never files auditkit did not write: that exits 6).")
-@click.option("--fail-on", type=FAIL_ON, default="low", show_default=True,
-              help="Lowest severity whose open findings make the exit code 10.")
+@fail_on_option
 @click.option("--full-audit-scan", is_flag=True, help="Re-read the whole audit log to detect removed entries.")
 @click.option("--archive", "archive_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Sent-mail archive to verify before the check (.eml, mbox, Maildir or a folder of "
@@ -189,8 +193,7 @@ def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> Non
       auditkit status --db reports/demo.duckdb --json
     """
     settings = load_settings(config_file, db_path=db_path)
-    tables = ["multimail_emails", "multimail_audit_log", "multimail_mailboxes", "multimail_api_keys",
-              "multimail_suppressions", "intercom_conversations", "quarantine", "integrity_events"]
+    tables = [*HARVESTED_TABLES, "quarantine", "integrity_events"]
     with Store(settings.db_path, read_only=True) as store:
         counts = {t: store.count(t) for t in tables}
         runs = store.query(

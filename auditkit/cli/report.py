@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
+from auditkit.cli.base import (
+    cli,
+    echo_json,
+    json_option,
+    load_settings,
+    period_option,
+    store_options,
+)
 from auditkit.config import Settings
 from auditkit.errors import UsageError
 from auditkit.findings import Period, parse_period
@@ -60,8 +67,7 @@ def _echo_pack(summary: dict[str, object]) -> None:
 
 
 @cli.command()
-@click.option("--period", required=True,
-              help="2026Q3, 2026-07, 2026-07-01..2026-09-30, last-quarter or last-month.")
+@period_option(required=True)
 @OUT_OPTION
 @SAMPLE_OPTION
 @SEED_OPTION

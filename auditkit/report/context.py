@@ -47,17 +47,13 @@ from auditkit.controls.context import (  # the derivations controls and pack sha
 from auditkit.controls.identity import dkim_status_sql
 from auditkit.controls.oversight import approver_kind_sql
 from auditkit.findings import ControlResult, Finding, Period
-from auditkit.store import Store, canonical_json
+from auditkit.store import HARVESTED_TABLES, Store, canonical_json
 from auditkit.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
 
 # Tables whose (id, raw_sha256) pairs identify the harvested content a pack was built from.
-SNAPSHOT_TABLES = (
-    "multimail_account", "multimail_mailboxes", "multimail_api_keys", "multimail_domains",
-    "multimail_webhooks", "multimail_suppressions", "multimail_pending", "multimail_emails",
-    "multimail_audit_log", "intercom_conversations",
-)
+SNAPSHOT_TABLES = HARVESTED_TABLES
 
 # What the shared DKIM ranking and mode reconstruction need of each selected message.
 SELECTED_COLUMNS = ", ".join(f"e.{c}" for c in (
