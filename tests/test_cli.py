@@ -162,7 +162,12 @@ def test_group_is_a_click_group() -> None:
 def test_readme_documents_the_csv_columns_in_order() -> None:
     import re
 
-    from auditkit.report.csv_export import AUDIT_LOG_FIELDS, DECISION_FIELDS, FINDING_FIELDS, MESSAGE_FIELDS
+    from auditkit.report.csv_export import (
+        AUDIT_LOG_FIELDS,
+        DECISION_FIELDS,
+        FINDING_FIELDS,
+        MESSAGE_FIELDS,
+    )
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name, fields in [("messages.csv", MESSAGE_FIELDS), ("decisions.csv", DECISION_FIELDS),

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import stat
 import os
+import stat
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from auditkit.errors import StoreError, StoreInUseError
+from auditkit.errors import StoreError
 from auditkit.store import MIGRATIONS, Store, canonical_json, sha256_hex
 
 NOW = datetime(2026, 10, 1, tzinfo=UTC)

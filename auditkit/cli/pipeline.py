@@ -216,7 +216,7 @@ def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> Non
             "last_successful_harvest": last_ok.isoformat() if last_ok else None,
             "hours_since_last_successful_harvest": None if age_hours is None else round(age_hours, 2),
             "runs": [dict(zip(["run_id", "command", "started_at", "finished_at", "outcome",
-                               "duration_seconds"], r)) for r in runs],
+                               "duration_seconds"], r, strict=True)) for r in runs],
             "mailboxes": [{"id": i, "address": a, "outbound_listed_in_full_at": v} for i, a, v in listings],
         })
         return

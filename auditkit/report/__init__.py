@@ -12,10 +12,9 @@ import logging
 import multiprocessing
 import sys
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,9 @@ from auditkit.report.context import (
     finding_rows,
     message_params,
     pack_vocabulary,
-    warning_rows,
     scoped_results,
     selected_message_ids,
+    warning_rows,
 )
 from auditkit.report.pdf import render_html, render_pdf
 from auditkit.store import Store

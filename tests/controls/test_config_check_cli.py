@@ -38,9 +38,9 @@ def _approvals_store(path: Path) -> Path:
     return path
 
 
-def _check(cli: click.Group, db: Path, config: Path, *extra: str):  # type: ignore[no-untyped-def]
+def _check(group: click.Group, db: Path, config: Path, *extra: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(
-        cli,
+        group,
         ["check", "--period", "2026Q3", "--db", str(db), "--config", str(config),
          "--control", "OVS-004", *extra],
     )

@@ -22,7 +22,14 @@ from pypdf import PdfReader
 from auditkit.pack import verify_pack
 from auditkit.report.context import MAX_BODY_CHARS
 from tests.conftest import SAMPLE_DATA, HitCounter
-from tests.reliability.conftest import CONFIG, Workspace, run_args, run_cli, running_sandbox, sandbox_env
+from tests.reliability.conftest import (
+    CONFIG,
+    Workspace,
+    run_args,
+    run_cli,
+    running_sandbox,
+    sandbox_env,
+)
 
 BIG_BODY_BYTES = 10 * 1024 * 1024
 FORMULA_SUBJECTS = ['=HYPERLINK("http://{host}/formula","Click")', "+cmd|' /C calc'!A0", "-2+3",

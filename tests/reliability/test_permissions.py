@@ -6,8 +6,6 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-import pytest
-
 from tests.reliability.conftest import Workspace
 
 

@@ -167,7 +167,7 @@ def _assert_safe_roundtrip(written: list[list[str]], read: list[list[str]]) -> N
 def test_rows_csv_roundtrips_and_neutralises(csv_dir: Path, rows: list[list[str]]) -> None:
     path = csv_dir / "rows.csv"  # rewritten by every example
     fields = ("a", "b", "c")
-    csv_export.write_rows_csv(path, fields, [dict(zip(fields, r)) for r in rows])
+    csv_export.write_rows_csv(path, fields, [dict(zip(fields, r, strict=True)) for r in rows])
     read = _read_back(path)
     assert read[0] == list(fields)
     _assert_safe_roundtrip(rows, read[1:])
