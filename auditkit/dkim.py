@@ -62,11 +62,11 @@ def key_record_id(selector: str, domain: str, record_text: str | None) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-
 def _exception_text(exc: BaseException) -> str:
     """A parser's complaint as one short line: it may quote the message's raw bytes, and
     it ends up in the store, the pack and the terminal."""
     return one_line(str(exc), 200)
+
 
 @dataclass(frozen=True)
 class KeyRecord:
@@ -393,7 +393,8 @@ def verify_message(
     try:
         message = dkim.DKIM(raw, logger=_DKIMPY_LOGGER, minkey=min_key_bits)
     except dkim.DKIMException as exc:
-        return [SignatureResult(0, None, None, PERMERROR, f"message cannot be parsed: {_exception_text(exc)}", None)]
+        reason = f"message cannot be parsed: {_exception_text(exc)}"
+        return [SignatureResult(0, None, None, PERMERROR, reason, None)]
     sig_headers = [h for h in message.headers if h[0].lower() == b"dkim-signature"]
     if not sig_headers:
         return [SignatureResult(0, None, None, NONE, "message has no DKIM-Signature header", None)]

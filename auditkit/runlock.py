@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from auditkit.errors import RunLockedError
-from auditkit.store import process_command
+from auditkit.store import describe_process
 
 
 @contextmanager
@@ -38,10 +38,9 @@ def run_lock(store_path: Path) -> Iterator[Path]:
 
 
 def _holder(lock_path: Path) -> str:
-    """'PID 4242, auditkit run --period last-quarter': the holder wrote its PID in the file."""
+    """Who holds the lock: the holder wrote its PID in the file."""
     try:
         pid = int(lock_path.read_text(encoding="ascii").split()[0])
     except (OSError, ValueError, IndexError):
         return "PID unknown"
-    command = process_command(pid)
-    return f"PID {pid}" + (f", {command}" if command else "")
+    return describe_process(pid)

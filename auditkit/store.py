@@ -223,11 +223,13 @@ def lock_holder(message: str) -> str:
     """'PID 4242 (auditkit harvest --full-audit-scan)' from DuckDB's lock error, which names
     the holder's PID; its command line comes from /proc where there is one."""
     found = re.search(r"\(PID (\d+)\)", message)
-    if not found:
-        return "another process"
-    return f"PID {found.group(1)}" + (
-        f" ({command})" if (command := process_command(int(found.group(1)))) else ""
-    )
+    return describe_process(int(found.group(1))) if found else "another process"
+
+
+def describe_process(pid: int) -> str:
+    """'PID 4242 (auditkit run --period last-quarter)', or 'PID 4242' when /proc says nothing."""
+    command = process_command(pid)
+    return f"PID {pid}" + (f" ({command})" if command else "")
 
 
 def process_command(pid: int) -> str | None:

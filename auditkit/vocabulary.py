@@ -194,8 +194,6 @@ class Vocabulary:
     mappings: Mapping[str, MeaningMapping]
     # Entries on emails / mailboxes / keys that no known meaning explains, by action.
     unexplained: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
-    new_mode_paths: tuple[str, ...] = NEW_MODE_PATHS
-    old_mode_paths: tuple[str, ...] = OLD_MODE_PATHS
 
     def __getitem__(self, meaning: str) -> MeaningMapping:
         return self.mappings[meaning]
@@ -212,10 +210,10 @@ class Vocabulary:
         return "(" + " OR ".join(m.sql(alias) for m in matchers) + ")"
 
     def new_mode_sql(self, metadata: str = "metadata") -> str:
-        return _mode_sql(metadata, self.new_mode_paths)
+        return _mode_sql(metadata, NEW_MODE_PATHS)
 
     def old_mode_sql(self, metadata: str = "metadata") -> str:
-        return _mode_sql(metadata, self.old_mode_paths)
+        return _mode_sql(metadata, OLD_MODE_PATHS)
 
     def missing(self, meaning: str) -> str | None:
         """Why a control cannot rely on `meaning`, in one line; None when it can.

@@ -152,6 +152,21 @@ class _Inference:
         action, support = candidates[0][0], candidates[0][1]
         return f"best candidate {action} fits only {support} of {eligible} {basis}"
 
+    def count(
+        self, condition: str, table: str = "ak_vocab_entries", unit: str = "DISTINCT email_id"
+    ) -> int:
+        """How many `unit`s of `table` match SQL `condition`: the evidence looked at."""
+        return self.rows(f"SELECT count({unit}) FROM {table} WHERE {condition}")[0][0]
+
+    def ranked(
+        self, condition: str, table: str = "ak_vocab_entries", unit: str = "DISTINCT email_id"
+    ) -> list[tuple[Any, ...]]:
+        """(action, support) for the entries matching `condition`, best supported first
+        (ties by name, so the result never depends on scan order)."""
+        return self.rows(f"""
+            SELECT action, count({unit}) AS n FROM {table} WHERE {condition}
+            GROUP BY action ORDER BY n DESC, action""")
+
     def discriminator(
         self, action: str, positive: str, negative: str
     ) -> tuple[tuple[str, ...], str, str | None] | None:
@@ -166,32 +181,24 @@ class _Inference:
         neg = [_scalars(m) for (m,) in self.rows(sample.format(cond=negative))]
         if not pos or not neg:
             return None
-        best = None
         for path in sorted({p for d in pos for p in d}, key=lambda p: (len(p), p)):
-            values = Counter(d.get(path) for d in pos)
-            value, count = values.most_common(1)[0]
+            value, count = Counter(d.get(path) for d in pos).most_common(1)[0]
             if value is None or count / len(pos) < DISCRIMINATOR_SHARE:
                 continue
             hits = sum(1 for d in neg if d.get(path) == value)
             if hits / len(neg) > 1 - DISCRIMINATOR_SHARE:
                 continue
             other, other_count = Counter(d.get(path) for d in neg).most_common(1)[0]
-            negative_value = (
-                other if other is not None and other_count / len(neg) >= HIGH_SHARE else None
-            )
-            best = (path, value, negative_value)
-            break
-        return best
+            common = other is not None and other_count / len(neg) >= HIGH_SHARE
+            return path, value, other if common else None
+        return None
 
     # -- the meanings -----------------------------------------------------------------------
     def _email_sent(self) -> None:
         at_creation = (
             f"abs(epoch(created_at) - epoch(email_created_at)) <= {TIME_TOLERANCE_SECONDS}"
         )
-        eligible = self.rows("SELECT count(DISTINCT email_id) FROM ak_vocab_entries")[0][0]
-        candidates = self.rows(f"""
-            SELECT action, count(DISTINCT email_id) AS n FROM ak_vocab_entries
-            WHERE {at_creation} GROUP BY action ORDER BY n DESC, action""")
+        eligible, candidates = self.count("TRUE"), self.ranked(at_creation)
 
         def build(action: str) -> tuple[Matcher, ...]:
             # The same action later in an email's life (a generic "email event") needs a
@@ -214,19 +221,11 @@ class _Inference:
             f"{TIME_TOLERANCE_SECONDS} AND NOT {sent}"
         )
         rejected_mail = "(status = 'rejected' OR decision IN ('rejected', 'reject'))"
-        eligible = self.rows(
-            "SELECT count(DISTINCT email_id) FROM ak_vocab_entries WHERE approved_at IS NOT NULL"
-        )[0][0]
-        candidates = self.rows(f"""
-            SELECT action, count(DISTINCT email_id) AS n FROM ak_vocab_entries
-            WHERE {at_approval} GROUP BY action ORDER BY n DESC, action""")
+        eligible, candidates = self.count("approved_at IS NOT NULL"), self.ranked(at_approval)
         shared: dict[str, Matcher] = {}
 
         def build(action: str) -> tuple[Matcher, ...]:
-            on_rejected = self.rows(f"""
-                SELECT count(DISTINCT email_id) FROM ak_vocab_entries
-                WHERE action = {sql_literal(action)} AND {rejected_mail}""")[0][0]
-            if not on_rejected:
+            if not self.count(f"action = {sql_literal(action)} AND {rejected_mail}"):
                 return (Matcher(action),)
             # One action for both decisions: the field that says which.
             found = self.discriminator(action, at_approval, rejected_mail)
@@ -240,10 +239,8 @@ class _Inference:
         self.settle("approved", candidates, eligible, "approved emails with audit entries", build)
         if "rejected" in shared and "rejected" not in self.configured:
             matcher = shared["rejected"]
-            support, total = self.rows(f"""
-                SELECT count(DISTINCT email_id) FILTER (WHERE {matcher.sql()}),
-                       count(DISTINCT email_id)
-                FROM ak_vocab_entries WHERE {rejected_mail}""")[0]
+            support = self.count(f"{rejected_mail} AND {matcher.sql()}")
+            total = self.count(rejected_mail)
             self.settle(
                 "rejected",
                 [(matcher.action, support)],
@@ -258,13 +255,12 @@ class _Inference:
         """Rejection or cancellation: the entries on mail in that state that no earlier
         meaning explains."""
         explained = self.predicate(*[m for m in EMAIL_MEANINGS if m in self.mappings])
-        eligible = self.rows(
-            f"SELECT count(DISTINCT email_id) FROM ak_vocab_entries WHERE {condition}"
-        )[0][0]
-        candidates = self.rows(f"""
-            SELECT action, count(DISTINCT email_id) AS n FROM ak_vocab_entries
-            WHERE {condition} AND NOT {explained} GROUP BY action ORDER BY n DESC, action""")
-        self.settle(meaning, candidates, eligible, f"{basis} with audit entries")
+        self.settle(
+            meaning,
+            self.ranked(f"{condition} AND NOT {explained}"),
+            self.count(condition),
+            f"{basis} with audit entries",
+        )
 
     def _mode_changed(self) -> None:
         if "mode_changed" in self.configured:
@@ -335,12 +331,10 @@ class _Inference:
     def settle_entries(self, meaning: str, condition: str, basis: str) -> None:
         """Settle a key meaning from the entries of `ak_vocab_key_entries` matching SQL
         `condition`: each is one piece of evidence for its action."""
-        table = "ak_vocab_key_entries"
-        eligible = self.rows(f"SELECT count(*) FROM {table} WHERE {condition}")[0][0]
-        candidates = self.rows(f"""
-            SELECT action, count(*) AS n FROM {table} WHERE {condition}
-            GROUP BY action ORDER BY n DESC, action""")
-        self.settle(meaning, candidates, eligible, basis)
+        table, unit = "ak_vocab_key_entries", "*"
+        self.settle(
+            meaning, self.ranked(condition, table, unit), self.count(condition, table, unit), basis
+        )
 
     def _suppression_added(self) -> None:
         rows = self.rows(f"""

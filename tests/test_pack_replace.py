@@ -144,7 +144,7 @@ def test_refused_before_the_store_is_read(real_pack: Path, monkeypatch: pytest.M
     def expensive(*_a: object, **_k: object) -> None:
         raise AssertionError("the pack build started")
 
-    monkeypatch.setattr("auditkit.report.pack_vocabulary", expensive)
+    monkeypatch.setattr("auditkit.report.vocabulary_for", expensive)
     monkeypatch.setattr("auditkit.report.MessageTable", expensive)
     with demo_store() as store, pytest.raises(ReportError, match=r"did not write \(notes.txt\)"):
         write_pack(store, settings(), Q3, real_pack, results=results(), formats=("csv",))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.config import Settings
+from auditkit.controls.context import vocabulary_for
 from auditkit.errors import ReportError
 from auditkit.findings import ControlResult, Period
 from auditkit.pack import check_replaceable, staged_pack_dir, write_manifest
@@ -33,7 +34,6 @@ from auditkit.report.context import (
     data_as_of,
     finding_rows,
     message_params,
-    pack_vocabulary,
     scoped_results,
     selected_message_ids,
     warning_rows,
@@ -129,7 +129,8 @@ def write_pack(
         if scope.message_ids is not None and (missing := sorted(set(scope.message_ids) - in_scope)):
             raise ReportError(f"no outbound message with id {', '.join(missing[:10])} in the store")
     results = scoped_results(results, scope, in_scope)
-    vocabulary = vocabulary or pack_vocabulary(store, settings)
+    # The one `check` uses on the same store (callers that ran the check pass it in).
+    vocabulary = vocabulary or vocabulary_for(store.con, settings)
     snapshot = store.snapshot_digest(SNAPSHOT_TABLES)
     logger.info("pack: store snapshot digest after %.1fs", time.perf_counter() - started)
     version = catalogue_version(str(settings.controls.get("catalogue_version", "unversioned")))

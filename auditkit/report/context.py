@@ -77,11 +77,6 @@ MAX_BODY_CHARS = 20_000
 MAX_EVIDENCE_CHARS = 300
 
 
-def pack_vocabulary(store: Store, settings: Settings) -> Vocabulary:
-    """The audit-log vocabulary a pack reads with: the one `check` uses on the same store."""
-    return vocabulary_for(store.con, settings)
-
-
 def finding_id(finding: Finding) -> str:
     """Stable across runs and packs: the control and the target it is about."""
     return f"{finding.control_id}:{finding.target_type}:{finding.target_id}"
@@ -279,7 +274,7 @@ class MessageTable:
                  vocabulary: Vocabulary | None = None) -> None:
         self.store = store
         self.scope = scope
-        self.vocabulary = vocabulary or pack_vocabulary(store, settings)
+        self.vocabulary = vocabulary or vocabulary_for(store.con, settings)
         self.params = message_params(scope, settings)
         self.findings = findings_table(findings)
 
@@ -600,7 +595,7 @@ def build_context(store: Store, settings: Settings, scope: Scope, results: Seque
                   snapshot_digest: str, catalogue_version: str, parameters: Mapping[str, Any],
                   vocabulary: Vocabulary | None = None) -> dict[str, Any]:
     """The whole template context: plain dicts, lists and strings (no store handles)."""
-    vocabulary = vocabulary or pack_vocabulary(store, settings)
+    vocabulary = vocabulary or vocabulary_for(store.con, settings)
     counts = summary_counts(store, table)
     findings = finding_rows(results)
     by_message: dict[str, list[dict[str, Any]]] = {}

@@ -25,6 +25,19 @@ def _decided_quarter(build: StoreBuilder, *, decide: str = "split") -> None:
     """Three approved, two rejected and one cancelled email, each with a send entry at its
     creation and its decision entry. `decide="one"` logs both decisions as one action whose
     metadata says which."""
+
+    def decision(entry_id: str, email_id: str, at: str, verdict: str, split_action: str) -> None:
+        if decide == "one":
+            build.audit(
+                entry_id,
+                "review.decide",
+                email_id,
+                created_at=ts(at),
+                metadata={"email_id": email_id, "action": verdict},
+            )
+        else:
+            build.audit(entry_id, split_action, email_id, created_at=ts(at))
+
     for i in range(3):
         created = ts(f"2026-08-0{i + 1} 10:00")
         build.email(
@@ -34,32 +47,12 @@ def _decided_quarter(build: StoreBuilder, *, decide: str = "split") -> None:
             approved_by="rev@northwind.example",
         )
         build.audit(f"s-ok{i}", "message.queued", f"ok{i}", created_at=created)
-        if decide == "one":
-            build.audit(
-                f"d-ok{i}",
-                "review.decide",
-                f"ok{i}",
-                created_at=ts(f"2026-08-0{i + 1} 10:30"),
-                metadata={"email_id": f"ok{i}", "action": "approve"},
-            )
-        else:
-            build.audit(
-                f"d-ok{i}", "review.passed", f"ok{i}", created_at=ts(f"2026-08-0{i + 1} 10:30")
-            )
+        decision(f"d-ok{i}", f"ok{i}", f"2026-08-0{i + 1} 10:30", "approve", "review.passed")
     for i in range(2):
         created = ts(f"2026-08-1{i} 10:00")
         build.email(f"no{i}", created_at=created, status="rejected", delivered_at=None)
         build.audit(f"s-no{i}", "message.queued", f"no{i}", created_at=created)
-        if decide == "one":
-            build.audit(
-                f"d-no{i}",
-                "review.decide",
-                f"no{i}",
-                created_at=ts(f"2026-08-1{i} 11:00"),
-                metadata={"email_id": f"no{i}", "action": "reject"},
-            )
-        else:
-            build.audit(f"d-no{i}", "review.failed", f"no{i}", created_at=ts(f"2026-08-1{i} 11:00"))
+        decision(f"d-no{i}", f"no{i}", f"2026-08-1{i} 11:00", "reject", "review.failed")
     build.email("cx", created_at=ts("2026-08-20 10:00"), status="cancelled", delivered_at=None)
     build.audit("s-cx", "message.queued", "cx", created_at=ts("2026-08-20 10:00"))
     build.audit("d-cx", "message.withdrawn", "cx", created_at=ts("2026-08-20 10:05"))
