@@ -193,8 +193,7 @@ def first_match_sql(text_sql: str, pattern: str, negated: str, gate: str) -> str
     text, rx, neg = text_sql, _literal(pattern), _literal(negated)
     first = f"regexp_extract({text}, {rx}, 0)"
     every = (
-        f"list_filter(regexp_extract_all({text}, {rx}), "
-        f"lambda m: NOT regexp_matches(m, {neg}))[1]"
+        f"list_filter(regexp_extract_all({text}, {rx}), lambda m: NOT regexp_matches(m, {neg}))[1]"
     )
     return (
         f"CASE WHEN regexp_matches({text}, {_literal(gate)}) AND regexp_matches({text}, {rx}) "

@@ -47,8 +47,15 @@ SECRET_FIELDS = frozenset({"multimail_api_key", "intercom_access_token"})
 # array of tables; `controls`, `mailboxes` and `classification` are read elsewhere (see
 # the module docstring).
 TOP_LEVEL_TABLES = (
-    "multimail", "intercom", "harvest", "store", "company",
-    "controls", "mailboxes", "classification", "waivers",
+    "multimail",
+    "intercom",
+    "harvest",
+    "store",
+    "company",
+    "controls",
+    "mailboxes",
+    "classification",
+    "waivers",
 )
 MULTIMAIL_KEYS = ("api_url",)
 INTERCOM_KEYS = ("api_url", "region", "version", "app_id", "conversation_tag", "workspaces")
@@ -59,10 +66,21 @@ COMPANY_KEYS = ("name",)
 
 # Key names that hold credentials. Only keys auditkit does not know are tested, so a known
 # name (controls.audit_actions.key_created, a meaning) can never be mistaken for one.
-_SECRET_NAMES = frozenset({
-    "key", "apikey", "token", "accesstoken", "apitoken", "authtoken", "secret", "password",
-    "passwd", "credential", "credentials",
-})
+_SECRET_NAMES = frozenset(
+    {
+        "key",
+        "apikey",
+        "token",
+        "accesstoken",
+        "apitoken",
+        "authtoken",
+        "secret",
+        "password",
+        "passwd",
+        "credential",
+        "credentials",
+    }
+)
 _SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "_passwd", "_credentials")
 SECRET_VARIABLES = "MULTIMAIL_API_KEY / INTERCOM_ACCESS_TOKEN (or their _FILE variants)"
 # The tables `load` reads itself (in this order): their keys, and where a secret found in
@@ -189,7 +207,9 @@ def _read_secret(env: Mapping[str, str], name: str) -> str | None:
         try:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
-            raise ConfigError(f"{file_var} points to {path}, which cannot be read: {exc.strerror}") from exc
+            raise ConfigError(
+                f"{file_var} points to {path}, which cannot be read: {exc.strerror}"
+            ) from exc
     return None
 
 
@@ -301,7 +321,9 @@ def _text(section: Mapping[str, Any], key: str, path: str, where: str) -> str | 
 def _conversation_tag(intercom: Mapping[str, Any], where: str) -> str:
     tag = intercom.get("conversation_tag", DEFAULT_CONVERSATION_TAG)
     if not isinstance(tag, str) or not tag.strip():
-        raise ConfigError(f"{where}: intercom.conversation_tag must be a non-empty tag name, got {tag!r}")
+        raise ConfigError(
+            f"{where}: intercom.conversation_tag must be a non-empty tag name, got {tag!r}"
+        )
     return tag.strip()
 
 

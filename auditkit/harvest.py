@@ -73,8 +73,19 @@ AUDIT_STAGING = "_auditkit_audit_walk"
 AUDIT_STAGING_ROWS = 5000
 AUDIT_CHAIN_BATCH = 50_000
 AUDIT_LOG_COLUMNS = (
-    "id", "action", "resource_type", "resource_id", "actor_key_id", "metadata", "created_at",
-    "chain_seq", "chain_hash", "raw", "raw_sha256", "run_id", "harvested_at",
+    "id",
+    "action",
+    "resource_type",
+    "resource_id",
+    "actor_key_id",
+    "metadata",
+    "created_at",
+    "chain_seq",
+    "chain_hash",
+    "raw",
+    "raw_sha256",
+    "run_id",
+    "harvested_at",
 )
 GENESIS_HASH = "0" * 64  # the chain_hash "before" the first audit entry
 # Which Intercom workspace the conversation lives in: tag (v1 shape) or metadata (guide shape);
@@ -1037,7 +1048,13 @@ class _Harvester:
             )
             for entry_id, stored_sha, stored_raw, source_sha, source_raw in changed:
                 self._integrity_event(
-                    "audit_entry", entry_id, "changed", stored_sha, stored_raw, source_sha, source_raw
+                    "audit_entry",
+                    entry_id,
+                    "changed",
+                    stored_sha,
+                    stored_raw,
+                    source_sha,
+                    source_raw,
                 )
             if self.full_audit_scan and walk.complete:
                 removed = self.store.query(
@@ -1068,7 +1085,8 @@ class _Harvester:
         ).to_arrow_reader(AUDIT_CHAIN_BATCH)
         columns = ", ".join(f'"{c}"' for c in AUDIT_LOG_COLUMNS)
         source = ", ".join(
-            f'c."{c}"' if c in ("chain_seq", "chain_hash") else f's."{c}"' for c in AUDIT_LOG_COLUMNS
+            f'c."{c}"' if c in ("chain_seq", "chain_hash") else f's."{c}"'
+            for c in AUDIT_LOG_COLUMNS
         )
         # Links first (small rows), then one insert joining them to the staged entries.
         self.store.con.execute(

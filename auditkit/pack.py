@@ -59,13 +59,19 @@ def _pack_files(pack_dir: Path) -> list[str]:
 
 
 def manifest_bytes(manifest: Mapping[str, Any]) -> bytes:
-    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return (json.dumps(manifest, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode(
+        "utf-8"
+    )
 
 
 def write_manifest(pack_dir: Path, meta: Mapping[str, Any]) -> str:
     """Hash every file in `pack_dir`, write manifest.json last; returns the manifest's SHA-256."""
     files = [
-        {"path": rel, "size": (pack_dir / rel).stat().st_size, "sha256": file_sha256(pack_dir / rel)}
+        {
+            "path": rel,
+            "size": (pack_dir / rel).stat().st_size,
+            "sha256": file_sha256(pack_dir / rel),
+        }
         for rel in _pack_files(pack_dir)
     ]
     manifest = {"format": MANIFEST_FORMAT, **meta, "files": files}
@@ -92,7 +98,9 @@ def _read_auditkit_manifest(pack_dir: Path) -> tuple[dict[str, Any], bytes]:
     """
     path = pack_dir / MANIFEST_NAME
     if not path.is_file():  # also keeps a FIFO called manifest.json from blocking the read
-        raise _NotAPack(f"its {MANIFEST_NAME} is not a file" if path.exists() else f"it has no {MANIFEST_NAME}")
+        raise _NotAPack(
+            f"its {MANIFEST_NAME} is not a file" if path.exists() else f"it has no {MANIFEST_NAME}"
+        )
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -102,7 +110,9 @@ def _read_auditkit_manifest(pack_dir: Path) -> tuple[dict[str, Any], bytes]:
     except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or absurdly nested
         raise _NotAPack(f"its {MANIFEST_NAME} is not an auditkit manifest (not JSON)") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise _NotAPack(f"its {MANIFEST_NAME} is not an auditkit manifest (no format {MANIFEST_FORMAT!r})")
+        raise _NotAPack(
+            f"its {MANIFEST_NAME} is not an auditkit manifest (no format {MANIFEST_FORMAT!r})"
+        )
     return manifest, data
 
 
@@ -168,7 +178,9 @@ def check_replaceable(out_dir: Path | str) -> None:
                 reason = str(exc)
         unexpected = _unexpected_entries(out_dir, expected)
     except OSError as exc:
-        raise ReportError(f"cannot look inside {out_dir} ({exc.strerror}); refusing to replace it") from exc
+        raise ReportError(
+            f"cannot look inside {out_dir} ({exc.strerror}); refusing to replace it"
+        ) from exc
     if not unexpected:
         return
     names = ", ".join(unexpected[:_NAMES_SHOWN])
@@ -196,7 +208,9 @@ def staged_pack_dir(out_dir: Path) -> Iterator[Path]:
     try:
         parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         _remove_abandoned_stages(parent, out_dir.name)
-        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=parent))  # created 0o700
+        stage = Path(
+            tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-{os.getpid()}-", dir=parent)
+        )  # created 0o700
     except OSError as exc:
         raise ReportError(f"cannot create a pack folder next to {out_dir}: {exc.strerror}") from exc
     try:
@@ -206,7 +220,9 @@ def staged_pack_dir(out_dir: Path) -> Iterator[Path]:
                 os.chmod(path, 0o700 if path.is_dir() else 0o600)
             os.chmod(stage, 0o700)
         except OSError as exc:  # disk full, quota, permissions: the pack fails as a whole
-            raise ReportError(f"cannot write the pack next to {out_dir}: {exc.strerror or exc}") from exc
+            raise ReportError(
+                f"cannot write the pack next to {out_dir}: {exc.strerror or exc}"
+            ) from exc
         _swap_into_place(stage, out_dir)
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
@@ -243,7 +259,9 @@ def _swap_into_place(stage: Path, out_dir: Path) -> None:
     old = None
     try:
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent))
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.old-{os.getpid()}-", dir=target.parent)
+            )
             os.rmdir(old)
             os.rename(target, old)
         os.rename(stage, target)
@@ -283,18 +301,31 @@ class VerifyResult:
     def summary(self) -> str:
         """For a pack that does not match: one line of counts. `verify` lists the files
         themselves, once, on stdout; its error line must not repeat them."""
-        counts = [f"{len(paths)} {what}" for what, paths in
-                  (("altered", self.altered), ("added", self.added), ("removed", self.removed)) if paths]
+        counts = [
+            f"{len(paths)} {what}"
+            for what, paths in (
+                ("altered", self.altered),
+                ("added", self.added),
+                ("removed", self.removed),
+            )
+            if paths
+        ]
         if self.errors:
             counts.insert(0, f"{MANIFEST_NAME} damaged")
         return f"pack {self.pack_dir} does not match its manifest: " + ", ".join(counts)
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "pack": str(self.pack_dir), "ok": self.ok, "checked": self.checked,
-            "altered": list(self.altered), "added": list(self.added), "removed": list(self.removed),
-            "errors": list(self.errors), "manifest_sha256": self.manifest_sha256,
-            "period": self.meta.get("period"), "store_snapshot_digest": self.meta.get("store_snapshot_digest"),
+            "pack": str(self.pack_dir),
+            "ok": self.ok,
+            "checked": self.checked,
+            "altered": list(self.altered),
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "errors": list(self.errors),
+            "manifest_sha256": self.manifest_sha256,
+            "period": self.meta.get("period"),
+            "store_snapshot_digest": self.meta.get("store_snapshot_digest"),
         }
 
     def raise_for_problems(self, *, name_files: bool = True) -> None:
@@ -304,7 +335,9 @@ class VerifyResult:
             return
         if not name_files:
             raise PackVerificationError(self.summary())
-        raise PackVerificationError(f"pack {self.pack_dir} does not match its manifest: " + "; ".join(self.problems()))
+        raise PackVerificationError(
+            f"pack {self.pack_dir} does not match its manifest: " + "; ".join(self.problems())
+        )
 
 
 def verify_pack(pack_dir: Path | str) -> VerifyResult:
@@ -342,9 +375,18 @@ def verify_pack(pack_dir: Path | str) -> VerifyResult:
             altered.append(rel)
     added = [rel for rel in _pack_files(pack_dir) if rel not in entries]
     result = VerifyResult(
-        pack_dir, checked=len(entries), altered=tuple(sorted(set(altered))), added=tuple(added),
-        removed=tuple(removed), manifest_sha256=digest, meta=meta,
+        pack_dir,
+        checked=len(entries),
+        altered=tuple(sorted(set(altered))),
+        added=tuple(added),
+        removed=tuple(removed),
+        manifest_sha256=digest,
+        meta=meta,
     )
     # Counts only: the caller shows the differences (logging them too would repeat them at -v).
-    logger.info("verified %s: %s", pack_dir, "ok" if result.ok else f"{len(result.problems())} difference(s)")
+    logger.info(
+        "verified %s: %s",
+        pack_dir,
+        "ok" if result.ok else f"{len(result.problems())} difference(s)",
+    )
     return result

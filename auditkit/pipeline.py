@@ -46,7 +46,10 @@ class PipelineResult:
             "harvest": self.harvest,
             "archive": self.archive,
             "controls": {
-                r.id: {"status": r.status, "open_findings": sum(f.state == "open" for f in r.findings)}
+                r.id: {
+                    "status": r.status,
+                    "open_findings": sum(f.state == "open" for f in r.findings),
+                }
                 for r in self.controls
             },
             "failing_controls": [r.id for r in self.failing(fail_on)],
@@ -102,7 +105,9 @@ def run_pipeline(
         summary = harvest(settings, store, **(harvest_kwargs or {}))
         if between_harvests is not None:
             between_harvests()
-            summary = harvest(settings, store, **{**(harvest_kwargs or {}), "full_audit_scan": True})
+            summary = harvest(
+                settings, store, **{**(harvest_kwargs or {}), "full_audit_scan": True}
+            )
         result.harvest = summary.to_dict()
         result.seconds["harvest"] = time.perf_counter() - t0
         log(f"harvest: {summary.one_line()}")

@@ -58,11 +58,17 @@ class Migration:
 MIGRATIONS: list[Migration] = []
 
 
-def migration(name: str) -> Callable[[Callable[[duckdb.DuckDBPyConnection], None]], Callable[[duckdb.DuckDBPyConnection], None]]:
+def migration(
+    name: str,
+) -> Callable[
+    [Callable[[duckdb.DuckDBPyConnection], None]], Callable[[duckdb.DuckDBPyConnection], None]
+]:
     """Register a migration; order of registration is order of application. Never edit one
     that has shipped: add a new one."""
 
-    def register(fn: Callable[[duckdb.DuckDBPyConnection], None]) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    def register(
+        fn: Callable[[duckdb.DuckDBPyConnection], None],
+    ) -> Callable[[duckdb.DuckDBPyConnection], None]:
         MIGRATIONS.append(Migration(name, fn))
         return fn
 
@@ -292,7 +298,9 @@ class Store:
                 ) from exc
             raise StoreError(f"store {self.path} cannot be opened: {exc}") from exc
         except duckdb.Error as exc:
-            raise StoreError(f"store {self.path} cannot be opened (corrupt or not a DuckDB file): {exc}") from exc
+            raise StoreError(
+                f"store {self.path} cannot be opened (corrupt or not a DuckDB file): {exc}"
+            ) from exc
         if self.path != ":memory:" and not read_only:
             # Evidence and harvested mail are personal data: owner-only.
             for suffix in ("", ".wal"):
@@ -322,7 +330,9 @@ class Store:
         except duckdb.Error as exc:
             # A truncated or damaged file can open and then fail on the first read.
             self.close()
-            raise StoreError(f"store {self.path} cannot be read (corrupt or truncated): {exc}") from exc
+            raise StoreError(
+                f"store {self.path} cannot be read (corrupt or truncated): {exc}"
+            ) from exc
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -359,7 +369,9 @@ class Store:
                 "name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
             )
         try:
-            rows = self.con.execute("SELECT name FROM _auditkit_migrations ORDER BY name").fetchall()
+            rows = self.con.execute(
+                "SELECT name FROM _auditkit_migrations ORDER BY name"
+            ).fetchall()
         except duckdb.CatalogException:
             return []
         return [r[0] for r in rows]
@@ -378,9 +390,7 @@ class Store:
             try:
                 with self.transaction() as con:
                     m.apply(con)
-                    con.execute(
-                        "INSERT INTO _auditkit_migrations VALUES (?, now())", [m.name]
-                    )
+                    con.execute("INSERT INTO _auditkit_migrations VALUES (?, now())", [m.name])
             except duckdb.Error as exc:
                 raise StoreError(f"migration {m.name} failed on {self.path}: {exc}") from exc
             done.append(m.name)
@@ -389,7 +399,10 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------
     def upsert(
-        self, table: str, rows: pa.Table | Sequence[Mapping[str, Any]], pk: str | Sequence[str] = "id"
+        self,
+        table: str,
+        rows: pa.Table | Sequence[Mapping[str, Any]],
+        pk: str | Sequence[str] = "id",
     ) -> int:
         """Insert or replace rows by primary key, in bulk through Arrow.
 
@@ -424,7 +437,9 @@ class Store:
                 if not existing:
                     self.con.execute(f"INSERT INTO {table} ({cols}) {source}")
                 elif set(arrow.column_names) == set(self.column_types(table)):
-                    self.con.execute(f"DELETE FROM {table} t USING _auditkit_batch b WHERE {key_match}")
+                    self.con.execute(
+                        f"DELETE FROM {table} t USING _auditkit_batch b WHERE {key_match}"
+                    )
                     self.con.execute(f"INSERT INTO {table} ({cols}) {source}")
                 else:
                     self.con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) {source}")
@@ -473,7 +488,15 @@ class Store:
             [source, resource, value, run_id],
         )
 
-    def quarantine(self, run_id: str, source: str, endpoint: str, reason: str, raw_text: str, record_id: str | None = None) -> None:
+    def quarantine(
+        self,
+        run_id: str,
+        source: str,
+        endpoint: str,
+        reason: str,
+        raw_text: str,
+        record_id: str | None = None,
+    ) -> None:
         """Keep a record we could not use, with why; the same bad record twice is stored once."""
         # The text may hold what made it bad (e.g. a lone surrogate): keep it as escapes.
         raw_text = raw_text.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -491,7 +514,9 @@ class Store:
             [run_id, command, canonical_json(params)],
         )
 
-    def finish_run(self, run_id: str, outcome: str, counts: Mapping[str, Any], error: str | None = None) -> None:
+    def finish_run(
+        self, run_id: str, outcome: str, counts: Mapping[str, Any], error: str | None = None
+    ) -> None:
         self.con.execute(
             "UPDATE harvest_runs SET finished_at = now(), outcome = ?, counts = ?, error = ?, "
             "duration_seconds = epoch(now() - started_at) WHERE run_id = ?",

@@ -33,7 +33,9 @@ def main(argv: list[str]) -> int:
     every = sorted(p.stem.removesuffix("_bench") for p in HERE.glob("*_bench.py"))
     unknown = sorted(set(argv) - set(every))
     if unknown:
-        print(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(every)}", file=sys.stderr)
+        print(
+            f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(every)}", file=sys.stderr
+        )
         return 2
     names = argv or every
     sections: dict[str, str] = {} if not argv else _kept_sections()
@@ -42,13 +44,18 @@ def main(argv: list[str]) -> int:
         print(f"== {name}", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", f"benchmarks.{name}_bench"], cwd=ROOT, capture_output=True, text=True
+            [sys.executable, "-m", f"benchmarks.{name}_bench"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
         )
         elapsed = time.perf_counter() - t0
         ran_at = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
         if proc.returncode != 0:
             failed = True
-            body = f"## {name}\n\nFAILED (exit {proc.returncode}):\n\n```\n{proc.stderr[-3000:]}\n```"
+            body = (
+                f"## {name}\n\nFAILED (exit {proc.returncode}):\n\n```\n{proc.stderr[-3000:]}\n```"
+            )
         else:
             body = proc.stdout.strip()
             if not body.startswith("#"):  # plain-text output: give it a heading and keep its layout

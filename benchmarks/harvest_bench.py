@@ -263,7 +263,10 @@ def main(argv: list[str] | None = None) -> int:
             "CHECKPOINT of the emails' WAL into the data file (DuckDB does it on close)",
             f"{rates.checkpoint_seconds:.2f} s",
         ),
-        ("normalise_email alone (pure Python, before the load)", f"{rates.normalise:,.0f} records/s"),
+        (
+            "normalise_email alone (pure Python, before the load)",
+            f"{rates.normalise:,.0f} records/s",
+        ),
         (
             "normalise + store load (the harvest main thread's work per email)",
             f"{rates.normalise_and_load:,.0f} records/s",

@@ -34,20 +34,35 @@ SETTINGS = Settings(company_name="Northwind Supply Co.", intercom_app_id="abc123
 def synthetic_results(store: Store, findings: int) -> list[ControlResult]:
     """`findings` email findings spread over three controls, chosen by a hash of the id."""
     every = max(1, store.count("multimail_emails") // max(findings, 1))
-    ids = [r[0] for r in store.query(
-        f"SELECT id FROM multimail_emails WHERE hash(id) % {every} = 0 ORDER BY id LIMIT {findings}")]
-    controls = [("OVS-001", "Gated mail approved before sending", "high"),
-                ("CS-05", "Opt-out notice in commercial mail", "medium"),
-                ("TR-001", "Email linked to an Intercom conversation", "low")]
+    ids = [
+        r[0]
+        for r in store.query(
+            f"SELECT id FROM multimail_emails WHERE hash(id) % {every} = 0 ORDER BY id LIMIT {findings}"
+        )
+    ]
+    controls = [
+        ("OVS-001", "Gated mail approved before sending", "high"),
+        ("CS-05", "Opt-out notice in commercial mail", "medium"),
+        ("TR-001", "Email linked to an Intercom conversation", "low"),
+    ]
     out = []
     for n, (cid, title, severity) in enumerate(controls):
-        picked = ids[n::len(controls)]
-        out.append(ControlResult(
-            id=cid, title=title, severity=severity, status="fail" if picked else "pass", checked=1_000_000,
-            rationale="Synthetic benchmark control.", reference="benchmark",
-            findings=tuple(Finding(cid, "email", i, f"Synthetic finding for {i}.", {"email_id": i, "n": k})
-                           for k, i in enumerate(picked)),
-        ))
+        picked = ids[n :: len(controls)]
+        out.append(
+            ControlResult(
+                id=cid,
+                title=title,
+                severity=severity,
+                status="fail" if picked else "pass",
+                checked=1_000_000,
+                rationale="Synthetic benchmark control.",
+                reference="benchmark",
+                findings=tuple(
+                    Finding(cid, "email", i, f"Synthetic finding for {i}.", {"email_id": i, "n": k})
+                    for k, i in enumerate(picked)
+                ),
+            )
+        )
     return out
 
 
@@ -68,7 +83,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--findings", type=int, default=3_000)
-    parser.add_argument("--keep", type=Path, default=None, help="keep the store and packs in this folder")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep the store and packs in this folder"
+    )
     parser.add_argument("--child", nargs=2, metavar=("DB", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -94,19 +111,37 @@ def main() -> None:
 
         t1 = time.perf_counter()
         child = subprocess.run(
-            [sys.executable, "-m", "benchmarks.report_bench", "--findings", str(args.findings),
-             "--child", str(db), str(work / "pack")], capture_output=True, text=True, check=False)
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.report_bench",
+                "--findings",
+                str(args.findings),
+                "--child",
+                str(db),
+                str(work / "pack"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         wall = time.perf_counter() - t1
         if child.returncode != 0:
             raise SystemExit(f"pack child failed:\n{child.stderr[-3000:]}")
-        phases = [line.split(": ", 1)[1] for line in child.stderr.splitlines() if "auditkit.report: pack: " in line]
+        phases = [
+            line.split(": ", 1)[1]
+            for line in child.stderr.splitlines()
+            if "auditkit.report: pack: " in line
+        ]
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
         report = json.loads(child.stdout.strip().splitlines()[-1])
 
         auditkit = Path(sys.executable).with_name("auditkit")
         cmd = [str(auditkit), "evidence", one_id, "--db", str(db), "--out", str(work / "one")]
         t2 = time.perf_counter()
-        single = subprocess.run(cmd, capture_output=True, text=True, check=False, env={**os.environ})
+        single = subprocess.run(
+            cmd, capture_output=True, text=True, check=False, env={**os.environ}
+        )
         single_s = time.perf_counter() - t2
         if single.returncode != 0:
             raise SystemExit(f"auditkit evidence failed:\n{single.stderr[-3000:]}")
@@ -116,15 +151,25 @@ def main() -> None:
 
     mb = {k: v / 1e6 for k, v in report["sizes"].items()}
     print("## report\n")
-    print(f"Synthetic store: {n:,} outbound messages (built with DuckDB SQL in {build:.1f} s), "
-          f"{args.findings:,} findings.\n")
+    print(
+        f"Synthetic store: {n:,} outbound messages (built with DuckDB SQL in {build:.1f} s), "
+        f"{args.findings:,} findings.\n"
+    )
     print("| measure | value | target |\n|---|---|---|")
     print(f"| whole pack, `write_pack` | {report['seconds']:.1f} s | < 60 s |")
     print(f"| whole pack, process wall time incl. start-up | {wall:.1f} s | |")
     print(f"| peak RSS of the pack process | {peak_mb:,.0f} MB | < 1,500 MB |")
-    print(f"| `auditkit evidence ID` (one message, subprocess incl. start-up and controls) | {single_s:.2f} s | < 3 s |")
-    print(f"| message evidence pages in the PDF | {report['counts'].get('message_pages', 0):,} | flagged ≤ 200 + sample 25 |")
-    print("\nPhases (elapsed inside `write_pack`): " + "; ".join(p.removeprefix("pack: ") for p in phases) + ".")
+    print(
+        f"| `auditkit evidence ID` (one message, subprocess incl. start-up and controls) | {single_s:.2f} s | < 3 s |"
+    )
+    print(
+        f"| message evidence pages in the PDF | {report['counts'].get('message_pages', 0):,} | flagged ≤ 200 + sample 25 |"
+    )
+    print(
+        "\nPhases (elapsed inside `write_pack`): "
+        + "; ".join(p.removeprefix("pack: ") for p in phases)
+        + "."
+    )
     print("\nFile sizes: " + ", ".join(f"{k} {v:.1f} MB" for k, v in mb.items()))
 
 

@@ -26,8 +26,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No developer shell or CI proxy setting may reroute 127.0.0.1 traffic or pick config."""
     for name in list(os.environ):
         if name.startswith(("AUDITKIT_", "MULTIMAIL_", "INTERCOM_")) or name.upper() in {
-            "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
-            "SSL_CERT_FILE", "SSL_CERT_DIR",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "NO_PROXY",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
         }:
             monkeypatch.delenv(name, raising=False)
     # Keep a stray ./auditkit.toml or ./auditkit.duckdb in the checkout out of every test.
@@ -44,7 +48,9 @@ def sandbox(sample_data: Path) -> Iterator[object]:
     """The sandbox API on 127.0.0.1 (port 0) serving the sample quarter, over real sockets."""
     from auditkit.sandbox import SandboxServer
 
-    server = SandboxServer(sample_data, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN)
+    server = SandboxServer(
+        sample_data, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN
+    )
     server.start()
     try:
         yield server

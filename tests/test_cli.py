@@ -143,10 +143,20 @@ def test_run_with_an_unreachable_api_fails_fast_with_exit_4(
     monkeypatch.setenv("MULTIMAIL_API_KEY", "mm_test_unreachable")
     config = tmp_path / "auditkit.toml"
     config.write_text("[harvest]\nmax_retries = 1\ntimeout_seconds = 2\n", encoding="utf-8")
-    result = CliRunner().invoke(cli, [
-        "run", "--config", str(config), "--db", str(tmp_path / "s.duckdb"), "--period", "2026Q3",
-        "--out", str(tmp_path / "packs"),
-    ])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "--config",
+            str(config),
+            "--db",
+            str(tmp_path / "s.duckdb"),
+            "--period",
+            "2026Q3",
+            "--out",
+            str(tmp_path / "packs"),
+        ],
+    )
     assert result.exit_code == 4, result.output
     # The preflight names the cause at once instead of retrying for minutes; nothing was
     # harvested, so no pack claims to show the period (a partial harvest still writes one).
@@ -170,8 +180,12 @@ def test_readme_documents_the_csv_columns_in_order() -> None:
     )
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for name, fields in [("messages.csv", MESSAGE_FIELDS), ("decisions.csv", DECISION_FIELDS),
-                         ("findings.csv", FINDING_FIELDS), ("audit_log.csv", AUDIT_LOG_FIELDS)]:
+    for name, fields in [
+        ("messages.csv", MESSAGE_FIELDS),
+        ("decisions.csv", DECISION_FIELDS),
+        ("findings.csv", FINDING_FIELDS),
+        ("audit_log.csv", AUDIT_LOG_FIELDS),
+    ]:
         match = re.search(rf"- `{re.escape(name)}`: `([^`]+)`", readme)
         assert match, name
         documented = [c.strip() for c in match.group(1).replace("\n", " ").split(",")]
@@ -190,7 +204,7 @@ def test_readme_lists_every_control_id() -> None:
 
 def _readme_exit_codes() -> dict[int, str]:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("## Exit codes"):]
+    table = readme[readme.index("## Exit codes") :]
     table = table[: table.index("\n## ", 1)]
     return {int(code): text for code, text in re.findall(r"^\| (\d+) \| (.*) \|$", table, re.M)}
 
@@ -202,8 +216,11 @@ def test_exit_codes_agree_between_the_readme_the_code_and_every_help() -> None:
         return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]
 
     from_code = {c.exit_code for c in subclasses(errors.AuditkitError)} | {
-        0, 2,  # success, and click's own usage errors
-        errors.EXIT_CONTROLS_FAILED, errors.EXIT_INCONCLUSIVE, errors.EXIT_INTERRUPTED,
+        0,
+        2,  # success, and click's own usage errors
+        errors.EXIT_CONTROLS_FAILED,
+        errors.EXIT_INCONCLUSIVE,
+        errors.EXIT_INTERRUPTED,
     }
     documented = _readme_exit_codes()
     assert set(documented) == from_code
@@ -211,14 +228,14 @@ def test_exit_codes_agree_between_the_readme_the_code_and_every_help() -> None:
         help_text = command.help or ""
         if "Exit code" not in help_text:
             continue
-        sentence = help_text[help_text.index("Exit code"):].split("\n\n")[0]
+        sentence = help_text[help_text.index("Exit code") :].split("\n\n")[0]
         mentioned = {int(n) for n in re.findall(r"(?<![\w-])(\d{1,3})(?![\w-])", sentence)}
         assert mentioned <= set(documented), (name, sorted(mentioned - set(documented)))
 
 
 def test_top_level_help_shows_one_full_sentence_per_command() -> None:
     text = CliRunner().invoke(cli, ["--help"], terminal_width=100).output
-    listing = text[text.index("Commands:"):]
+    listing = text[text.index("Commands:") :]
     assert "..." not in listing
     for name in cli.commands:
         first = cli.commands[name].get_short_help_str(limit=1000)

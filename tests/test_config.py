@@ -25,11 +25,18 @@ def test_defaults_without_file_or_env(tmp_path: Path) -> None:
 
 
 def test_flag_beats_env_beats_file(tmp_path: Path) -> None:
-    cfg = write(tmp_path / "a.toml", '[store]\npath = "file.duckdb"\n[multimail]\napi_url = "http://file/"\n')
+    cfg = write(
+        tmp_path / "a.toml",
+        '[store]\npath = "file.duckdb"\n[multimail]\napi_url = "http://file/"\n',
+    )
     s = load(cfg, env={"AUDITKIT_DB": "env.duckdb"})
     assert s.db_path == Path("env.duckdb")
     assert s.multimail_api_url == "http://file"
-    s = load(cfg, env={"AUDITKIT_DB": "env.duckdb", "MULTIMAIL_API_URL": "http://env"}, db_path=Path("flag.duckdb"))
+    s = load(
+        cfg,
+        env={"AUDITKIT_DB": "env.duckdb", "MULTIMAIL_API_URL": "http://env"},
+        db_path=Path("flag.duckdb"),
+    )
     assert s.db_path == Path("flag.duckdb")
     assert s.multimail_api_url == "http://env"
 
@@ -50,7 +57,9 @@ def test_conversation_tag_from_the_file(tmp_path: Path) -> None:
 
 
 def test_secrets_hidden_from_repr_and_public_dict() -> None:
-    s = load(env={"MULTIMAIL_API_KEY": "mm_live_supersecret", "INTERCOM_ACCESS_TOKEN": "tok_supersecret"})
+    s = load(
+        env={"MULTIMAIL_API_KEY": "mm_live_supersecret", "INTERCOM_ACCESS_TOKEN": "tok_supersecret"}
+    )
     assert s.multimail_api_key == "mm_live_supersecret"
     assert "supersecret" not in repr(s)
     public = s.public_dict()
@@ -74,7 +83,9 @@ def test_secret_in_config_file_is_refused(tmp_path: Path) -> None:
 def test_invalid_toml_and_bad_values_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not valid TOML"):
         load(write(tmp_path / "bad.toml", "[harvest\n"), env={})
-    with pytest.raises(ConfigError, match="concurrency must be a whole number of at least 1, got 0"):
+    with pytest.raises(
+        ConfigError, match="concurrency must be a whole number of at least 1, got 0"
+    ):
         load(write(tmp_path / "zero.toml", "[harvest]\nconcurrency = 0\n"), env={})
     with pytest.raises(ConfigError, match="cannot be read"):
         load(tmp_path / "nope.toml", env={})
@@ -138,7 +149,7 @@ def test_with_intercom_workspace_overrides_one_workspace(tmp_path: Path) -> None
         ('[intercom.workspaces."e-u"]\nregion = "eu"\n', "only letters, digits and _"),
         ('[intercom.workspaces.default]\nregion = "eu"\n', "'default' names the"),
         ('[intercom]\nworkspaces = "eu"\n', "intercom.workspaces must be a table"),
-        ('[intercom.workspaces]\neu = 1\n', "intercom.workspaces.eu must be a table"),
+        ("[intercom.workspaces]\neu = 1\n", "intercom.workspaces.eu must be a table"),
     ],
 )
 def test_bad_intercom_workspace_tables_name_the_key(

@@ -36,40 +36,79 @@ def refused(tmp_path: Path, text: str, **env: str) -> str:
 
 def test_the_issue_typo_control_for_controls_names_file_and_fix(tmp_path: Path) -> None:
     message = refused(tmp_path, '[control]\nreviewers = ["alice@northwind.example"]\n')
-    assert message == f"{tmp_path / 'auditkit.toml'}: unknown table [control]; did you mean [controls]?"
+    assert (
+        message
+        == f"{tmp_path / 'auditkit.toml'}: unknown table [control]; did you mean [controls]?"
+    )
 
 
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ("[harvest]\nconcurency = 4\n", "harvest.concurency is not a setting; did you mean harvest.concurrency?"),
-        ('[multimail]\napi_ur = "https://x.dev"\n', "multimail.api_ur is not a setting; did you mean multimail.api_url?"),
-        ('[intercom]\nregoin = "eu"\n', "intercom.regoin is not a setting; did you mean intercom.region?"),
+        (
+            "[harvest]\nconcurency = 4\n",
+            "harvest.concurency is not a setting; did you mean harvest.concurrency?",
+        ),
+        (
+            '[multimail]\napi_ur = "https://x.dev"\n',
+            "multimail.api_ur is not a setting; did you mean multimail.api_url?",
+        ),
+        (
+            '[intercom]\nregoin = "eu"\n',
+            "intercom.regoin is not a setting; did you mean intercom.region?",
+        ),
         (
             '[intercom.workspaces.eu]\nregion = "eu"\nap_id = "x"\n',
             "intercom.workspaces.eu.ap_id is not a setting; did you mean intercom.workspaces.eu.app_id?",
         ),
-        ('[intercom.workspace.eu]\nregion = "eu"\n', "unknown table [intercom.workspace]; did you mean [intercom.workspaces]?"),
+        (
+            '[intercom.workspace.eu]\nregion = "eu"\n',
+            "unknown table [intercom.workspace]; did you mean [intercom.workspaces]?",
+        ),
         ('[store]\npth = "x.duckdb"\n', "store.pth is not a setting; did you mean store.path?"),
         ('[company]\nnme = "Acme"\n', "company.nme is not a setting; did you mean company.name?"),
-        ('[controls]\nreviewer = ["a@x.example"]\n', "controls.reviewer is not a setting; did you mean controls.reviewers?"),
+        (
+            '[controls]\nreviewer = ["a@x.example"]\n',
+            "controls.reviewer is not a setting; did you mean controls.reviewers?",
+        ),
         (
             '[controls.audit_actions]\napproove = "x"\n',
             "controls.audit_actions.approove is not a meaning; did you mean controls.audit_actions.approved?",
         ),
-        ('[controls.audit_action]\napproved = "x"\n', "unknown table [controls.audit_action]; did you mean [controls.audit_actions]?"),
+        (
+            '[controls.audit_action]\napproved = "x"\n',
+            "unknown table [controls.audit_action]; did you mean [controls.audit_actions]?",
+        ),
         (
             '[mailboxes."a@x.example"]\nrequire_conversaton_link = true\n',
             'mailboxes."a@x.example".require_conversaton_link is not a mailbox setting; '
             'did you mean mailboxes."a@x.example".require_conversation_link?',
         ),
-        ('[classification]\ndefault = "auto"\n', "classification.default is not a setting; did you mean classification.default_policy?"),
-        (WAIVER.replace("expires", "expiry"), "waivers[0].expiry is not a waiver field; did you mean waivers[0].expires?"),
-        (WAIVER.replace("[[waivers]]", "[[waiver]]"), "unknown table [[waiver]]; did you mean [[waivers]]?"),
-        (WAIVER.replace('"OVS-002"', '"OVS-02"'), "waivers[0].control: unknown control id 'OVS-02'; did you mean OVS-002?"),
-        ("[random]\nfoo = 1\n", "unknown table [random]; known: [classification], [company], [controls]"),
+        (
+            '[classification]\ndefault = "auto"\n',
+            "classification.default is not a setting; did you mean classification.default_policy?",
+        ),
+        (
+            WAIVER.replace("expires", "expiry"),
+            "waivers[0].expiry is not a waiver field; did you mean waivers[0].expires?",
+        ),
+        (
+            WAIVER.replace("[[waivers]]", "[[waiver]]"),
+            "unknown table [[waiver]]; did you mean [[waivers]]?",
+        ),
+        (
+            WAIVER.replace('"OVS-002"', '"OVS-02"'),
+            "waivers[0].control: unknown control id 'OVS-02'; did you mean OVS-002?",
+        ),
+        (
+            "[random]\nfoo = 1\n",
+            "unknown table [random]; known: [classification], [company], [controls]",
+        ),
         ('name = "Acme"\n', "name is not a setting; known: [classification], [company]"),
-        ("[harvest]\nzzz = 1\n", "harvest.zzz is not a setting; known: harvest.concurrency, harvest.lookback_days"),
+        (
+            "[harvest]\nzzz = 1\n",
+            "harvest.zzz is not a setting; known: harvest.concurrency, harvest.lookback_days",
+        ),
     ],
 )
 def test_every_unknown_table_or_key_is_an_error_with_the_closest_name(
@@ -90,20 +129,52 @@ def test_unknown_keys_in_tables_read_by_controls_fail_every_command_at_load(tmp_
 @pytest.mark.parametrize(
     ("toml", "path", "variable"),
     [
-        ('[harvest]\napi_key = "mm_live_leak"\n', "harvest.api_key", "MULTIMAIL_API_KEY / INTERCOM_ACCESS_TOKEN"),
+        (
+            '[harvest]\napi_key = "mm_live_leak"\n',
+            "harvest.api_key",
+            "MULTIMAIL_API_KEY / INTERCOM_ACCESS_TOKEN",
+        ),
         ('[multimail]\napi_key = "mm_live_leak"\n', "multimail.api_key", "MULTIMAIL_API_KEY"),
         ('[multimail]\nkey = "mm_live_leak"\n', "multimail.key", "MULTIMAIL_API_KEY"),
-        ('[intercom]\naccess_token = "mm_live_leak"\n', "intercom.access_token", "INTERCOM_ACCESS_TOKEN"),
-        ('[intercom.workspaces.eu]\ntoken = "mm_live_leak"\n', "intercom.workspaces.eu.token", "INTERCOM_ACCESS_TOKEN_EU"),
+        (
+            '[intercom]\naccess_token = "mm_live_leak"\n',
+            "intercom.access_token",
+            "INTERCOM_ACCESS_TOKEN",
+        ),
+        (
+            '[intercom.workspaces.eu]\ntoken = "mm_live_leak"\n',
+            "intercom.workspaces.eu.token",
+            "INTERCOM_ACCESS_TOKEN_EU",
+        ),
         ('api_key = "mm_live_leak"\n', "api_key", "MULTIMAIL_API_KEY"),
         ('[multimial]\napi_key = "mm_live_leak"\n', "multimial.api_key", "MULTIMAIL_API_KEY"),
         ('[store]\npassword = "mm_live_leak"\n', "store.password", "MULTIMAIL_API_KEY"),
         ('[company]\nprivate_key = "mm_live_leak"\n', "company.private_key", "MULTIMAIL_API_KEY"),
-        ('[controls]\nclient_secret = "mm_live_leak"\n', "controls.client_secret", "MULTIMAIL_API_KEY"),
-        ('[controls.audit_actions]\napi_token = "mm_live_leak"\n', "controls.audit_actions.api_token", "MULTIMAIL_API_KEY"),
-        ('[mailboxes."a@x.example"]\nsmtp_password = "mm_live_leak"\n', 'mailboxes."a@x.example".smtp_password', "MULTIMAIL_API_KEY"),
-        ('[classification]\nsecret = "mm_live_leak"\n', "classification.secret", "MULTIMAIL_API_KEY"),
-        (WAIVER + 'access_token = "mm_live_leak"\n', "waivers[0].access_token", "MULTIMAIL_API_KEY"),
+        (
+            '[controls]\nclient_secret = "mm_live_leak"\n',
+            "controls.client_secret",
+            "MULTIMAIL_API_KEY",
+        ),
+        (
+            '[controls.audit_actions]\napi_token = "mm_live_leak"\n',
+            "controls.audit_actions.api_token",
+            "MULTIMAIL_API_KEY",
+        ),
+        (
+            '[mailboxes."a@x.example"]\nsmtp_password = "mm_live_leak"\n',
+            'mailboxes."a@x.example".smtp_password',
+            "MULTIMAIL_API_KEY",
+        ),
+        (
+            '[classification]\nsecret = "mm_live_leak"\n',
+            "classification.secret",
+            "MULTIMAIL_API_KEY",
+        ),
+        (
+            WAIVER + 'access_token = "mm_live_leak"\n',
+            "waivers[0].access_token",
+            "MULTIMAIL_API_KEY",
+        ),
     ],
 )
 def test_a_secret_looking_key_anywhere_is_refused_without_echoing_it(
@@ -117,7 +188,9 @@ def test_a_secret_looking_key_anywhere_is_refused_without_echoing_it(
 
 def test_the_issue_api_key_under_harvest_is_refused(tmp_path: Path) -> None:
     message = refused(tmp_path, '[harvest]\nconcurrency = 4\napi_key = "mm_live_x"\n')
-    assert re.search(r"harvest\.api_key: secrets do not belong in the config file; .*MULTIMAIL_API_KEY", message)
+    assert re.search(
+        r"harvest\.api_key: secrets do not belong in the config file; .*MULTIMAIL_API_KEY", message
+    )
 
 
 def test_known_keys_that_mention_key_are_meanings_not_secrets(tmp_path: Path) -> None:
@@ -128,7 +201,10 @@ def test_known_keys_that_mention_key_are_meanings_not_secrets(tmp_path: Path) ->
     )
     assert set(settings.controls["audit_actions"]) == {"key_created", "key_updated", "key_revoked"}
     assert not looks_secret("key_created") and not looks_secret("conversation_tag")
-    assert all(looks_secret(k) for k in ("api_key", "token", "access_token", "Client-Secret", "private_key"))
+    assert all(
+        looks_secret(k)
+        for k in ("api_key", "token", "access_token", "Client-Secret", "private_key")
+    )
 
 
 # -- types --------------------------------------------------------------------------------------
@@ -137,19 +213,37 @@ def test_known_keys_that_mention_key_are_meanings_not_secrets(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
-        ('[harvest]\ntimeout_seconds = "30"\n', "harvest.timeout_seconds must be a positive number, got '30'"),
-        ("[harvest]\ntimeout_seconds = 0\n", "harvest.timeout_seconds must be a positive number, got 0"),
-        ("[harvest]\ntimeout_seconds = -1.5\n", "harvest.timeout_seconds must be a positive number"),
-        ("[harvest]\ntimeout_seconds = true\n", "harvest.timeout_seconds must be a positive number"),
+        (
+            '[harvest]\ntimeout_seconds = "30"\n',
+            "harvest.timeout_seconds must be a positive number, got '30'",
+        ),
+        (
+            "[harvest]\ntimeout_seconds = 0\n",
+            "harvest.timeout_seconds must be a positive number, got 0",
+        ),
+        (
+            "[harvest]\ntimeout_seconds = -1.5\n",
+            "harvest.timeout_seconds must be a positive number",
+        ),
+        (
+            "[harvest]\ntimeout_seconds = true\n",
+            "harvest.timeout_seconds must be a positive number",
+        ),
         ("[harvest]\ntimeout_seconds = nan\n", "harvest.timeout_seconds must be a positive number"),
-        ("[harvest]\nmax_retries = 0\n", "harvest.max_retries must be a whole number of at least 1"),
+        (
+            "[harvest]\nmax_retries = 0\n",
+            "harvest.max_retries must be a whole number of at least 1",
+        ),
         ("[company]\nname = 5\n", "company.name must be a non-empty string, got 5"),
         ('[company]\nname = ""\n', "company.name must be a non-empty string"),
         ('[store]\npath = ""\n', "store.path must be a non-empty string"),
         ("[intercom]\nversion = 2.14\n", "intercom.version must be a non-empty string, got 2.14"),
         ("[intercom]\napp_id = 42\n", "intercom.app_id must be a non-empty string, got 42"),
         ("[intercom]\nregion = 1\n", "intercom.region must be one of us, eu, au, got 1"),
-        ("[intercom.workspaces.eu]\napp_id = 7\n", "intercom.workspaces.eu.app_id must be a non-empty string"),
+        (
+            "[intercom.workspaces.eu]\napp_id = 7\n",
+            "intercom.workspaces.eu.app_id must be a non-empty string",
+        ),
         ('harvest = "fast"\n', "harvest must be a table ([harvest]), got 'fast'"),
     ],
 )
@@ -169,9 +263,21 @@ def test_timeout_is_any_positive_number_of_seconds_and_nothing_else(tmp_path: Pa
 # -- API URLs -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["api.multimail.dev", "ftp://api.multimail.dev", "https://", "not a url",
-                                 "https://api.multimail.dev:99999", "https://api.multimail.dev/?x=1",
-                                 "http://[::1", "https://[zz]/", "https://127.0.0.1:0", "::::"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "api.multimail.dev",
+        "ftp://api.multimail.dev",
+        "https://",
+        "not a url",
+        "https://api.multimail.dev:99999",
+        "https://api.multimail.dev/?x=1",
+        "http://[::1",
+        "https://[zz]/",
+        "https://127.0.0.1:0",
+        "::::",
+    ],
+)
 @pytest.mark.parametrize("variable", ["MULTIMAIL_API_URL", "INTERCOM_API_URL"])
 def test_a_bad_url_in_the_environment_names_the_variable_and_value(
     tmp_path: Path, variable: str, bad: str
@@ -196,8 +302,16 @@ def test_a_url_carrying_credentials_is_refused_without_echoing_them(variable: st
         ('[multimail]\napi_url = "api.multimail.dev"\n', "multimail.api_url", "api.multimail.dev"),
         ('[multimail]\napi_url = ""\n', "multimail.api_url", ""),
         ("[multimail]\napi_url = 443\n", "multimail.api_url", 443),
-        ('[intercom]\napi_url = "ftp://api.intercom.io"\n', "intercom.api_url", "ftp://api.intercom.io"),
-        ('[intercom.workspaces.eu]\napi_url = "eu.intercom.io"\n', "intercom.workspaces.eu.api_url", "eu.intercom.io"),
+        (
+            '[intercom]\napi_url = "ftp://api.intercom.io"\n',
+            "intercom.api_url",
+            "ftp://api.intercom.io",
+        ),
+        (
+            '[intercom.workspaces.eu]\napi_url = "eu.intercom.io"\n',
+            "intercom.workspaces.eu.api_url",
+            "eu.intercom.io",
+        ),
     ],
 )
 def test_a_bad_url_in_the_file_names_the_key_and_value(
@@ -222,13 +336,21 @@ def test_a_multimail_url_ending_in_v1_is_taken_as_the_root(
     # The harvester's paths start with /v1: keeping it would request /v1/v1/account (404).
     with caplog.at_level(logging.INFO, logger="auditkit.config"):
         assert load(env={"MULTIMAIL_API_URL": given}).multimail_api_url == used
-    assert f"MULTIMAIL_API_URL ends in /v1, which auditkit adds to every path itself; using {used}" in caplog.text
+    assert (
+        f"MULTIMAIL_API_URL ends in /v1, which auditkit adds to every path itself; using {used}"
+        in caplog.text
+    )
     from_file = load_text(tmp_path, f'[multimail]\napi_url = "{given}"\n')
     assert from_file.multimail_api_url == used
 
 
 def test_good_urls_load_unchanged_and_bad_ones_do_not(tmp_path: Path) -> None:
-    settings = load(env={"MULTIMAIL_API_URL": "http://127.0.0.1:9/", "INTERCOM_API_URL": "https://proxy.local/ic/"})
+    settings = load(
+        env={
+            "MULTIMAIL_API_URL": "http://127.0.0.1:9/",
+            "INTERCOM_API_URL": "https://proxy.local/ic/",
+        }
+    )
     assert settings.multimail_api_url == "http://127.0.0.1:9"
     assert settings.intercom_api_url == "https://proxy.local/ic"
     # A host that merely contains v1 is not a version suffix.

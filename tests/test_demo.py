@@ -78,8 +78,12 @@ def expected_demo_findings() -> list[dict[str, Any]]:
     quarter = read_json(SAMPLE_DATA / "expected_findings.json")
     return sorted(
         quarter + archive_planted_findings(),
-        key=lambda e: (FAMILIES.index(e["control_id"].split("-")[0]), e["control_id"],
-                       e["target_type"], e["target_id"]),
+        key=lambda e: (
+            FAMILIES.index(e["control_id"].split("-")[0]),
+            e["control_id"],
+            e["target_type"],
+            e["target_id"],
+        ),
     )
 
 
@@ -139,12 +143,17 @@ def test_messages_csv_dkim_columns_agree_with_id_001(demo: dict[str, Any]) -> No
     with (out / "messages.csv").open(encoding="utf-8", newline="") as fh:
         messages = {r["message_id"]: r for r in csv.DictReader(fh)}
     with (out / "findings.csv").open(encoding="utf-8", newline="") as fh:
-        id_001 = {r["target_id"]: json.loads(r["evidence"]) for r in csv.DictReader(fh)
-                  if r["control_id"] == "ID-001"}
+        id_001 = {
+            r["target_id"]: json.loads(r["evidence"])
+            for r in csv.DictReader(fh)
+            if r["control_id"] == "ID-001"
+        }
     for email_id, evidence in id_001.items():
         row = messages[email_id]
         assert (row["dkim_status"], row["dkim_source"]) == (
-            evidence["dkim_status"], evidence["dkim_source_kind"])
+            evidence["dkim_status"],
+            evidence["dkim_source_kind"],
+        )
     delivered_passing = {
         i for i, r in messages.items() if r["delivered_at"] and r["dkim_status"] == "pass"
     }
@@ -170,15 +179,31 @@ def test_run_takes_archive_and_keys(sandbox: Any, tmp_path: Path) -> None:
         "INTERCOM_ACCESS_TOKEN": IC_TOKEN,
     }
     runner = CliRunner()
-    args = ["run", "--period", "2026Q3", "--out", str(tmp_path / "packs"), "--config",
-            str(config), "--db", str(tmp_path / "a.duckdb"), "--json"]
-    no_archive = runner.invoke(cli, [*args[:-1], "--keys", str(SAMPLE_DATA / "dns" / "keys.txt")],
-                               env=env)
+    args = [
+        "run",
+        "--period",
+        "2026Q3",
+        "--out",
+        str(tmp_path / "packs"),
+        "--config",
+        str(config),
+        "--db",
+        str(tmp_path / "a.duckdb"),
+        "--json",
+    ]
+    no_archive = runner.invoke(
+        cli, [*args[:-1], "--keys", str(SAMPLE_DATA / "dns" / "keys.txt")], env=env
+    )
     assert no_archive.exit_code == 3 and "--archive" in no_archive.output
     result = runner.invoke(
         cli,
-        [*args, "--archive", str(SAMPLE_DATA / "archive" / "eml"),
-         "--keys", str(SAMPLE_DATA / "dns" / "keys.txt")],
+        [
+            *args,
+            "--archive",
+            str(SAMPLE_DATA / "archive" / "eml"),
+            "--keys",
+            str(SAMPLE_DATA / "dns" / "keys.txt"),
+        ],
         env=env,
     )
     assert result.exit_code == 10, result.output  # planted violations fail controls

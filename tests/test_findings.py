@@ -10,12 +10,15 @@ from auditkit.errors import ConfigError
 from auditkit.findings import parse_period
 
 
-@pytest.mark.parametrize(("text", "start", "end"), [
-    ("2026Q3", date(2026, 7, 1), date(2026, 9, 30)),
-    ("2026q1", date(2026, 1, 1), date(2026, 3, 31)),
-    ("2024-02", date(2024, 2, 1), date(2024, 2, 29)),
-    ("2026-07-01..2026-09-30", date(2026, 7, 1), date(2026, 9, 30)),
-])
+@pytest.mark.parametrize(
+    ("text", "start", "end"),
+    [
+        ("2026Q3", date(2026, 7, 1), date(2026, 9, 30)),
+        ("2026q1", date(2026, 1, 1), date(2026, 3, 31)),
+        ("2024-02", date(2024, 2, 1), date(2024, 2, 29)),
+        ("2026-07-01..2026-09-30", date(2026, 7, 1), date(2026, 9, 30)),
+    ],
+)
 def test_explicit_periods(text: str, start: date, end: date) -> None:
     p = parse_period(text)
     assert (p.start, p.end) == (start, end)
@@ -35,12 +38,15 @@ def test_contains_is_half_open() -> None:
     assert not p.contains(None)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("2026Q5", "not understood"),
-    ("2026-13", "month must be 01..12"),
-    ("2026-09-30..2026-07-01", "end is before start"),
-    ("2026-02-30..2026-03-01", "day is out of range"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2026Q5", "not understood"),
+        ("2026-13", "month must be 01..12"),
+        ("2026-09-30..2026-07-01", "end is before start"),
+        ("2026-02-30..2026-03-01", "day is out of range"),
+    ],
+)
 def test_bad_periods(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_period(text)

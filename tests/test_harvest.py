@@ -304,9 +304,11 @@ def test_a_failed_detail_read_keeps_the_next_listing_full(api: FakeAPI, tmp_path
         api.failing_detail_ids = {"em_0005"}
         first = run(api, settings_for(tmp_path), store)
         assert first.outcome == "partial" and "em_0005" in first.errors[0]
-        marks = dict(store.query(
-            "SELECT resource, value FROM _auditkit_cursors WHERE resource LIKE 'emails_listed:%'"
-        ))
+        marks = dict(
+            store.query(
+                "SELECT resource, value FROM _auditkit_cursors WHERE resource LIKE 'emails_listed:%'"
+            )
+        )
         assert "emails_listed:mbx_a:outbound" not in marks
         assert "emails_listed:mbx_b:outbound" in marks
         api.failing_detail_ids = set()
@@ -429,7 +431,9 @@ def test_audit_staging_left_by_a_killed_run_is_discarded(api: FakeAPI, tmp_path:
         assert result.outcome == "ok", result.errors
         assert result.counts["audit_log"] == 250
         assert store.count("_auditkit_audit_walk") == 0
-        assert store.query("SELECT count(*) FROM multimail_audit_log WHERE id = 'al_ghost'") == [(0,)]
+        assert store.query("SELECT count(*) FROM multimail_audit_log WHERE id = 'al_ghost'") == [
+            (0,)
+        ]
 
 
 def test_bad_records_are_quarantined_and_the_rest_lands(api: FakeAPI, tmp_path: Path) -> None:

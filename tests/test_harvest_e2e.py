@@ -489,7 +489,10 @@ def test_cli_harvest_json_summary(cli_env: Any, tmp_path: Path, baseline: dict[s
     listed = json.loads(status.stdout)["mailboxes"]
     assert listed and all(m["outbound_listed_in_full_at"] for m in listed)
     text = CliRunner().invoke(cli, ["status", "--db", str(db)])
-    assert "mailboxes (address, id), outbound listing:" in text.stdout and "complete as of" in text.stdout
+    assert (
+        "mailboxes (address, id), outbound listing:" in text.stdout
+        and "complete as of" in text.stdout
+    )
     with Store(db) as store:
         params = json.loads(store.query("SELECT params FROM harvest_runs")[0][0])
         assert params["concurrency"] == 8 and params["multimail_api_key_set"] is True
@@ -523,13 +526,21 @@ def test_cli_filters_reach_the_list_calls(cli_env: Any, tmp_path: Path, small_sa
     # The address works as well as the id (status prints both), in any case.
     mark = len(sandbox.requests)
     by_address = CliRunner().invoke(
-        cli, [*args, "--db", str(tmp_path / "by-address.duckdb"), "--mailbox",
-              mailbox["address"].upper()])
+        cli,
+        [
+            *args,
+            "--db",
+            str(tmp_path / "by-address.duckdb"),
+            "--mailbox",
+            mailbox["address"].upper(),
+        ],
+    )
     assert by_address.exit_code == 0, by_address.output
     lists = [e for e in served_since(sandbox, mark) if e.kind == "list"]
     assert lists and {e.path.split("/")[3] for e in lists} == {mailbox["id"]}
     unknown = CliRunner().invoke(
-        cli, [*args, "--db", str(tmp_path / "none.duckdb"), "--mailbox", "nobody@northwind.example"])
+        cli, [*args, "--db", str(tmp_path / "none.duckdb"), "--mailbox", "nobody@northwind.example"]
+    )
     assert unknown.exit_code == 4 and "no mailbox with that id or address" in unknown.output
 
 

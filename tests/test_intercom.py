@@ -200,9 +200,7 @@ def test_workspace_client_uses_its_own_host_token_and_credential_name() -> None:
     eu = IntercomWorkspace(
         name="eu", region="eu", api_url="https://api.eu.intercom.io", access_token="tok_eu_x"
     )
-    client = build_intercom_client(
-        settings, transport=httpx.MockTransport(handler), workspace=eu
-    )
+    client = build_intercom_client(settings, transport=httpx.MockTransport(handler), workspace=eu)
     app = fetch_app(client, fallback_app_id=None, fallback_region="eu", credential=eu.credential)
     assert app == IntercomApp(app_id="eu99", region="eu")
     assert inbox_url(app.app_id, "c1", app.region) == (

@@ -177,9 +177,9 @@ def test_guide_shape_metadata_names_the_workspace(tmp_path: Path) -> None:
     with Store(":memory:") as store:
         store.con.execute(
             "CREATE TEMP TABLE e AS SELECT * FROM (VALUES "
-            "('{\"intercom_workspace\": \"EU\"}'::JSON, NULL::JSON), "
-            "(NULL::JSON, '{\"intercom_workspace\": \"eu\"}'::JSON), "
-            "('{\"agent\": \"fin\"}'::JSON, '{\"intercom_workspace\": \" \"}'::JSON)"
+            '(\'{"intercom_workspace": "EU"}\'::JSON, NULL::JSON), '
+            '(NULL::JSON, \'{"intercom_workspace": "eu"}\'::JSON), '
+            '(\'{"agent": "fin"}\'::JSON, \'{"intercom_workspace": " "}\'::JSON)'
             ") AS t(tags, metadata)"
         )
         assert store.query(f"SELECT {WORKSPACE_SQL} FROM e") == [("eu",), ("eu",), (None,)]

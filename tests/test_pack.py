@@ -156,7 +156,10 @@ def test_refuses_to_replace_a_folder_that_is_not_a_pack(tmp_path: Path) -> None:
     precious = tmp_path / "home"
     precious.mkdir()
     (precious / "thesis.tex").write_text("years of work", encoding="utf-8")
-    with pytest.raises(ReportError, match=r"did not write \(thesis.tex\)"), staged_pack_dir(precious):
+    with (
+        pytest.raises(ReportError, match=r"did not write \(thesis.tex\)"),
+        staged_pack_dir(precious),
+    ):
         pass
     assert (precious / "thesis.tex").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]  # no staging folder made
@@ -206,7 +209,10 @@ def test_cli_verify_names_each_difference_exactly_once(pack: Path, as_json: bool
     ]
     if not as_json:
         assert result.stdout.splitlines() == [
-            "altered: audit_log.csv", "added: new.bin", "removed: decisions.csv"]
+            "altered: audit_log.csv",
+            "added: new.bin",
+            "removed: decisions.csv",
+        ]
 
 
 def test_cli_verify_exits_2_or_3_for_what_is_not_a_pack(tmp_path: Path) -> None:
@@ -225,7 +231,9 @@ def test_cli_verify_exits_2_or_3_for_what_is_not_a_pack(tmp_path: Path) -> None:
     empty.mkdir()
     foreign = tmp_path / "foreign"
     foreign.mkdir()
-    (foreign / MANIFEST_NAME).write_text('{"name": "some-npm-thing", "files": []}', encoding="utf-8")
+    (foreign / MANIFEST_NAME).write_text(
+        '{"name": "some-npm-thing", "files": []}', encoding="utf-8"
+    )
     for folder in (plain, empty, foreign):
         for extra in ([], ["--json"]):
             result = runner.invoke(cli, ["verify", str(folder), *extra])

@@ -26,7 +26,11 @@ EXIT_REPORT = 6
 
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under `folder` with its bytes: to show nothing changed."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def error_lines(stderr: str) -> list[str]:
@@ -49,13 +53,17 @@ def real_pack(tmp_path: Path) -> Path:
     return out
 
 
-def test_unrelated_manifest_and_precious_file_survive_report(store_file: Path, tmp_path: Path) -> None:
+def test_unrelated_manifest_and_precious_file_survive_report(
+    store_file: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "reports" / "2026Q3"
     out.mkdir(parents=True)
     (out / MANIFEST_NAME).write_text('{"name": "my-web-app", "version": "1.0.0"}', encoding="utf-8")
     (out / "precious.txt").write_text("years of work", encoding="utf-8")
     before = snapshot(out)
-    result = CliRunner().invoke(cli, ["report", "--db", str(store_file), "--period", "2026Q3", "--out", str(out)])
+    result = CliRunner().invoke(
+        cli, ["report", "--db", str(store_file), "--period", "2026Q3", "--out", str(out)]
+    )
     assert result.exit_code == EXIT_REPORT, result.output
     assert error_lines(result.stderr) == [
         f"Error: {out} holds files auditkit did not write (manifest.json, precious.txt) and its "
@@ -89,15 +97,29 @@ def test_auditor_notes_in_a_real_pack_survive_a_rerun(
 @pytest.mark.pdf
 def test_clean_real_pack_is_replaced(real_pack: Path, store_file: Path) -> None:
     old_manifest = (real_pack / MANIFEST_NAME).read_bytes()
-    result = CliRunner().invoke(cli, ["report", "--db", str(store_file), "--period", "2026Q3",
-                                      "--out", str(real_pack), "--sample-size", "2"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            "--db",
+            str(store_file),
+            "--period",
+            "2026Q3",
+            "--out",
+            str(real_pack),
+            "--sample-size",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (real_pack / MANIFEST_NAME).read_bytes() != old_manifest  # now with report.pdf/html
     assert (real_pack / "report.pdf").is_file() and verify_pack(real_pack).ok
     assert sorted(p.name for p in real_pack.parent.iterdir()) == ["2026Q3"]
 
 
-def test_a_pack_with_files_missing_or_an_empty_folder_may_be_replaced(real_pack: Path, tmp_path: Path) -> None:
+def test_a_pack_with_files_missing_or_an_empty_folder_may_be_replaced(
+    real_pack: Path, tmp_path: Path
+) -> None:
     (real_pack / "findings.csv").unlink()  # nothing of the user's is lost by replacing it
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -152,7 +174,10 @@ def test_refused_before_the_store_is_read(real_pack: Path, monkeypatch: pytest.M
 
 def test_a_file_added_during_the_build_is_refused_at_rename(real_pack: Path) -> None:
     before = snapshot(real_pack)
-    with pytest.raises(ReportError, match=r"did not write \(notes.txt\)"), staged_pack_dir(real_pack) as stage:
+    with (
+        pytest.raises(ReportError, match=r"did not write \(notes.txt\)"),
+        staged_pack_dir(real_pack) as stage,
+    ):
         (stage / "new.csv").write_text("new", encoding="utf-8")
         write_manifest(stage, {})
         (real_pack / "notes.txt").write_text("added while the pack was built", encoding="utf-8")
@@ -166,8 +191,9 @@ def test_run_refuses_before_harvesting(tmp_path: Path) -> None:
     period_dir.mkdir(parents=True)
     (period_dir / "precious.txt").write_text("mine", encoding="utf-8")
     db = tmp_path / "store.duckdb"
-    result = CliRunner().invoke(cli, ["run", "--period", "2026Q3", "--out", str(tmp_path / "evidence"),
-                                      "--db", str(db)])
+    result = CliRunner().invoke(
+        cli, ["run", "--period", "2026Q3", "--out", str(tmp_path / "evidence"), "--db", str(db)]
+    )
     assert result.exit_code == EXIT_REPORT, result.output
     assert "did not write (precious.txt)" in result.stderr
     assert not db.exists()  # nothing harvested, no store created

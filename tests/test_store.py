@@ -19,8 +19,15 @@ NOW = datetime(2026, 10, 1, tzinfo=UTC)
 
 def key_row(key_id: str, name: str, scopes: list[str] | None) -> dict[str, object]:
     raw = canonical_json({"id": key_id, "name": name, "scopes": scopes})
-    return {"id": key_id, "name": name, "scopes": scopes, "raw": raw,
-            "raw_sha256": sha256_hex(raw), "run_id": "r1", "harvested_at": NOW}
+    return {
+        "id": key_id,
+        "name": name,
+        "scopes": scopes,
+        "raw": raw,
+        "raw_sha256": sha256_hex(raw),
+        "run_id": "r1",
+        "harvested_at": NOW,
+    }
 
 
 def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
@@ -34,28 +41,46 @@ def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
 
 def test_upsert_dedupes_within_batch_last_wins_and_replaces() -> None:
     with Store(":memory:") as store:
-        n = store.upsert("multimail_api_keys", [key_row("k1", "old", ["read"]), key_row("k1", "new", ["read", "send"])])
+        n = store.upsert(
+            "multimail_api_keys",
+            [key_row("k1", "old", ["read"]), key_row("k1", "new", ["read", "send"])],
+        )
         assert n == 2
-        assert store.query("SELECT id, name, scopes FROM multimail_api_keys") == [("k1", "new", ["read", "send"])]
+        assert store.query("SELECT id, name, scopes FROM multimail_api_keys") == [
+            ("k1", "new", ["read", "send"])
+        ]
         store.upsert("multimail_api_keys", [key_row("k1", "again", None), key_row("k2", "two", [])])
         assert store.query("SELECT id, name, scopes FROM multimail_api_keys ORDER BY id") == [
-            ("k1", "again", None), ("k2", "two", [])]
+            ("k1", "again", None),
+            ("k2", "two", []),
+        ]
 
 
 def test_upsert_replacing_full_rows_is_atomic_with_the_callers_transaction() -> None:
     # Existing keys are deleted and re-inserted; a rollback must bring the old rows back.
     with Store(":memory:") as store:
-        store.upsert("multimail_api_keys", [key_row("k1", "old", ["read"]), key_row("k2", "two", None)])
+        store.upsert(
+            "multimail_api_keys", [key_row("k1", "old", ["read"]), key_row("k2", "two", None)]
+        )
         with pytest.raises(RuntimeError), store.transaction():
-            store.upsert("multimail_api_keys", [key_row("k1", "new", None), key_row("k3", "three", None)])
+            store.upsert(
+                "multimail_api_keys", [key_row("k1", "new", None), key_row("k3", "three", None)]
+            )
             assert store.count("multimail_api_keys") == 3
             raise RuntimeError("crash before commit")
         assert store.query("SELECT id, name, scopes FROM multimail_api_keys ORDER BY id") == [
-            ("k1", "old", ["read"]), ("k2", "two", None)]
+            ("k1", "old", ["read"]),
+            ("k2", "two", None),
+        ]
         with store.transaction():
-            store.upsert("multimail_api_keys", [key_row("k1", "new", None), key_row("k3", "three", None)])
+            store.upsert(
+                "multimail_api_keys", [key_row("k1", "new", None), key_row("k3", "three", None)]
+            )
         assert store.query("SELECT id, name, scopes FROM multimail_api_keys ORDER BY id") == [
-            ("k1", "new", None), ("k2", "two", None), ("k3", "three", None)]
+            ("k1", "new", None),
+            ("k2", "two", None),
+            ("k3", "three", None),
+        ]
 
 
 def test_upsert_of_partial_rows_keeps_the_columns_not_given() -> None:
@@ -68,12 +93,25 @@ def test_upsert_of_partial_rows_keeps_the_columns_not_given() -> None:
 
 def test_upsert_with_a_composite_key_replaces_only_matching_pairs() -> None:
     def result(sig: int, status: str) -> dict[str, object]:  # a full row: delete + insert
-        return {"sha256": "m1", "signature_index": sig, "domain": "nw.example", "selector": "s1",
-                "result": status, "reason": None, "aligned_with_from": True,
-                "key_record_id": None, "verified_at": NOW, "run_id": "r1"}
+        return {
+            "sha256": "m1",
+            "signature_index": sig,
+            "domain": "nw.example",
+            "selector": "s1",
+            "result": status,
+            "reason": None,
+            "aligned_with_from": True,
+            "key_record_id": None,
+            "verified_at": NOW,
+            "run_id": "r1",
+        }
 
     with Store(":memory:") as store:
-        store.upsert("archive_dkim_results", [result(0, "pass"), result(1, "fail")], pk=["sha256", "signature_index"])
+        store.upsert(
+            "archive_dkim_results",
+            [result(0, "pass"), result(1, "fail")],
+            pk=["sha256", "signature_index"],
+        )
         store.upsert("archive_dkim_results", [result(1, "pass")], pk=["sha256", "signature_index"])
         assert store.query(
             "SELECT signature_index, result FROM archive_dkim_results ORDER BY signature_index"
@@ -120,7 +158,9 @@ def test_second_writer_process_fails_fast(tmp_path: Path) -> None:
             "import sys\nfrom auditkit.store import Store\nfrom auditkit.errors import StoreInUseError\n"
             f"try:\n    Store({str(path)!r})\nexcept StoreInUseError as e:\n    print(e); sys.exit(5)\n"
         )
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
     assert proc.returncode == 5, proc.stderr
     # The holder is named (this test's own process), and why a reader has to wait too.
     assert f"is in use by PID {os.getpid()}" in proc.stdout, proc.stdout
@@ -155,4 +195,7 @@ def test_snapshot_digest_matches_its_documented_definition() -> None:
             expected.update(table.encode())
             for rid, digest in store.query(f"SELECT id, raw_sha256 FROM {table} ORDER BY id"):
                 expected.update(f"\n{rid}\t{digest}".encode())
-        assert store.snapshot_digest(["multimail_domains", "multimail_api_keys"]) == expected.hexdigest()
+        assert (
+            store.snapshot_digest(["multimail_domains", "multimail_api_keys"])
+            == expected.hexdigest()
+        )

@@ -37,8 +37,15 @@ def report_failure(ctx: click.Context, message: str, exit_code: int, kind: str) 
     message = one_line(message)
     if ctx.meta.get("auditkit.log_format") == "json":
         click.echo(
-            json.dumps({"level": "error", "logger": "auditkit", "message": message,
-                        "exit_code": exit_code}, sort_keys=True),
+            json.dumps(
+                {
+                    "level": "error",
+                    "logger": "auditkit",
+                    "message": message,
+                    "exit_code": exit_code,
+                },
+                sort_keys=True,
+            ),
             err=True,
         )
     else:
@@ -112,7 +119,11 @@ def cli(ctx: click.Context, verbose: int, debug: bool, log_format: str) -> None:
 class _JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return json.dumps(
-            {"level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()},
+            {
+                "level": record.levelname.lower(),
+                "logger": record.name,
+                "message": record.getMessage(),
+            },
             sort_keys=True,
         )
 
@@ -122,7 +133,9 @@ def configure_logging(verbose: int, log_format: str = "text") -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        _JsonFormatter() if log_format == "json" else logging.Formatter("%(levelname)s %(name)s: %(message)s")
+        _JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -172,8 +185,7 @@ def fail_on_option(fn: F) -> F:
         type=FAIL_ON,
         default="low",
         show_default=True,
-        help="Lowest severity whose open findings make the exit code 10 (or 11 when "
-        "inconclusive).",
+        help="Lowest severity whose open findings make the exit code 10 (or 11 when inconclusive).",
     )(fn)
 
 
@@ -190,7 +202,7 @@ def json_option(fn: F) -> F:
         "as_json",
         is_flag=True,
         callback=_remember_json,
-        help="Print a JSON summary on stdout (an {\"error\": …} object when the command fails).",
+        help='Print a JSON summary on stdout (an {"error": …} object when the command fails).',
     )(fn)
 
 

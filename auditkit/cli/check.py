@@ -115,9 +115,14 @@ def check(
     for warning in results.warnings:
         click.echo(f"warning: {warning.message}", err=True)
     if as_json:
-        echo_json({"period": _period_dict(the_period), "outbound_messages": outbound,
-                   "config": str(settings.config_file) if settings.config_file else None,
-                   "controls": [r.to_dict() for r in results]})
+        echo_json(
+            {
+                "period": _period_dict(the_period),
+                "outbound_messages": outbound,
+                "config": str(settings.config_file) if settings.config_file else None,
+                "controls": [r.to_dict() for r in results],
+            }
+        )
     else:
         _print_table(the_period, results, fail_on)
     if code := verdict_exit_code(results, fail_on):

@@ -216,6 +216,9 @@ def import_command(
     if not imported:
         raise NothingToDoError(
             f"nothing imported: no usable read_email record in {len(files)} file(s)"
-            + (f" ({result.quarantined} quarantined; see `auditkit status`)" if result.quarantined
-               else "")
+            + (
+                f" ({result.quarantined} quarantined; see `auditkit status`)"
+                if result.quarantined
+                else ""
+            )
         )

@@ -39,10 +39,14 @@ def _print_result(result: PipelineResult, fail_on: str, as_json: bool) -> None:
     failing = result.failing(fail_on)
     click.echo(f"period:  {result.period.label} ({result.period.start}..{result.period.end})")
     click.echo(f"pack:    {result.pack_dir}")
-    click.echo(f"controls: {len(result.controls)} run, {len(failing)} failing at or above {fail_on}")
+    click.echo(
+        f"controls: {len(result.controls)} run, {len(failing)} failing at or above {fail_on}"
+    )
     for r in failing:
         open_count = sum(f.state == "open" for f in r.findings)
-        click.echo(f"  {r.id:8} {r.severity:6} {r.status:5} {open_count} open finding(s)  {r.title}")
+        click.echo(
+            f"  {r.id:8} {r.severity:6} {r.status:5} {open_count} open finding(s)  {r.title}"
+        )
     for r in result.inconclusive(fail_on):
         click.echo(f"  {r.id:8} {r.severity:6} inconclusive: {r.detail}")
 
@@ -63,22 +67,48 @@ def _require_complete_harvest(result: PipelineResult) -> None:
 
 @cli.command()
 @period_option()
-@click.option("--out", "out_root", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
-              show_default=True, help="Output root; the pack goes to OUT/<period>/ and replaces an older "
-                                      "pack (never files auditkit did not write: that exits 6).")
+@click.option(
+    "--out",
+    "out_root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports"),
+    show_default=True,
+    help="Output root; the pack goes to OUT/<period>/ and replaces an older "
+    "pack (never files auditkit did not write: that exits 6).",
+)
 @fail_on_option
-@click.option("--full-audit-scan", is_flag=True, help="Re-read the whole audit log to detect removed entries.")
-@click.option("--archive", "archive_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Sent-mail archive to verify before the check (.eml, mbox, Maildir or a folder of "
-                   "them, e.g. a journal export); repeatable. Same as `auditkit harvest-archive`.")
-@click.option("--keys", "keys_file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              default=None, help="Verify the archive offline against these pinned DKIM keys "
-                                 "(harvest-archive --keys format) instead of live DNS.")
+@click.option(
+    "--full-audit-scan", is_flag=True, help="Re-read the whole audit log to detect removed entries."
+)
+@click.option(
+    "--archive",
+    "archive_paths",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Sent-mail archive to verify before the check (.eml, mbox, Maildir or a folder of "
+    "them, e.g. a journal export); repeatable. Same as `auditkit harvest-archive`.",
+)
+@click.option(
+    "--keys",
+    "keys_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Verify the archive offline against these pinned DKIM keys "
+    "(harvest-archive --keys format) instead of live DNS.",
+)
 @store_options
 @json_option
-def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
-        archive_paths: tuple[Path, ...], keys_file: Path | None,
-        db_path: Path | None, config_file: Path | None, as_json: bool) -> None:
+def run(
+    period: str,
+    out_root: Path,
+    fail_on: str,
+    full_audit_scan: bool,
+    archive_paths: tuple[Path, ...],
+    keys_file: Path | None,
+    db_path: Path | None,
+    config_file: Path | None,
+    as_json: bool,
+) -> None:
     """Harvest, check and report in one process, for cron and systemd timers.
 
     A lock next to the store stops overlapping runs (the second exits 8 and changes
@@ -103,9 +133,12 @@ def run(period: str, out_root: Path, fail_on: str, full_audit_scan: bool,
     settings = load_settings(config_file, db_path=db_path)
     p = parse_period(period)
     result = run_pipeline(
-        settings, p, out_root / p.label,
+        settings,
+        p,
+        out_root / p.label,
         harvest_kwargs={"full_audit_scan": full_audit_scan},
-        archive_paths=archive_paths, archive_keys=keys_file,
+        archive_paths=archive_paths,
+        archive_keys=keys_file,
         log=_stage_logger(quiet=not sys.stderr.isatty()),
     )
     _print_result(result, fail_on, as_json)
@@ -121,10 +154,21 @@ def default_sample_data() -> Path:
 
 
 @cli.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("reports/demo"), show_default=True, help="Where the evidence pack goes.")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
-              default=None, help="Sample dataset folder [default: the bundled sample_data/].")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports/demo"),
+    show_default=True,
+    help="Where the evidence pack goes.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Sample dataset folder [default: the bundled sample_data/].",
+)
 @click.option("--period", default="2026Q3", show_default=True, help="Period to check and report.")
 @json_option
 def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> None:
@@ -169,16 +213,21 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
     ) as server:
         settings = server.aim(load_settings(data_dir / "auditkit.toml", db_path=db_path))
         result = run_pipeline(
-            settings, parse_period(period), out_dir,
+            settings,
+            parse_period(period),
+            out_dir,
             between_harvests=server.apply_mutations,
-            archive_paths=archive_paths, archive_keys=archive_keys,
+            archive_paths=archive_paths,
+            archive_keys=archive_keys,
             log=_stage_logger(quiet=as_json),
         )
     _print_result(result, "low", as_json)
     _require_complete_harvest(result)
     if not as_json:
-        click.echo(f"Open {out_dir / 'report.pdf'} (PDF) or {out_dir / 'report.html'}; "
-                   f"check it with: auditkit verify {out_dir}")
+        click.echo(
+            f"Open {out_dir / 'report.pdf'} (PDF) or {out_dir / 'report.html'}; "
+            f"check it with: auditkit verify {out_dir}"
+        )
 
 
 @cli.command()
@@ -200,7 +249,9 @@ def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> Non
             "SELECT run_id, command, started_at, finished_at, outcome, duration_seconds "
             "FROM harvest_runs ORDER BY started_at DESC LIMIT 10"
         )
-        last_ok = store.query("SELECT max(finished_at) FROM harvest_runs WHERE outcome = 'ok'")[0][0]
+        last_ok = store.query("SELECT max(finished_at) FROM harvest_runs WHERE outcome = 'ok'")[0][
+            0
+        ]
         # Whether each mailbox's outbound mail has been listed in full once (the harvester's
         # watermark): until then every harvest lists it in full again.
         listings = store.query(
@@ -210,27 +261,53 @@ def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> Non
         )
     age_hours = None if last_ok is None else (datetime.now(UTC) - last_ok).total_seconds() / 3600
     if as_json:
-        echo_json({
-            "store": str(settings.db_path),
-            "counts": counts,
-            "last_successful_harvest": last_ok.isoformat() if last_ok else None,
-            "hours_since_last_successful_harvest": None if age_hours is None else round(age_hours, 2),
-            "runs": [dict(zip(["run_id", "command", "started_at", "finished_at", "outcome",
-                               "duration_seconds"], r, strict=True)) for r in runs],
-            "mailboxes": [{"id": i, "address": a, "outbound_listed_in_full_at": v} for i, a, v in listings],
-        })
+        echo_json(
+            {
+                "store": str(settings.db_path),
+                "counts": counts,
+                "last_successful_harvest": last_ok.isoformat() if last_ok else None,
+                "hours_since_last_successful_harvest": None
+                if age_hours is None
+                else round(age_hours, 2),
+                "runs": [
+                    dict(
+                        zip(
+                            [
+                                "run_id",
+                                "command",
+                                "started_at",
+                                "finished_at",
+                                "outcome",
+                                "duration_seconds",
+                            ],
+                            r,
+                            strict=True,
+                        )
+                    )
+                    for r in runs
+                ],
+                "mailboxes": [
+                    {"id": i, "address": a, "outbound_listed_in_full_at": v} for i, a, v in listings
+                ],
+            }
+        )
         return
     click.echo(f"store: {settings.db_path}")
-    click.echo("last successful harvest: " + (
-        "never" if last_ok is None else f"{last_ok:%Y-%m-%d %H:%M} UTC ({age_hours:.1f} h ago)"))
+    click.echo(
+        "last successful harvest: "
+        + ("never" if last_ok is None else f"{last_ok:%Y-%m-%d %H:%M} UTC ({age_hours:.1f} h ago)")
+    )
     for t, n in counts.items():
         click.echo(f"  {t:26} {n:>9,}")
     if listings:
         # Both names: `harvest --mailbox` takes either.
         click.echo("mailboxes (address, id), outbound listing:")
         for _id, address, listed_at in listings:
-            state = (f"complete as of {listed_at[:16].replace('T', ' ')} UTC; harvests list the lookback window"
-                     if listed_at else "never complete yet; the next harvest lists it in full")
+            state = (
+                f"complete as of {listed_at[:16].replace('T', ' ')} UTC; harvests list the lookback window"
+                if listed_at
+                else "never complete yet; the next harvest lists it in full"
+            )
             click.echo(f"  {address or '(no address)':34} {_id:28} {state}")
     click.echo("recent runs:")
     for run_id, command, started, _finished, outcome, secs in runs:

@@ -22,18 +22,39 @@ from auditkit.findings import Period, parse_period
 from auditkit.store import Store
 
 OUT_OPTION = click.option(
-    "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
     help="Pack folder; written beside it and renamed into place, replacing an older pack "
-         "(never a folder holding files auditkit did not write: that exits 6).",
+    "(never a folder holding files auditkit did not write: that exits 6).",
 )
-SAMPLE_OPTION = click.option("--sample-size", default=25, show_default=True, type=click.IntRange(min=0),
-                             help="Messages drawn at random for evidence pages in the PDF.")
-SEED_OPTION = click.option("--seed", default=42, show_default=True, type=int,
-                           help="Seed of the sample (printed in the report, so it can be redrawn).")
+SAMPLE_OPTION = click.option(
+    "--sample-size",
+    default=25,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Messages drawn at random for evidence pages in the PDF.",
+)
+SEED_OPTION = click.option(
+    "--seed",
+    default=42,
+    show_default=True,
+    type=int,
+    help="Seed of the sample (printed in the report, so it can be redrawn).",
+)
 
 
-def _build(settings: Settings, period: Period, out_dir: Path, *, message_ids: Sequence[str] | None = None,
-           recipient: str | None = None, sample_size: int = 25, seed: int = 42) -> dict[str, object]:
+def _build(
+    settings: Settings,
+    period: Period,
+    out_dir: Path,
+    *,
+    message_ids: Sequence[str] | None = None,
+    recipient: str | None = None,
+    sample_size: int = 25,
+    seed: int = 42,
+) -> dict[str, object]:
     from auditkit.controls import run_controls
     from auditkit.controls.context import vocabulary_for
     from auditkit.pack import check_replaceable
@@ -51,9 +72,18 @@ def _build(settings: Settings, period: Period, out_dir: Path, *, message_ids: Se
             chosen = recipient_message_ids(store, settings, period, recipient)
         vocabulary = vocabulary_for(store.con, settings)
         results = run_controls(store, settings, period, message_ids=chosen, vocabulary=vocabulary)
-        pack = write_pack(store, settings, period, out_dir, results=results, message_ids=message_ids,
-                          recipient=recipient, sample_size=sample_size, seed=seed,
-                          vocabulary=vocabulary)
+        pack = write_pack(
+            store,
+            settings,
+            period,
+            out_dir,
+            results=results,
+            message_ids=message_ids,
+            recipient=recipient,
+            sample_size=sample_size,
+            seed=seed,
+            vocabulary=vocabulary,
+        )
     return pack.to_dict() | {"period": period.label}
 
 
@@ -73,8 +103,15 @@ def _echo_pack(summary: dict[str, object]) -> None:
 @SEED_OPTION
 @store_options
 @json_option
-def report(period: str, out_dir: Path, sample_size: int, seed: int, db_path: Path | None,
-           config_file: Path | None, as_json: bool) -> None:
+def report(
+    period: str,
+    out_dir: Path,
+    sample_size: int,
+    seed: int,
+    db_path: Path | None,
+    config_file: Path | None,
+    as_json: bool,
+) -> None:
     """Write the evidence pack for a period from the store (no network).
 
     Runs the controls over the period, then writes report.pdf, report.html, messages.csv
@@ -95,27 +132,37 @@ def report(period: str, out_dir: Path, sample_size: int, seed: int, db_path: Pat
         _echo_pack(summary)
 
 
-def _span_period(settings: Settings, message_ids: Sequence[str] | None, recipient: str | None) -> Period:
+def _span_period(
+    settings: Settings, message_ids: Sequence[str] | None, recipient: str | None
+) -> Period:
     """The days the selected messages were created on, for packs asked for without --period."""
     with Store(settings.db_path, read_only=True) as store:
         if message_ids:
-            found = {r[0] for r in store.con.execute(
-                "SELECT id FROM multimail_emails WHERE direction = 'outbound' AND list_contains($ids, id)",
-                {"ids": list(message_ids)}).fetchall()}
+            found = {
+                r[0]
+                for r in store.con.execute(
+                    "SELECT id FROM multimail_emails WHERE direction = 'outbound' AND list_contains($ids, id)",
+                    {"ids": list(message_ids)},
+                ).fetchall()
+            }
             if unknown := [m for m in dict.fromkeys(message_ids) if m not in found]:
                 raise UsageError(
                     f"no outbound message with id {', '.join(unknown[:10])} in {settings.db_path}"
-                    + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""))
+                    + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+                )
             row = store.con.execute(
                 "SELECT min(created_at), max(created_at), count(*) FROM multimail_emails "
-                "WHERE direction = 'outbound' AND list_contains($ids, id)", {"ids": list(message_ids)}).fetchall()[0]
+                "WHERE direction = 'outbound' AND list_contains($ids, id)",
+                {"ids": list(message_ids)},
+            ).fetchall()[0]
             what = "message id(s) " + ", ".join(message_ids[:5])
         else:
             row = store.con.execute(
                 "SELECT min(created_at), max(created_at), count(*) FROM multimail_emails "
                 "WHERE direction = 'outbound' AND len(list_filter(coalesce(to_addresses, []) || "
                 "coalesce(cc_addresses, []), lambda a: lower(trim(a)) = $r OR lower(a) LIKE '%<' || $r || '>')) > 0",
-                {"r": (recipient or "").strip().lower()}).fetchall()[0]
+                {"r": (recipient or "").strip().lower()},
+            ).fetchall()[0]
             what = f"recipient {recipient}"
     first, last, n = row
     if not n or first is None:
@@ -126,16 +173,30 @@ def _span_period(settings: Settings, message_ids: Sequence[str] | None, recipien
 
 @cli.command()
 @click.argument("message_ids", nargs=-1)
-@click.option("--recipient", default=None, help="Every outbound message to (or copied to) this address.")
-@click.option("--period", default=None,
-              help="Limit --recipient to a period [default: all days with such messages].")
+@click.option(
+    "--recipient", default=None, help="Every outbound message to (or copied to) this address."
+)
+@click.option(
+    "--period",
+    default=None,
+    help="Limit --recipient to a period [default: all days with such messages].",
+)
 @OUT_OPTION
 @SAMPLE_OPTION
 @SEED_OPTION
 @store_options
 @json_option
-def evidence(message_ids: tuple[str, ...], recipient: str | None, period: str | None, out_dir: Path,
-             sample_size: int, seed: int, db_path: Path | None, config_file: Path | None, as_json: bool) -> None:
+def evidence(
+    message_ids: tuple[str, ...],
+    recipient: str | None,
+    period: str | None,
+    out_dir: Path,
+    sample_size: int,
+    seed: int,
+    db_path: Path | None,
+    config_file: Path | None,
+    as_json: bool,
+) -> None:
     """Write an evidence pack for chosen messages, or for everything sent to one person.
 
     The pack has the same files as `report`, limited to those messages: each one gets an
@@ -152,11 +213,20 @@ def evidence(message_ids: tuple[str, ...], recipient: str | None, period: str | 
     if bool(message_ids) == bool(recipient):
         raise UsageError("give either MESSAGE_ID... or --recipient ADDRESS (not both, not neither)")
     if message_ids and period:
-        raise UsageError("--period only applies with --recipient; message ids select exactly those messages")
+        raise UsageError(
+            "--period only applies with --recipient; message ids select exactly those messages"
+        )
     settings = load_settings(config_file, db_path=db_path)
     p = parse_period(period) if period else _span_period(settings, message_ids or None, recipient)
-    summary = _build(settings, p, out_dir, message_ids=list(message_ids) or None, recipient=recipient,
-                     sample_size=sample_size, seed=seed)
+    summary = _build(
+        settings,
+        p,
+        out_dir,
+        message_ids=list(message_ids) or None,
+        recipient=recipient,
+        sample_size=sample_size,
+        seed=seed,
+    )
     if as_json:
         echo_json(summary)
     else:
@@ -185,7 +255,9 @@ def verify(pack_dir: Path, as_json: bool) -> None:
     if as_json:
         echo_json(result.to_dict())
     elif result.ok:
-        click.echo(f"ok: {result.checked} files match manifest.json (sha256 {result.manifest_sha256})")
+        click.echo(
+            f"ok: {result.checked} files match manifest.json (sha256 {result.manifest_sha256})"
+        )
     else:
         for problem in result.problems():
             click.echo(problem)

@@ -175,11 +175,13 @@ def get_control(control_id: str) -> Control:
 def outbound_in_period(store: Store, period: Period) -> int:
     """How many outbound messages were created in `period`: zero means the per-message
     controls had nothing to look at, which must never read as a clean result."""
-    return int(store.con.execute(
-        "SELECT count(*) FROM multimail_emails WHERE direction = 'outbound' "
-        "AND created_at >= $start AND created_at < $end",
-        {"start": period.start_at, "end": period.end_before},
-    ).fetchall()[0][0])
+    return int(
+        store.con.execute(
+            "SELECT count(*) FROM multimail_emails WHERE direction = 'outbound' "
+            "AND created_at >= $start AND created_at < $end",
+            {"start": period.start_at, "end": period.end_before},
+        ).fetchall()[0][0]
+    )
 
 
 def nothing_checked(period: Period) -> str:

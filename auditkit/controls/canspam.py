@@ -498,9 +498,7 @@ def cs_002(ctx: CheckContext) -> Outcome:
                 )
             )
         else:
-            recognised["list_unsubscribe_header"] = (
-                recognised.get("list_unsubscribe_header", 0) + 1
-            )
+            recognised["list_unsubscribe_header"] = recognised.get("list_unsubscribe_header", 0) + 1
             findings.append(
                 ctx.finding(
                     "email",

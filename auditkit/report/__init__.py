@@ -50,8 +50,15 @@ PARALLEL_PDF_MESSAGES = 50_000
 PACK_MEMORY_LIMIT = "1GB"
 CSV_FILES = ("messages.csv", "decisions.csv", "findings.csv", "audit_log.csv")
 # Settings that shape what the pack shows; URLs, paths and secrets stay out (see public_dict()).
-PARAMETER_SETTINGS = ("company_name", "intercom_version", "intercom_app_id", "controls", "mailboxes",
-                      "classification", "waivers")
+PARAMETER_SETTINGS = (
+    "company_name",
+    "intercom_version",
+    "intercom_app_id",
+    "controls",
+    "mailboxes",
+    "classification",
+    "waivers",
+)
 
 __all__ = ["FORMATS", "PackResult", "write_pack"]
 
@@ -65,8 +72,13 @@ class PackResult:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"pack": str(self.out_dir), "manifest_sha256": self.manifest_sha256,
-                "files": list(self.files), "counts": self.counts, "seconds": round(self.seconds, 3)}
+        return {
+            "pack": str(self.out_dir),
+            "manifest_sha256": self.manifest_sha256,
+            "files": list(self.files),
+            "counts": self.counts,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 def catalogue_version(default: str = "unversioned") -> str:
@@ -107,7 +119,9 @@ def write_pack(
     started = time.perf_counter()
     unknown = set(formats) - set(FORMATS)
     if unknown or not formats:
-        raise ReportError(f"unknown pack format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}")
+        raise ReportError(
+            f"unknown pack format(s) {sorted(unknown)}; choose from {', '.join(FORMATS)}"
+        )
     if sample_size < 0:
         raise ReportError("sample size must be 0 or more")
     # Fail fast: a folder holding files auditkit did not write is refused before the store
@@ -120,7 +134,10 @@ def write_pack(
     )
     public = settings.public_dict()
     parameters = {
-        "scope": scope.to_dict(), "sample_size": sample_size, "seed": seed, "formats": sorted(formats),
+        "scope": scope.to_dict(),
+        "sample_size": sample_size,
+        "seed": seed,
+        "formats": sorted(formats),
         "settings": {k: public[k] for k in PARAMETER_SETTINGS},
     }
     in_scope = None
@@ -138,14 +155,26 @@ def write_pack(
     as_of = data_as_of(store, period)
     counts: dict[str, int] = {}
     findings = [f for r in results for f in r.findings]
-    with _memory_limit(store, PACK_MEMORY_LIMIT), MessageTable(store, scope, settings, findings, vocabulary) as table, \
-            staged_pack_dir(Path(out_dir)) as stage, ExitStack() as background:
+    with (
+        _memory_limit(store, PACK_MEMORY_LIMIT),
+        MessageTable(store, scope, settings, findings, vocabulary) as table,
+        staged_pack_dir(Path(out_dir)) as stage,
+        ExitStack() as background,
+    ):
         pdf_job = None
         logger.info("pack: messages materialised after %.1fs", time.perf_counter() - started)
         if "html" in formats or "pdf" in formats:
             context = build_context(
-                store, settings, scope, results, table, sample_size=sample_size, seed=seed,
-                snapshot_digest=snapshot, catalogue_version=version, parameters=parameters,
+                store,
+                settings,
+                scope,
+                results,
+                table,
+                sample_size=sample_size,
+                seed=seed,
+                snapshot_digest=snapshot,
+                catalogue_version=version,
+                parameters=parameters,
                 vocabulary=vocabulary,
                 **({"flagged_cap": max_flagged_pages} if max_flagged_pages is not None else {}),
             )
@@ -166,7 +195,10 @@ def write_pack(
                 if context["counts"]["messages"] >= PARALLEL_PDF_MESSAGES:
                     # Big packs: lay the PDF out on the other core while DuckDB streams the CSVs.
                     pool = background.enter_context(
-                        ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")))
+                        ProcessPoolExecutor(
+                            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                        )
+                    )
                     pdf_job = pool.submit(render_pdf, html, stage / "report.pdf", as_of=as_of)
                 else:
                     render_pdf(html, stage / "report.pdf", as_of=as_of)
@@ -179,7 +211,11 @@ def write_pack(
             logger.info("pack: PDF rendered after %.1fs", time.perf_counter() - started)
         meta = {
             "tool": {"name": "auditkit", "version": _tool_version()},
-            "period": {"label": period.label, "start": period.start.isoformat(), "end": period.end.isoformat()},
+            "period": {
+                "label": period.label,
+                "start": period.start.isoformat(),
+                "end": period.end.isoformat(),
+            },
             "parameters": parameters,
             "store_snapshot_digest": snapshot,
             "control_catalogue_version": version,
@@ -221,21 +257,42 @@ def _tool_version() -> str:
     return __version__
 
 
-def _write_csvs(store: Store, stage: Path, scope: Scope, settings: Settings,
-                results: Sequence[ControlResult], table: str, vocabulary: Vocabulary) -> dict[str, int]:
+def _write_csvs(
+    store: Store,
+    stage: Path,
+    scope: Scope,
+    settings: Settings,
+    results: Sequence[ControlResult],
+    table: str,
+    vocabulary: Vocabulary,
+) -> dict[str, int]:
     params: Mapping[str, Any] = message_params(scope, settings)
     selected = f"SELECT message_id AS id, mailbox_id FROM {table}"
     counts = {
         "messages": csv_export.write_query_csv(
-            store, stage / "messages.csv", csv_export.MESSAGE_FIELDS, csv_export.message_csv_sql(table), params),
+            store,
+            stage / "messages.csv",
+            csv_export.MESSAGE_FIELDS,
+            csv_export.message_csv_sql(table),
+            params,
+        ),
         "decisions": csv_export.write_query_csv(
-            store, stage / "decisions.csv", csv_export.DECISION_FIELDS,
-            csv_export.decisions_csv_sql(selected, vocabulary), params),
+            store,
+            stage / "decisions.csv",
+            csv_export.DECISION_FIELDS,
+            csv_export.decisions_csv_sql(selected, vocabulary),
+            params,
+        ),
         "audit_log_entries": csv_export.write_query_csv(
-            store, stage / "audit_log.csv", csv_export.AUDIT_LOG_FIELDS,
-            csv_export.audit_log_csv_sql(selected, vocabulary), params),
+            store,
+            stage / "audit_log.csv",
+            csv_export.AUDIT_LOG_FIELDS,
+            csv_export.audit_log_csv_sql(selected, vocabulary),
+            params,
+        ),
     }
     rows = [{**f, "finding_id": f["id"]} for f in finding_rows(results, evidence_limit=sys.maxsize)]
-    counts["findings"] = csv_export.write_rows_csv(stage / "findings.csv", csv_export.FINDING_FIELDS, rows)
+    counts["findings"] = csv_export.write_rows_csv(
+        stage / "findings.csv", csv_export.FINDING_FIELDS, rows
+    )
     return counts
-

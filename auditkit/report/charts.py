@@ -25,9 +25,17 @@ SVG_RC = {
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
-COLOURS = {"sent": "#4C72B0", "approved": "#55A868", "rejected": "#C44E52",
-           "pass": "#55A868", "fail": "#C44E52", "unknown": "#8C8C8C",
-           "open": "#C44E52", "waived": "#8C8C8C", "review": "#DD8452"}
+COLOURS = {
+    "sent": "#4C72B0",
+    "approved": "#55A868",
+    "rejected": "#C44E52",
+    "pass": "#55A868",
+    "fail": "#C44E52",
+    "unknown": "#8C8C8C",
+    "open": "#C44E52",
+    "waived": "#8C8C8C",
+    "review": "#DD8452",
+}
 
 
 def _to_data_uri(fig: Figure) -> str:
@@ -37,8 +45,13 @@ def _to_data_uri(fig: Figure) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figure(width: float = 6.6, height: float = 2.2, left: float = 0.09, bottom: float = 0.24,
-            right: float = 0.98) -> Figure:
+def _figure(
+    width: float = 6.6,
+    height: float = 2.2,
+    left: float = 0.09,
+    bottom: float = 0.24,
+    right: float = 0.98,
+) -> Figure:
     # Fixed margins instead of a layout engine: constrained layout costs more than drawing.
     with matplotlib.rc_context(SVG_RC):
         fig = Figure(figsize=(width, height))
@@ -60,10 +73,23 @@ def daily_volume_chart(daily: Sequence[Mapping[str, Any]]) -> str:
             _empty(ax, "no outbound messages in scope")
         else:
             days = [d["day"] for d in daily]
-            ax.bar(days, [d["sent"] for d in daily], width=0.9, color=COLOURS["sent"], alpha=0.45,
-                   label="sent (delivered or bounced)")
+            ax.bar(
+                days,
+                [d["sent"] for d in daily],
+                width=0.9,
+                color=COLOURS["sent"],
+                alpha=0.45,
+                label="sent (delivered or bounced)",
+            )
             for key in ("approved", "rejected"):
-                ax.step(days, [d[key] for d in daily], where="mid", label=key, color=COLOURS[key], linewidth=1.1)
+                ax.step(
+                    days,
+                    [d[key] for d in daily],
+                    where="mid",
+                    label=key,
+                    color=COLOURS[key],
+                    linewidth=1.1,
+                )
             peak = max(max(d["sent"], d["approved"], d["rejected"]) for d in daily)
             ax.set_ylim(0, max(1, peak) * 1.3)
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -83,12 +109,18 @@ def latency_chart(latency: Mapping[str, Any]) -> str:
         if not any(b["count"] for b in buckets):
             _empty(ax, "no approved messages with both timestamps")
         else:
-            ax.bar([b["label"] for b in buckets], [b["count"] for b in buckets], color=COLOURS["approved"])
+            ax.bar(
+                [b["label"] for b in buckets],
+                [b["count"] for b in buckets],
+                color=COLOURS["approved"],
+            )
             ax.set_ylabel("approved messages")
             ax.yaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylim(0, max(b["count"] for b in buckets) * 1.15)
             for i, b in enumerate(buckets):
-                ax.annotate(f"{b['count']:,}", (i, b["count"]), ha="center", va="bottom", fontsize=7)
+                ax.annotate(
+                    f"{b['count']:,}", (i, b["count"]), ha="center", va="bottom", fontsize=7
+                )
         ax.set_title("Approval latency (created → approved)", loc="left")
         return _to_data_uri(fig)
 
@@ -97,14 +129,24 @@ def dkim_chart(counts: Mapping[str, int]) -> str:
     with matplotlib.rc_context(SVG_RC):
         fig = _figure(height=1.6, left=0.03, bottom=0.42)
         ax = fig.add_subplot()
-        values = [("pass", counts["dkim_pass"]), ("fail", counts["dkim_fail"]), ("unknown", counts["dkim_unknown"])]
+        values = [
+            ("pass", counts["dkim_pass"]),
+            ("fail", counts["dkim_fail"]),
+            ("unknown", counts["dkim_unknown"]),
+        ]
         total = sum(v for _, v in values)
         if total == 0:
             _empty(ax, "no outbound messages in scope")
         else:
             left = 0
             for key, v in values:
-                ax.barh([0], [v], left=left, color=COLOURS[key], label=f"{key}: {v:,} ({100 * v / total:.1f}%)")
+                ax.barh(
+                    [0],
+                    [v],
+                    left=left,
+                    color=COLOURS[key],
+                    label=f"{key}: {v:,} ({100 * v / total:.1f}%)",
+                )
                 left += v
             ax.set_yticks([])
             ax.set_xlim(0, total)

@@ -34,11 +34,35 @@ from auditkit.vocabulary import Vocabulary
 #   agent, sent_by_key_id, intercom_conversation_id, intercom_conversation_url,
 #   intercom_resolved_by, dkim_status, dkim_source, raw_sha256, finding_ids
 MESSAGE_FIELDS: tuple[str, ...] = (
-    "message_id", "mailbox_id", "from", "to", "cc", "subject", "status", "created_at",
-    "approved_by", "approver_kind", "approved_at", "decision", "decided_by", "decided_at", "decision_note",
-    "delivered_at", "bounced_at", "bounce_type", "oversight_mode_at_send", "oversight_mode_source",
-    "agent", "sent_by_key_id", "intercom_conversation_id", "intercom_conversation_url",
-    "intercom_resolved_by", "dkim_status", "dkim_source", "raw_sha256", "finding_ids",
+    "message_id",
+    "mailbox_id",
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "status",
+    "created_at",
+    "approved_by",
+    "approver_kind",
+    "approved_at",
+    "decision",
+    "decided_by",
+    "decided_at",
+    "decision_note",
+    "delivered_at",
+    "bounced_at",
+    "bounce_type",
+    "oversight_mode_at_send",
+    "oversight_mode_source",
+    "agent",
+    "sent_by_key_id",
+    "intercom_conversation_id",
+    "intercom_conversation_url",
+    "intercom_resolved_by",
+    "dkim_status",
+    "dkim_source",
+    "raw_sha256",
+    "finding_ids",
 )
 """Columns of messages.csv, in order.
 
@@ -67,24 +91,60 @@ MESSAGE_FIELDS: tuple[str, ...] = (
 """
 
 DECISION_FIELDS: tuple[str, ...] = (
-    "audit_id", "chain_seq", "created_at", "action", "decision", "email_id", "reviewer", "reason",
-    "actor_key_id", "email_mailbox_id", "email_from", "email_to", "email_subject", "email_status",
-    "email_created_at", "email_approved_by", "email_approved_at", "email_sent_by_key_id", "raw_sha256",
+    "audit_id",
+    "chain_seq",
+    "created_at",
+    "action",
+    "decision",
+    "email_id",
+    "reviewer",
+    "reason",
+    "actor_key_id",
+    "email_mailbox_id",
+    "email_from",
+    "email_to",
+    "email_subject",
+    "email_status",
+    "email_created_at",
+    "email_approved_by",
+    "email_approved_at",
+    "email_sent_by_key_id",
+    "raw_sha256",
 )
 """Columns of decisions.csv: approve/reject/cancel audit entries joined to their emails,
 sorted by (created_at, chain_seq, audit_id). Email columns are empty when the entry names an
 email that is not in the store."""
 
 FINDING_FIELDS: tuple[str, ...] = (
-    "finding_id", "control_id", "control_title", "severity", "state", "target_type", "target_id",
-    "reason", "evidence", "waiver_justification", "waiver_approver", "waiver_expires",
+    "finding_id",
+    "control_id",
+    "control_title",
+    "severity",
+    "state",
+    "target_type",
+    "target_id",
+    "reason",
+    "evidence",
+    "waiver_justification",
+    "waiver_approver",
+    "waiver_expires",
 )
 """Columns of findings.csv, sorted by (control_id, target_type, target_id); evidence is the
 full canonical JSON (the PDF caps it)."""
 
 AUDIT_LOG_FIELDS: tuple[str, ...] = (
-    "audit_id", "chain_seq", "created_at", "action", "resource_type", "resource_id", "actor_key_id",
-    "metadata", "raw_sha256", "chain_hash", "run_id", "harvested_at",
+    "audit_id",
+    "chain_seq",
+    "created_at",
+    "action",
+    "resource_type",
+    "resource_id",
+    "actor_key_id",
+    "metadata",
+    "raw_sha256",
+    "chain_hash",
+    "run_id",
+    "harvested_at",
 )
 """Columns of audit_log.csv, sorted by chain_seq (harvest order, the hash-chain order)."""
 
@@ -162,10 +222,17 @@ def _open_csv(path: Path) -> tuple[io.TextIOWrapper, Any]:
     return fh, writer
 
 
-def write_query_csv(store: Store, path: Path, fields: Sequence[str], sql: str, params: Mapping[str, Any]) -> int:
+def write_query_csv(
+    store: Store, path: Path, fields: Sequence[str], sql: str, params: Mapping[str, Any]
+) -> int:
     """Stream a query whose columns are exactly `fields` (text, in order) into a CSV file in
     the query's row order; returns the number of data rows."""
-    columns = [d[0] for d in store.con.sql(f"SELECT * FROM ({sql}) LIMIT 0", params=bind(sql, params)).description]
+    columns = [
+        d[0]
+        for d in store.con.sql(
+            f"SELECT * FROM ({sql}) LIMIT 0", params=bind(sql, params)
+        ).description
+    ]
     if columns != list(fields):
         raise ReportError(f"CSV query columns {columns} do not match {list(fields)}")
     line_sql = csv_line_sql(sql, fields)
@@ -173,7 +240,9 @@ def write_query_csv(store: Store, path: Path, fields: Sequence[str], sql: str, p
     rows = 0
     with fh:
         writer.writerow(fields)
-        for batch in store.con.sql(line_sql, params=bind(line_sql, params)).to_arrow_reader(BATCH_ROWS):
+        for batch in store.con.sql(line_sql, params=bind(line_sql, params)).to_arrow_reader(
+            BATCH_ROWS
+        ):
             fh.write("".join(batch.column(0).to_pylist()))
             rows += batch.num_rows
     return rows
@@ -202,18 +271,18 @@ def decisions_csv_sql(selected_sql: str, vocabulary: Vocabulary) -> str:
     sends AS (SELECT resource_id AS email_id, arg_min(actor_key_id, chain_seq) AS sent_by
               FROM multimail_audit_log WHERE {vocabulary.predicate("email_sent")}
               GROUP BY resource_id)
-    SELECT {s('a.id')} AS audit_id, CAST(a.chain_seq AS VARCHAR) AS chain_seq, {i('a.created_at')} AS created_at,
-           {s('a.action')} AS action,
+    SELECT {s("a.id")} AS audit_id, CAST(a.chain_seq AS VARCHAR) AS chain_seq, {i("a.created_at")} AS created_at,
+           {s("a.action")} AS action,
            CASE WHEN {approved} THEN 'approved' WHEN {rejected} THEN 'rejected' ELSE 'cancelled' END
                AS decision,
-           {s('a.resource_id')} AS email_id,
+           {s("a.resource_id")} AS email_id,
            {s("a.metadata->>'reviewer'")} AS reviewer, {s("a.metadata->>'reason'")} AS reason,
-           {s('a.actor_key_id')} AS actor_key_id,
-           {s('e.mailbox_id')} AS email_mailbox_id, {s('e.from_address')} AS email_from,
-           {s(_sql_list('e.to_addresses'))} AS email_to, {s('e.subject')} AS email_subject,
-           {s('e.status')} AS email_status, {i('e.created_at')} AS email_created_at,
-           {s('e.approved_by')} AS email_approved_by, {i('e.approved_at')} AS email_approved_at,
-           {s('sn.sent_by')} AS email_sent_by_key_id, a.raw_sha256 AS raw_sha256
+           {s("a.actor_key_id")} AS actor_key_id,
+           {s("e.mailbox_id")} AS email_mailbox_id, {s("e.from_address")} AS email_from,
+           {s(_sql_list("e.to_addresses"))} AS email_to, {s("e.subject")} AS email_subject,
+           {s("e.status")} AS email_status, {i("e.created_at")} AS email_created_at,
+           {s("e.approved_by")} AS email_approved_by, {i("e.approved_at")} AS email_approved_at,
+           {s("sn.sent_by")} AS email_sent_by_key_id, a.raw_sha256 AS raw_sha256
     FROM multimail_audit_log a
     LEFT JOIN multimail_emails e ON e.id = a.resource_id
     LEFT JOIN sends sn ON sn.email_id = a.resource_id
@@ -232,11 +301,11 @@ def audit_log_csv_sql(selected_sql: str, vocabulary: Vocabulary) -> str:
     i = _sql_iso
     return f"""
     WITH sel AS ({selected_sql})
-    SELECT {s('a.id')} AS audit_id, CAST(a.chain_seq AS VARCHAR) AS chain_seq, {i('a.created_at')} AS created_at,
-           {s('a.action')} AS action, {s('a.resource_type')} AS resource_type,
-           {s('a.resource_id')} AS resource_id, {s('a.actor_key_id')} AS actor_key_id,
-           {s('CAST(a.metadata AS VARCHAR)')} AS metadata, a.raw_sha256 AS raw_sha256,
-           a.chain_hash AS chain_hash, {s('a.run_id')} AS run_id, {i('a.harvested_at')} AS harvested_at
+    SELECT {s("a.id")} AS audit_id, CAST(a.chain_seq AS VARCHAR) AS chain_seq, {i("a.created_at")} AS created_at,
+           {s("a.action")} AS action, {s("a.resource_type")} AS resource_type,
+           {s("a.resource_id")} AS resource_id, {s("a.actor_key_id")} AS actor_key_id,
+           {s("CAST(a.metadata AS VARCHAR)")} AS metadata, a.raw_sha256 AS raw_sha256,
+           a.chain_hash AS chain_hash, {s("a.run_id")} AS run_id, {i("a.harvested_at")} AS harvested_at
     FROM multimail_audit_log a
     WHERE CASE WHEN $use_period AND NOT $use_recipient
                THEN a.created_at >= $start AND a.created_at < $end
@@ -246,4 +315,3 @@ def audit_log_csv_sql(selected_sql: str, vocabulary: Vocabulary) -> str:
           END
     ORDER BY a.chain_seq, a.id
     """
-

@@ -51,7 +51,9 @@ def _defined(value: Any) -> Any:
 
 def register_filters(env: jinja2.Environment) -> None:
     env.filters["num"] = lambda n: f"{_defined(n):,}"
-    env.filters["pct"] = lambda part, whole: "–" if not _defined(whole) else f"{100 * _defined(part) / whole:.1f}%"
+    env.filters["pct"] = lambda part, whole: (
+        "–" if not _defined(whole) else f"{100 * _defined(part) / whole:.1f}%"
+    )
     env.filters["or_dash"] = lambda v: "—" if v in (None, "") else v
     env.filters["safe_href"] = safe_href
     env.filters["duration"] = human_duration
@@ -81,7 +83,9 @@ def render_html(context: Mapping[str, Any]) -> str:
     try:
         return environment().get_template("base.html").render(**context, stylesheet=stylesheet())
     except jinja2.UndefinedError as exc:
-        raise ReportError(f"report template needs a value the context lacks: {exc.message}") from exc
+        raise ReportError(
+            f"report template needs a value the context lacks: {exc.message}"
+        ) from exc
     except jinja2.TemplateError as exc:
         raise ReportError(f"report template failed: {exc}") from exc
 
@@ -134,8 +138,12 @@ def render_pdf(html: str, target: Path, *, as_of: datetime) -> None:
 
     try:
         with _source_date_epoch(as_of):
-            weasyprint.HTML(string=html, base_url=str(TEMPLATES_DIR), url_fetcher=_pdf_fetcher()).write_pdf(
-                target, pdf_identifier=True, uncompressed_pdf=False,
+            weasyprint.HTML(
+                string=html, base_url=str(TEMPLATES_DIR), url_fetcher=_pdf_fetcher()
+            ).write_pdf(
+                target,
+                pdf_identifier=True,
+                uncompressed_pdf=False,
             )
     except Exception as exc:  # WeasyPrint raises many types; the pack must fail as a whole
         raise ReportError(f"PDF rendering failed: {exc}") from exc

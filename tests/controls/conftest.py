@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
+import click
 import pytest
 
 from auditkit.config import Settings
@@ -203,3 +204,11 @@ def check(
 
 def targets(result: ControlResult, state: str | None = None) -> set[str]:
     return {f.target_id for f in result.findings if state is None or f.state == state}
+
+
+@pytest.fixture
+def cli() -> click.Group:
+    """The `auditkit` click group, for CliRunner tests."""
+    from auditkit.cli import cli as group
+
+    return group

@@ -2,39 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
-import types
 from pathlib import Path
 
 import click
-import pytest
 from click.testing import CliRunner
 
-import auditkit
 from auditkit.errors import EXIT_CONTROLS_FAILED, EXIT_INCONCLUSIVE
 from auditkit.store import Store
 from tests.controls.conftest import StoreBuilder, ts
-
-
-@pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> click.Group:
-    """The real `cli` group; if other command modules cannot be imported yet, load just
-    `auditkit.cli.base` and `auditkit.cli.check` without the package `__init__`."""
-    try:
-        from auditkit.cli import cli as full
-
-        return full
-    except ImportError:
-        stub = types.ModuleType("auditkit.cli")
-        stub.__path__ = [str(Path(auditkit.__file__).parent / "cli")]
-        monkeypatch.setitem(sys.modules, "auditkit.cli", stub)
-        for name in ("auditkit.cli.base", "auditkit.cli.check"):
-            monkeypatch.delitem(sys.modules, name, raising=False)
-        base = importlib.import_module("auditkit.cli.base")
-        importlib.import_module("auditkit.cli.check")
-        return base.cli
 
 
 def _store(path: Path, *, violation: bool) -> Path:
@@ -158,7 +134,9 @@ def test_controls_listing(cli: click.Group) -> None:
     assert listing.exit_code == 0 and "OVS-001" in listing.output and "AL-002" in listing.output
     doc = json.loads(runner.invoke(cli, ["controls", "--json"]).output)
     assert len(doc["controls"]) == 19
-    assert doc["controls"][0]["id"] == "OVS-001" and "ak_mode_intervals" in doc["controls"][0]["sql"]
+    assert (
+        doc["controls"][0]["id"] == "OVS-001" and "ak_mode_intervals" in doc["controls"][0]["sql"]
+    )
     help_text = runner.invoke(cli, ["check", "--help"]).output
     assert "Examples:" in help_text and "auditkit check --period 2026Q3" in help_text
 
@@ -195,8 +173,13 @@ def test_vocabulary_command_lists_actions_and_the_mapping(cli: click.Group, tmp_
         b.mailbox()
         for i in range(3):
             b.email(f"e{i}", approved_at=ts(f"2026-08-0{i + 1} 10:30"), approved_by="rev@x.example")
-            b.audit(f"d{i}", "review.decide", f"e{i}", created_at=ts(f"2026-08-0{i + 1} 10:30"),
-                    metadata={"action": "approve"})
+            b.audit(
+                f"d{i}",
+                "review.decide",
+                f"e{i}",
+                created_at=ts(f"2026-08-0{i + 1} 10:30"),
+                metadata={"action": "approve"},
+            )
     runner = CliRunner()
     text = runner.invoke(cli, ["vocabulary", "--db", str(db)])
     assert text.exit_code == 0, text.output

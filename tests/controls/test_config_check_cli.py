@@ -13,7 +13,6 @@ from click.testing import CliRunner
 from auditkit.errors import EXIT_CONTROLS_FAILED
 from auditkit.store import Store
 from tests.controls.conftest import StoreBuilder, ts
-from tests.controls.test_check_cli import cli  # noqa: F401  (the fixture)
 
 REVIEWERS = '[controls]\nreviewers = ["alice@northwind.example"]\n'
 
@@ -33,21 +32,37 @@ def _approvals_store(path: Path) -> Path:
             ("by_other_agent", "key_other_agent"),
         ):
             b.email(email, approved_at=ts("2026-08-03 10:02"), approved_by=approver, agent="fin")
-            b.audit(f"sent_{email}", "email.sent", email, actor_key_id="key_send",
-                    metadata={"agent": "fin"})
+            b.audit(
+                f"sent_{email}",
+                "email.sent",
+                email,
+                actor_key_id="key_send",
+                metadata={"agent": "fin"},
+            )
     return path
 
 
 def _check(group: click.Group, db: Path, config: Path, *extra: str):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(
         group,
-        ["check", "--period", "2026Q3", "--db", str(db), "--config", str(config),
-         "--control", "OVS-004", *extra],
+        [
+            "check",
+            "--period",
+            "2026Q3",
+            "--db",
+            str(db),
+            "--config",
+            str(config),
+            "--control",
+            "OVS-004",
+            *extra,
+        ],
     )
 
 
 def test_control_for_controls_is_exit_3_not_one_finding_fewer(
-    cli: click.Group, tmp_path: Path  # noqa: F811
+    cli: click.Group,
+    tmp_path: Path,
 ) -> None:
     db = _approvals_store(tmp_path / "s.duckdb")
     good = tmp_path / "good.toml"
@@ -66,7 +81,8 @@ def test_control_for_controls_is_exit_3_not_one_finding_fewer(
 
 
 def test_api_key_under_harvest_is_refused_and_never_echoed(
-    cli: click.Group, tmp_path: Path  # noqa: F811
+    cli: click.Group,
+    tmp_path: Path,
 ) -> None:
     db = _approvals_store(tmp_path / "s.duckdb")
     config = tmp_path / "auditkit.toml"
@@ -80,7 +96,9 @@ def test_api_key_under_harvest_is_refused_and_never_echoed(
 
 @pytest.mark.parametrize("as_json", [False, True])
 def test_expired_and_unmatched_waivers_are_warnings_on_stderr(
-    cli: click.Group, tmp_path: Path, as_json: bool  # noqa: F811
+    cli: click.Group,
+    tmp_path: Path,
+    as_json: bool,
 ) -> None:
     db = _approvals_store(tmp_path / "s.duckdb")
     waiver = (

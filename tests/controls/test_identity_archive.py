@@ -85,9 +85,7 @@ def test_id_001_archive_result_wins_over_message_and_domain_flags(
     build.email("arch_pass_msg_fail", dkim_verified=False)
     archived(store, "s1", "arch_pass_msg_fail", PASS)
     build.email("arch_fail_msg_pass", dkim_verified=True)
-    archived(
-        store, "s2", "arch_fail_msg_pass", {"result": "fail", "reason": "body hash mismatch"}
-    )
+    archived(store, "s2", "arch_fail_msg_pass", {"result": "fail", "reason": "body hash mismatch"})
     build.email("arch_unaligned_pass")
     archived(
         store,
@@ -140,7 +138,9 @@ def test_id_001_any_failing_copy_beats_a_passing_one(store: Store, build: StoreB
 
 
 # --- ID-002 ------------------------------------------------------------------------------
-def test_id_002_flags_changed_text_and_body_hash_failures(store: Store, build: StoreBuilder) -> None:
+def test_id_002_flags_changed_text_and_body_hash_failures(
+    store: Store, build: StoreBuilder
+) -> None:
     build.email("clean")
     archived(store, "a1", "clean", PASS)
     build.email("changed_before_signing")
@@ -280,12 +280,27 @@ def test_report_mode_at_send_matches_ovs_001(
 ) -> None:
     build.mailbox(oversight_mode="monitored")
     change = "mailbox.oversight_mode_changed"
-    build.audit("m1", change, "mbx_1", created_at=ts("2026-08-01 12:00"),
-                metadata={"from": "autonomous", "to": "gated_send"})
-    build.audit("m2", change, "mbx_1", created_at=ts("2026-08-15 08:00"),
-                metadata={"from": "gated_send", "to": "gated_all"})
-    build.audit("m3", change, "mbx_1", created_at=ts("2026-08-15 08:00"),
-                metadata={"from": "gated_all", "to": "monitored"})
+    build.audit(
+        "m1",
+        change,
+        "mbx_1",
+        created_at=ts("2026-08-01 12:00"),
+        metadata={"from": "autonomous", "to": "gated_send"},
+    )
+    build.audit(
+        "m2",
+        change,
+        "mbx_1",
+        created_at=ts("2026-08-15 08:00"),
+        metadata={"from": "gated_send", "to": "gated_all"},
+    )
+    build.audit(
+        "m3",
+        change,
+        "mbx_1",
+        created_at=ts("2026-08-15 08:00"),
+        metadata={"from": "gated_all", "to": "monitored"},
+    )
     build.email("e", created_at=ts(created), delivered_at=ts(created))
     row = report_rows(store)["e"]
     assert (row["oversight_mode_at_send"], row["oversight_mode_source"]) == (mode, source)
@@ -306,15 +321,22 @@ def test_mode_without_logged_change_is_the_current_mailbox_mode_in_both(
     )
     ovs = check(store, "OVS-001")
     assert targets(ovs) == {"imported"}
-    assert ovs.findings[0].evidence["mode_source"] == "current mailbox setting (no mode change logged)"
+    assert (
+        ovs.findings[0].evidence["mode_source"] == "current mailbox setting (no mode change logged)"
+    )
 
 
 def test_mode_change_without_modes_falls_back_to_the_current_mode_in_both(
     store: Store, build: StoreBuilder
 ) -> None:
     build.mailbox(oversight_mode="gated_all")
-    build.audit("m1", "mailbox.oversight_mode_changed", "mbx_1",
-                created_at=ts("2026-08-01 12:00"), metadata={"changed_by": "ops"})
+    build.audit(
+        "m1",
+        "mailbox.oversight_mode_changed",
+        "mbx_1",
+        created_at=ts("2026-08-01 12:00"),
+        metadata={"changed_by": "ops"},
+    )
     build.email("e", created_at=ts("2026-08-03 10:00"))
     row = report_rows(store)["e"]
     assert (row["oversight_mode_at_send"], row["oversight_mode_source"]) == (

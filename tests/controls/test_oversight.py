@@ -174,8 +174,13 @@ def test_ovs_004_approver_kinds_and_keys_that_can_send(store: Store, build: Stor
     _approved(build, "by_console", "key_console")
     _approved(build, "by_other_agent", "key_other_agent")
     _approved(build, "by_session", "hps_4f1c09ab")
-    build.audit("ap_session", "oversight.approved", "by_session", actor_key_id=None,
-                metadata={"session_id": "hps_4f1c09ab"})
+    build.audit(
+        "ap_session",
+        "oversight.approved",
+        "by_session",
+        actor_key_id=None,
+        metadata={"session_id": "hps_4f1c09ab"},
+    )
     _approved(build, "by_person", "alice@northwind.example")
     result = check(store, "OVS-004")
     # No reviewers list: still, an agent's key may not approve mail, its own or another's.

@@ -42,9 +42,13 @@ def sample_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, config
     from auditkit.sandbox import SandboxServer
 
     db = tmp_path_factory.mktemp("sample") / "auditkit.duckdb"
-    with SandboxServer(SAMPLE_DATA, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN) as server:
+    with SandboxServer(
+        SAMPLE_DATA, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN
+    ) as server:
         settings = server.aim(
-            config.load(config_file=SAMPLE_DATA / "auditkit.toml", env={}).with_overrides(db_path=db, concurrency=8)
+            config.load(config_file=SAMPLE_DATA / "auditkit.toml", env={}).with_overrides(
+                db_path=db, concurrency=8
+            )
         )
         with Store(db) as store:
             harvest(settings, store)
@@ -69,17 +73,31 @@ def test_checking_chosen_messages_finds_what_the_full_check_finds_about_them(
     with Store(db, read_only=True) as store:
         clean = store.query(
             "SELECT id FROM multimail_emails WHERE direction = 'outbound' AND NOT list_contains(?, id) "
-            "AND created_at >= '2026-07-01' AND created_at < '2026-10-01' ORDER BY id LIMIT 1", [flagged])[0][0]
+            "AND created_at >= '2026-07-01' AND created_at < '2026-10-01' ORDER BY id LIMIT 1",
+            [flagged],
+        )[0][0]
         picks = flagged[:: max(1, len(flagged) // 10)] + [clean]
         for chosen in [[m] for m in picks] + [picks]:
             scoped = run_controls(store, settings, parse_period("2026Q3"), message_ids=chosen)
-            got = {(r.id, f.target_id, f.state) for r in scoped for f in r.findings if f.message_id in chosen}
-            want = {(r.id, f.target_id, f.state) for r in sample_results for f in r.findings if f.message_id in chosen}
+            got = {
+                (r.id, f.target_id, f.state)
+                for r in scoped
+                for f in r.findings
+                if f.message_id in chosen
+            }
+            want = {
+                (r.id, f.target_id, f.state)
+                for r in sample_results
+                for f in r.findings
+                if f.message_id in chosen
+            }
             assert got == want, chosen
             assert (chosen == [clean]) == (not got)
             # The message checks really were limited to the chosen messages.
             by_id = {r.id: r for r in scoped}
-            assert by_id["OVS-001"].checked <= len(chosen) and by_id["CS-004"].checked <= len(chosen)
+            assert by_id["OVS-001"].checked <= len(chosen) and by_id["CS-004"].checked <= len(
+                chosen
+            )
 
 
 def test_check_finds_exactly_the_planted_violations(sample_results: list) -> None:
@@ -131,11 +149,24 @@ def test_checking_one_recipients_messages_finds_what_the_full_check_finds(
 
     db, settings = sample_store
     period = parse_period("2026Q3")
-    opted_out = next(r for r in sample_results if r.id == "CS-003").findings[0].evidence["recipient"]
+    opted_out = (
+        next(r for r in sample_results if r.id == "CS-003").findings[0].evidence["recipient"]
+    )
     with Store(db, read_only=True) as store:
         chosen = recipient_message_ids(store, settings, period, opted_out)
         scoped = run_controls(store, settings, period, message_ids=chosen)
-    got = {(r.id, f.target_id, f.state) for r in scoped for f in r.findings if f.message_id in chosen}
-    want = {(r.id, f.target_id, f.state) for r in sample_results for f in r.findings if f.message_id in chosen}
-    assert ("CS-003", next(r for r in sample_results if r.id == "CS-003").findings[0].target_id, "open") in want
+    got = {
+        (r.id, f.target_id, f.state) for r in scoped for f in r.findings if f.message_id in chosen
+    }
+    want = {
+        (r.id, f.target_id, f.state)
+        for r in sample_results
+        for f in r.findings
+        if f.message_id in chosen
+    }
+    assert (
+        "CS-003",
+        next(r for r in sample_results if r.id == "CS-003").findings[0].target_id,
+        "open",
+    ) in want
     assert got == want

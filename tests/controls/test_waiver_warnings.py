@@ -75,9 +75,7 @@ def test_an_expired_waiver_replaced_by_a_current_one_is_still_named(
     ]
 
 
-def test_a_waiver_matching_no_finding_of_its_control_is_a_warning(
-    store: Store, late: None
-) -> None:
+def test_a_waiver_matching_no_finding_of_its_control_is_a_warning(store: Store, late: None) -> None:
     settings = Settings(
         waivers=(
             _waiver(target="lat", expires=date(2026, 12, 31)),  # a typo in the id
@@ -100,7 +98,9 @@ def test_a_waiver_matching_no_finding_of_its_control_is_a_warning(
 def test_waivers_of_controls_not_run_or_not_concluded_say_nothing_of_matching(
     store: Store, late: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    settings = Settings(waivers=(_waiver(control="OVS-003", target="x", expires=date(2026, 12, 31)),))
+    settings = Settings(
+        waivers=(_waiver(control="OVS-003", target="x", expires=date(2026, 12, 31)),)
+    )
     assert run_controls(store, settings, Q3, only=["OVS-002"], now=NOW).warnings == ()
 
     def boom(ctx: object) -> Outcome:
@@ -120,7 +120,9 @@ def test_a_message_scoped_run_warns_only_about_its_messages(
     store: Store, build: StoreBuilder, late: None
 ) -> None:
     build.email("other", approved_at=ts("2026-08-03 11:00"), approved_by="alice")
-    settings = Settings(waivers=(_waiver(target="other"), _waiver(target="nowhere", expires=date(2026, 12, 31))))
+    settings = Settings(
+        waivers=(_waiver(target="other"), _waiver(target="nowhere", expires=date(2026, 12, 31)))
+    )
     scoped = run_controls(store, settings, Q3, only=["OVS-002"], message_ids=["late"], now=NOW)
     assert scoped.warnings == ()
     whole = run_controls(store, settings, Q3, only=["OVS-002"], now=NOW)
@@ -130,7 +132,10 @@ def test_a_message_scoped_run_warns_only_about_its_messages(
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        (Settings(controls={"reviewer": ["a@x.example"]}), r"controls\.reviewer is not a setting; did you mean controls\.reviewers\?"),
+        (
+            Settings(controls={"reviewer": ["a@x.example"]}),
+            r"controls\.reviewer is not a setting; did you mean controls\.reviewers\?",
+        ),
         (
             Settings(mailboxes={"a@x.example": {"require_conversaton_link": True}}),
             r'mailboxes\."a@x\.example"\.require_conversaton_link is not a mailbox setting',

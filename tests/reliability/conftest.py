@@ -29,8 +29,18 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 60-message sample quarter (same generator and seed as sample_data/), made once."""
     out = tmp_path_factory.mktemp("small") / "data"
     subprocess.run(
-        [sys.executable, "-m", "auditkit.sample", "--messages", str(SMALL_MESSAGES), "--out", str(out)],
-        check=True, capture_output=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "auditkit.sample",
+            "--messages",
+            str(SMALL_MESSAGES),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return out
 
@@ -57,11 +67,18 @@ def running_sandbox(data_dir: Path, **kwargs: object) -> Iterator[object]:
 
 def sandbox_env(server: object) -> dict[str, str]:
     """A child environment whose only route to an API is the sandbox."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AUDITKIT_", "MULTIMAIL_", "INTERCOM_")) and "PROXY" not in k.upper()}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AUDITKIT_", "MULTIMAIL_", "INTERCOM_")) and "PROXY" not in k.upper()
+    }
     url = server.base_url  # type: ignore[attr-defined]
-    env.update(MULTIMAIL_API_KEY=MM_KEY, MULTIMAIL_API_URL=url,
-               INTERCOM_ACCESS_TOKEN=IC_TOKEN, INTERCOM_API_URL=url)
+    env.update(
+        MULTIMAIL_API_KEY=MM_KEY,
+        MULTIMAIL_API_URL=url,
+        INTERCOM_ACCESS_TOKEN=IC_TOKEN,
+        INTERCOM_API_URL=url,
+    )
     return env
 
 
@@ -69,15 +86,35 @@ def auditkit_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "auditkit", *args]
 
 
-def run_cli(args: list[str], env: Mapping[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(auditkit_argv(*args), env=dict(env) if env is not None else None, cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
+def run_cli(
+    args: list[str],
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        auditkit_argv(*args),
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def run_args(db: Path, out_root: Path, *extra: str, config: Path = CONFIG) -> list[str]:
-    return ["run", "--config", str(config), "--period", "2026Q3", "--out", str(out_root),
-            "--db", str(db), *extra]
+    return [
+        "run",
+        "--config",
+        str(config),
+        "--period",
+        "2026Q3",
+        "--out",
+        str(out_root),
+        "--db",
+        str(db),
+        *extra,
+    ]
 
 
 class Workspace:
@@ -114,25 +151,77 @@ def workspace(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     ws = Workspace(tmp_path_factory.mktemp("workspace"))
     config = ["--config", str(CONFIG)]
     first_outbound = next(
-        rec["id"] for rec in map(json.loads,
-                                 (small_dataset / "multimail" / "emails.jsonl").read_text().splitlines())
-        if rec.get("direction") == "outbound")
+        rec["id"]
+        for rec in map(
+            json.loads, (small_dataset / "multimail" / "emails.jsonl").read_text().splitlines()
+        )
+        if rec.get("direction") == "outbound"
+    )
     with running_sandbox(small_dataset) as server:
         env = sandbox_env(server)
         server.faults.add(r"/v1/emails/", "503", times=2, retry_after="0")  # type: ignore[attr-defined]
         ws.cli("harvest", ["-vv", "harvest", *config, "--db", str(ws.db), "--json"], env)
-        ws.cli("check", ["-vv", "check", *config, "--db", str(ws.db), "--period", "2026Q3", "--json"], env, 10)
-        ws.cli("report", ["-vv", "report", *config, "--db", str(ws.db), "--period", "2026Q3",
-                          "--out", str(ws.report)], env)
-        ws.cli("evidence", ["-vv", "--log-format", "json", "evidence", first_outbound, *config,
-                            "--db", str(ws.db), "--out", str(ws.evidence)], env)
+        ws.cli(
+            "check",
+            ["-vv", "check", *config, "--db", str(ws.db), "--period", "2026Q3", "--json"],
+            env,
+            10,
+        )
+        ws.cli(
+            "report",
+            [
+                "-vv",
+                "report",
+                *config,
+                "--db",
+                str(ws.db),
+                "--period",
+                "2026Q3",
+                "--out",
+                str(ws.report),
+            ],
+            env,
+        )
+        ws.cli(
+            "evidence",
+            [
+                "-vv",
+                "--log-format",
+                "json",
+                "evidence",
+                first_outbound,
+                *config,
+                "--db",
+                str(ws.db),
+                "--out",
+                str(ws.evidence),
+            ],
+            env,
+        )
         ws.cli("status", ["-vv", "status", *config, "--db", str(ws.db), "--json"], env)
-        ws.cli("run", ["-vv", "--log-format", "json", *run_args(ws.run_db, ws.out_root), "--json"], env, 10)
+        ws.cli(
+            "run",
+            ["-vv", "--log-format", "json", *run_args(ws.run_db, ws.out_root), "--json"],
+            env,
+            10,
+        )
         refused = {**env, "MULTIMAIL_API_KEY": MM_KEY[::-1] + "_wrong_" + MM_KEY}
-        ws.cli("harvest-refused", ["-vv", "harvest", *config, "--db", str(ws.root / "refused.duckdb")],
-               refused, 4)
+        ws.cli(
+            "harvest-refused",
+            ["-vv", "harvest", *config, "--db", str(ws.root / "refused.duckdb")],
+            refused,
+            4,
+        )
         # --debug prints the traceback, locals of the auth path included: still no secret.
-        ws.cli("harvest-refused-debug", ["-vv", "--debug", "harvest", *config,
-                                         "--db", str(ws.root / "refused.duckdb")], refused, 1)
-    ws.cli("demo", ["-vv", "demo", "--data", str(small_dataset), "--out", str(ws.demo), "--json"], os.environ)
+        ws.cli(
+            "harvest-refused-debug",
+            ["-vv", "--debug", "harvest", *config, "--db", str(ws.root / "refused.duckdb")],
+            refused,
+            1,
+        )
+    ws.cli(
+        "demo",
+        ["-vv", "demo", "--data", str(small_dataset), "--out", str(ws.demo), "--json"],
+        os.environ,
+    )
     return ws

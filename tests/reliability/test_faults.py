@@ -47,7 +47,9 @@ def harvest_time_free(name: str, data: bytes) -> bytes:
         rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
         drop = {rows[0].index(c) for c in HARVEST_TIME_COLUMNS}
         out = io.StringIO()
-        csv.writer(out, lineterminator="\r\n").writerows([c for i, c in enumerate(r) if i not in drop] for r in rows)
+        csv.writer(out, lineterminator="\r\n").writerows(
+            [c for i, c in enumerate(r) if i not in drop] for r in rows
+        )
         return out.getvalue().encode()
     text = data.decode("utf-8")
     text = RUN_ID.sub("<run>", _wall_clock_iso().sub("<harvest-time>", text))
@@ -63,11 +65,16 @@ def harvest_time_free(name: str, data: bytes) -> bytes:
 # lists more rows than a clean one.
 HARVEST_RUN_ROW = re.compile(
     r'^\s*<tr><td class="mono"><run></td><td>harvest</td><td><harvest-time></td>'
-    r'<td>(<harvest-time>)?</td><td>(\w+)</td></tr>\n', re.M)
+    r"<td>(<harvest-time>)?</td><td>(\w+)</td></tr>\n",
+    re.M,
+)
 
 
 def harvest_run_rows(html: bytes) -> list[str]:
-    return [m.group(2) for m in HARVEST_RUN_ROW.finditer(harvest_time_free("report.html", html).decode())]
+    return [
+        m.group(2)
+        for m in HARVEST_RUN_ROW.finditer(harvest_time_free("report.html", html).decode())
+    ]
 
 
 def pack_files(pack: Path) -> dict[str, bytes]:
@@ -88,7 +95,10 @@ def assert_same_pack_modulo_harvest_time(pack: Path, reference: Path) -> dict[st
         if got[name] == want[name]:
             how[name] = "byte-identical"
             continue
-        masked_got, masked_want = harvest_time_free(name, got[name]), harvest_time_free(name, want[name])
+        masked_got, masked_want = (
+            harvest_time_free(name, got[name]),
+            harvest_time_free(name, want[name]),
+        )
         if name == "report.html" and masked_got != masked_want:
             masked_got = HARVEST_RUN_ROW.sub("", masked_got.decode()).encode()
             masked_want = HARVEST_RUN_ROW.sub("", masked_want.decode()).encode()
@@ -116,7 +126,9 @@ def clean_run(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return root / "store.duckdb", pack
 
 
-def _wait(condition: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def _wait(
+    condition: Callable[[], bool], proc: subprocess.Popen[bytes], timeout: float = 60
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert proc.poll() is None, f"run ended (rc {proc.returncode}) before the kill point"
@@ -150,8 +162,9 @@ class KilledRuns:
 
 
 @pytest.fixture(scope="module")
-def killed_runs(small_dataset: Path, clean_run: tuple[Path, Path],
-                tmp_path_factory: pytest.TempPathFactory) -> KilledRuns:
+def killed_runs(
+    small_dataset: Path, clean_run: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory
+) -> KilledRuns:
     _, clean_pack = clean_run
     root = tmp_path_factory.mktemp("killed")
     db, out_root = root / "store.duckdb", root / "out"
@@ -163,19 +176,27 @@ def killed_runs(small_dataset: Path, clean_run: tuple[Path, Path],
         env = sandbox_env(server)
         kill_points: list[tuple[str, Callable[[], bool]]] = [
             ("harvest: after 5 read_email details", lambda: server.requests.count("detail") >= 5),
-            ("harvest: during Intercom enrichment", lambda: server.requests.count("intercom_conversation") >= 3),
+            (
+                "harvest: during Intercom enrichment",
+                lambda: server.requests.count("intercom_conversation") >= 3,
+            ),
             ("report: pack staging folder exists", lambda: _staging(out_root)),
         ]
         for label, reached in kill_points:
             server.requests.clear()
             server.latency_ms = 25 if label.startswith("harvest") else 0
-            proc = subprocess.Popen(auditkit_argv(*run_args(db, out_root)), env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                auditkit_argv(*run_args(db, out_root)),
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             _wait(reached, proc)
             _kill(proc)
             runs.kills.append(label)
             runs.previous_intact_after_each_kill.append(
-                pack_files(runs.pack) == previous_bytes and verify_pack(runs.pack).ok)
+                pack_files(runs.pack) == previous_bytes and verify_pack(runs.pack).ok
+            )
         server.latency_ms = 0
         runs.rerun = run_cli(run_args(db, out_root), env)
     return runs
@@ -208,8 +229,11 @@ def test_rerun_after_kill_in_report_leaves_no_stage_folder(killed_runs: KilledRu
 def tiny_tmpfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mount_point = tmp_path_factory.mktemp("tmpfs")
     # Room for one small pack plus a fraction of a second: the new pack cannot fit beside it.
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=760k,mode=0700", "tmpfs", str(mount_point)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=760k,mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     yield mount_point
@@ -217,8 +241,12 @@ def tiny_tmpfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def disk_full_run(small_dataset: Path, clean_run: tuple[Path, Path], tiny_tmpfs: Path,
-                  tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path, dict[str, bytes]]:
+def disk_full_run(
+    small_dataset: Path,
+    clean_run: tuple[Path, Path],
+    tiny_tmpfs: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[subprocess.CompletedProcess[str], Path, dict[str, bytes]]:
     """`run` whose pack cannot fit: the output root is a tmpfs already holding last run's pack."""
     clean_db, clean_pack = clean_run
     db = tmp_path_factory.mktemp("disk_full") / "store.duckdb"
@@ -234,7 +262,8 @@ def disk_full_run(small_dataset: Path, clean_run: tuple[Path, Path], tiny_tmpfs:
 
 @pytest.mark.slow
 def test_disk_full_keeps_the_previous_pack_and_presents_nothing(
-        disk_full_run: tuple[subprocess.CompletedProcess[str], Path, dict[str, bytes]]) -> None:
+    disk_full_run: tuple[subprocess.CompletedProcess[str], Path, dict[str, bytes]],
+) -> None:
     r, previous, previous_bytes = disk_full_run
     assert r.returncode not in (0, EXIT_FAILED_CONTROLS), "a pack that did not fit is a failure"
     assert r.stdout == "", "no summary may present the pack as written"
@@ -245,7 +274,8 @@ def test_disk_full_keeps_the_previous_pack_and_presents_nothing(
 
 @pytest.mark.slow
 def test_disk_full_exits_6_with_one_clear_line(
-        disk_full_run: tuple[subprocess.CompletedProcess[str], Path, dict[str, bytes]]) -> None:
+    disk_full_run: tuple[subprocess.CompletedProcess[str], Path, dict[str, bytes]],
+) -> None:
     r, _, _ = disk_full_run
     assert r.returncode == EXIT_REPORT, (r.returncode, r.stderr[-2000:])
     assert "Traceback" not in r.stderr
@@ -253,18 +283,31 @@ def test_disk_full_exits_6_with_one_clear_line(
     assert len(error_lines) == 1 and "No space left on device" in error_lines[0], r.stderr[-2000:]
 
 
-def test_store_held_by_another_process_exits_5(clean_run: tuple[Path, Path], tmp_path: Path) -> None:
+def test_store_held_by_another_process_exits_5(
+    clean_run: tuple[Path, Path], tmp_path: Path
+) -> None:
     clean_db, _ = clean_run
     db = tmp_path / "store.duckdb"
     shutil.copy(clean_db, db)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "print('held', flush=True); time.sleep(120)", str(db)],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "print('held', flush=True); time.sleep(120)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         # No sandbox: a run must fail on the store before it contacts any API.
-        env = {**os.environ, "MULTIMAIL_API_KEY": "mm_unused", "MULTIMAIL_API_URL": "http://127.0.0.1:9"}
+        env = {
+            **os.environ,
+            "MULTIMAIL_API_KEY": "mm_unused",
+            "MULTIMAIL_API_URL": "http://127.0.0.1:9",
+        }
         r = run_cli(run_args(db, tmp_path / "out"), env)
     finally:
         holder.kill()
@@ -276,13 +319,17 @@ def test_store_held_by_another_process_exits_5(clean_run: tuple[Path, Path], tmp
     assert not (tmp_path / "out" / PERIOD).exists()
 
 
-@pytest.mark.parametrize("damage", [
-    "garbage",
-    "truncated",
-    "header_zeroed",
-])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        "garbage",
+        "truncated",
+        "header_zeroed",
+    ],
+)
 def test_corrupt_store_exits_5_with_a_clear_message(
-        damage: str, clean_run: tuple[Path, Path], tmp_path: Path) -> None:
+    damage: str, clean_run: tuple[Path, Path], tmp_path: Path
+) -> None:
     clean_db, _ = clean_run
     db = tmp_path / "store.duckdb"
     data = clean_db.read_bytes()
@@ -293,7 +340,11 @@ def test_corrupt_store_exits_5_with_a_clear_message(
     else:
         data = b"\0" * 8192 + data[8192:]
     db.write_bytes(data)
-    env = {**os.environ, "MULTIMAIL_API_KEY": "mm_unused", "MULTIMAIL_API_URL": "http://127.0.0.1:9"}
+    env = {
+        **os.environ,
+        "MULTIMAIL_API_KEY": "mm_unused",
+        "MULTIMAIL_API_URL": "http://127.0.0.1:9",
+    }
     r = run_cli(run_args(db, tmp_path / "out"), env)
     assert r.returncode == EXIT_STORE, (r.returncode, r.stderr[-2000:])
     assert "Traceback" not in r.stderr
@@ -306,8 +357,12 @@ def test_overlapping_run_exits_8_and_does_nothing(small_dataset: Path, tmp_path:
     db, out_root = tmp_path / "store.duckdb", tmp_path / "out"
     with running_sandbox(small_dataset, latency_ms=40) as server:
         env = sandbox_env(server)
-        first = subprocess.Popen(auditkit_argv(*run_args(db, out_root)), env=env,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        first = subprocess.Popen(
+            auditkit_argv(*run_args(db, out_root)),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             _wait(lambda: server.requests.count("detail") >= 1, first)
             second = run_cli(run_args(db, out_root, "--json"), env)

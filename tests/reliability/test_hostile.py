@@ -32,8 +32,14 @@ from tests.reliability.conftest import (
 )
 
 BIG_BODY_BYTES = 10 * 1024 * 1024
-FORMULA_SUBJECTS = ['=HYPERLINK("http://{host}/formula","Click")', "+cmd|' /C calc'!A0", "-2+3",
-                    "@SUM(A1:A2)", "\t=1+1", "\r=1+1"]
+FORMULA_SUBJECTS = [
+    '=HYPERLINK("http://{host}/formula","Click")',
+    "+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A2)",
+    "\t=1+1",
+    "\r=1+1",
+]
 UNICODE_SUBJECT = "Invoice \u202egnp.exe\u202c \u200bzero\u200dwidth\ufeff \u0627\u0644\u0639\u0631\u0628\u064a\u0629"
 # Controls whose planted findings do not depend on the body, so rewriting the body of their
 # target emails keeps them flagged and their evidence pages in the pack.
@@ -42,8 +48,11 @@ BODY_INDEPENDENT_CONTROLS = ("OVS-", "AL-002", "TR-")
 
 def flagged_email_ids(data: Path) -> list[str]:
     planted = json.loads((data / "expected_findings.json").read_text(encoding="utf-8"))
-    ids = [f["target_id"] for f in planted
-           if f["target_type"] == "email" and f["control_id"].startswith(BODY_INDEPENDENT_CONTROLS)]
+    ids = [
+        f["target_id"]
+        for f in planted
+        if f["target_type"] == "email" and f["control_id"].startswith(BODY_INDEPENDENT_CONTROLS)
+    ]
     return list(dict.fromkeys(ids))
 
 
@@ -55,7 +64,7 @@ def hostile_bodies(host: str) -> list[str]:
         f"<style>body {{ background: url({url}/css-url.png) }}</style>styled",
         f'<link rel="stylesheet" href="{url}/link.css"><iframe src="{url}/iframe"></iframe>',
         f'<style>@import url("{url}/import.css");</style><svg><image href="{url}/svg.png"/></svg>',
-        f"{UNICODE_SUBJECT}\n<a href=\"javascript:alert(1)\">x</a> <object data=\"{url}/obj\"></object>",
+        f'{UNICODE_SUBJECT}\n<a href="javascript:alert(1)">x</a> <object data="{url}/obj"></object>',
     ]
 
 
@@ -65,7 +74,9 @@ def make_hostile(data: Path, host: str) -> tuple[dict[str, dict[str, str]], str,
     big_body_id, *hostile_ids = flagged_email_ids(data)
     assert len(hostile_ids) >= 6, "the sample plants enough body-independent findings"
     path = data / "multimail" / "emails.jsonl"
-    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     bodies = hostile_bodies(host)
     planted = {}
     outbound = [r for r in records if r.get("direction") == "outbound"]
@@ -79,7 +90,9 @@ def make_hostile(data: Path, host: str) -> tuple[dict[str, dict[str, str]], str,
     head = bodies[0] + "\n" + bodies[2] + "\n"
     by_id[big_body_id]["markdown"] = head + "A" * (BIG_BODY_BYTES - len(head))
     by_id[big_body_id]["tags"]["agent"] = f'=HYPERLINK("http://{host}/agent")'
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
     return planted, big_body_id, hostile_ids
 
 
@@ -108,8 +121,9 @@ class ActiveContent(HTMLParser):
 
 
 @pytest.mark.slow
-def test_hostile_content_is_inert_everywhere(dataset_copy: Path, listener: HitCounter,
-                                            tmp_path: Path) -> None:
+def test_hostile_content_is_inert_everywhere(
+    dataset_copy: Path, listener: HitCounter, tmp_path: Path
+) -> None:
     host, hits = listener.host, listener.paths
     # The counter works: one probe is counted, then forgotten.
     urllib.request.urlopen(f"http://{host}/probe", timeout=5).close()
@@ -136,11 +150,16 @@ def test_hostile_content_is_inert_everywhere(dataset_copy: Path, listener: HitCo
     active.feed(html)
     for forbidden in ("script", "iframe", "object", "link", "img", "svg", "image"):
         assert html.count(f"<{forbidden}") == active.tags.count(forbidden), forbidden
-    assert "script" not in active.tags and "iframe" not in active.tags and "object" not in active.tags
+    assert (
+        "script" not in active.tags and "iframe" not in active.tags and "object" not in active.tags
+    )
     assert not [a for a in active.attributes if host in a or a.lower().startswith("javascript:")]
     assert not [s for s in active.style_or_script if host in s]
-    assert "&lt;script&gt;fetch(" in html and f"&lt;img src=&#34;http://{host}/img.png" in html \
+    assert (
+        "&lt;script&gt;fetch(" in html
+        and f"&lt;img src=&#34;http://{host}/img.png" in html
         or f"&lt;img src=&quot;http://{host}/img.png" in html
+    )
     for mid in hostile_ids:
         assert mid in html
     assert "\u202egnp.exe" in html  # RTL override kept as text (HTML escaping does not drop it)
@@ -152,7 +171,9 @@ def test_hostile_content_is_inert_everywhere(dataset_copy: Path, listener: HitCo
         for cell in row.values():
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), cell
         subject = planted[row["message_id"]]["subject"]
-        expected = "'" + subject if subject.startswith(("=", "+", "-", "@", "\t", "\r")) else subject
+        expected = (
+            "'" + subject if subject.startswith(("=", "+", "-", "@", "\t", "\r")) else subject
+        )
         assert row["subject"] == expected
     big = next(row for row in rows if row["message_id"] == big_body_id)
     assert big["agent"].startswith("'=HYPERLINK(")
@@ -181,15 +202,31 @@ def test_archive_eml_with_invalid_utf8(tmp_path: Path, workspace: Workspace) -> 
     shutil.copy(sorted((SAMPLE_DATA / "archive" / "eml").glob("*.eml"))[1], archive / "good.eml")
     db = tmp_path / "store.duckdb"
     shutil.copy(workspace.db, db)
-    done = run_cli(["harvest-archive", str(archive), "--keys", str(SAMPLE_DATA / "dns" / "keys.txt"),
-                    "--config", str(CONFIG), "--db", str(db), "--json"], os.environ)
+    done = run_cli(
+        [
+            "harvest-archive",
+            str(archive),
+            "--keys",
+            str(SAMPLE_DATA / "dns" / "keys.txt"),
+            "--config",
+            str(CONFIG),
+            "--db",
+            str(db),
+            "--json",
+        ],
+        os.environ,
+    )
     assert "Traceback" not in done.stderr
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout)
     con = duckdb.connect(str(db), read_only=True)
     try:
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '%archive%'").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_name LIKE '%archive%'"
+            ).fetchall()
+        ]
         stored = sum(con.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] for t in tables)
     finally:
         con.close()

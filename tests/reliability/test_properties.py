@@ -19,18 +19,31 @@ from auditkit.normalise import RecordError
 from auditkit.report import csv_export
 from auditkit.store import Store
 
-PROPERTY = settings(derandomize=True, max_examples=100, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    derandomize=True,
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 # JSON as the API could send it: json.loads output. Lone surrogates are legal JSON ("\ud800")
 # and become lone surrogates in Python strings, so they are part of "arbitrary JSON" here.
 json_text = st.one_of(
     st.text(max_size=30),
-    st.builds(lambda a, s, b: a + s + b, st.text(max_size=10),
-              st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), st.text(max_size=10)),
+    st.builds(
+        lambda a, s, b: a + s + b,
+        st.text(max_size=10),
+        st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF),
+        st.text(max_size=10),
+    ),
 )
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63) \
-    | st.floats(allow_nan=False, allow_infinity=False) | json_text
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | json_text
+)
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(json_text, inner, max_size=4),
@@ -39,15 +52,44 @@ json_values = st.recursive(
 # Text without lone surrogates: what a UTF-8 payload decodes to.
 utf8_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=30)
 utf8_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63)
-    | st.floats(allow_nan=False, allow_infinity=False) | utf8_text,
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | utf8_text,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(utf8_text, inner, max_size=4),
     max_leaves=12,
 )
-EMAIL_KEYS = ["id", "message_id", "from", "to", "cc", "subject", "status", "received_at", "created_at",
-              "thread_id", "markdown", "body", "tags", "metadata", "decision", "decided_at", "approved_at",
-              "approved_by", "delivered_at", "bounced_at", "bounce_type", "dkim_verified", "attachments",
-              "has_attachments", "spam_score", "spam_verdict", "mailbox_id", "direction"]
+EMAIL_KEYS = [
+    "id",
+    "message_id",
+    "from",
+    "to",
+    "cc",
+    "subject",
+    "status",
+    "received_at",
+    "created_at",
+    "thread_id",
+    "markdown",
+    "body",
+    "tags",
+    "metadata",
+    "decision",
+    "decided_at",
+    "approved_at",
+    "approved_by",
+    "delivered_at",
+    "bounced_at",
+    "bounce_type",
+    "dkim_verified",
+    "attachments",
+    "has_attachments",
+    "spam_score",
+    "spam_verdict",
+    "mailbox_id",
+    "direction",
+]
 
 NORMALISERS = {
     "email": normalise.normalise_email,
@@ -65,10 +107,24 @@ NORMALISERS = {
 def records(values: st.SearchStrategy[Any], text: st.SearchStrategy[str]) -> st.SearchStrategy[Any]:
     """Objects that use the real field names (so typed paths are exercised) with arbitrary values
     and extra keys, plus the odd non-object."""
-    known = st.dictionaries(st.sampled_from(EMAIL_KEYS + ["name", "address", "scopes", "action",
-                                                           "email_address", "url", "events",
-                                                           "signing_secret", "secret"]),
-                            values, max_size=10)
+    known = st.dictionaries(
+        st.sampled_from(
+            EMAIL_KEYS
+            + [
+                "name",
+                "address",
+                "scopes",
+                "action",
+                "email_address",
+                "url",
+                "events",
+                "signing_secret",
+                "secret",
+            ]
+        ),
+        values,
+        max_size=10,
+    )
     extra = st.dictionaries(text, values, max_size=3)
     obj = st.builds(lambda a, b, i: {**b, **a, "id": i}, known, extra, text | values)
     return obj | values
@@ -106,15 +162,22 @@ def test_normalise_email_survives_lone_surrogates_from_json(record: Any) -> None
     _check_no_loss("email", record, row)
 
 
-iso_times = st.datetimes(timezones=st.just(UTC)).map(
-    lambda d: d.isoformat().replace("+00:00", "Z"))
+iso_times = st.datetimes(timezones=st.just(UTC)).map(lambda d: d.isoformat().replace("+00:00", "Z"))
 v1_emails = st.fixed_dictionaries(
     {
         "id": utf8_text.filter(lambda s: s.strip() != ""),
-        "from": utf8_text, "to": st.lists(utf8_text, max_size=3), "cc": st.lists(utf8_text, max_size=2),
-        "subject": utf8_text, "status": utf8_text, "thread_id": utf8_text, "markdown": utf8_text,
-        "received_at": iso_times, "approved_at": iso_times | st.none(), "approved_by": utf8_text | st.none(),
-        "spam_score": st.integers(0, 100), "spam_verdict": utf8_text,
+        "from": utf8_text,
+        "to": st.lists(utf8_text, max_size=3),
+        "cc": st.lists(utf8_text, max_size=2),
+        "subject": utf8_text,
+        "status": utf8_text,
+        "thread_id": utf8_text,
+        "markdown": utf8_text,
+        "received_at": iso_times,
+        "approved_at": iso_times | st.none(),
+        "approved_by": utf8_text | st.none(),
+        "spam_score": st.integers(0, 100),
+        "spam_verdict": utf8_text,
         "tags": st.fixed_dictionaries({"agent": utf8_text, "intercom_conversation_id": utf8_text}),
     },
     # dkim_verified is a guide-shape marker (ARCHITECTURE.md), so a v1 record omits it.
@@ -123,18 +186,28 @@ v1_emails = st.fixed_dictionaries(
 
 
 @PROPERTY
-@given(record=v1_emails, extra=st.dictionaries(utf8_text.filter(lambda k: k not in EMAIL_KEYS),
-                                               utf8_values, max_size=3))
+@given(
+    record=v1_emails,
+    extra=st.dictionaries(utf8_text.filter(lambda k: k not in EMAIL_KEYS), utf8_values, max_size=3),
+)
 def test_typed_email_columns_equal_the_input(record: dict[str, Any], extra: dict[str, Any]) -> None:
     record = {**extra, **record}
     row = normalise.normalise_email(record)
     assert row["id"] == record["id"]
     assert row["source_shape"] == "v1"
-    for column, key in [("from_address", "from"), ("subject", "subject"), ("status", "status"),
-                        ("thread_id", "thread_id"), ("body_markdown", "markdown"),
-                        ("approved_by", "approved_by"), ("spam_verdict", "spam_verdict"),
-                        ("to_addresses", "to"), ("cc_addresses", "cc"), ("spam_score", "spam_score"),
-                        ("bounce_type", "bounce_type")]:
+    for column, key in [
+        ("from_address", "from"),
+        ("subject", "subject"),
+        ("status", "status"),
+        ("thread_id", "thread_id"),
+        ("body_markdown", "markdown"),
+        ("approved_by", "approved_by"),
+        ("spam_verdict", "spam_verdict"),
+        ("to_addresses", "to"),
+        ("cc_addresses", "cc"),
+        ("spam_score", "spam_score"),
+        ("bounce_type", "bounce_type"),
+    ]:
         assert row[column] == record.get(key), column
     assert row["agent"] == record["tags"]["agent"]
     assert row["conversation_id"] == record["tags"]["intercom_conversation_id"]
@@ -145,8 +218,11 @@ def test_typed_email_columns_equal_the_input(record: dict[str, Any], extra: dict
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 hostile_cells = st.one_of(
     st.text(st.characters(exclude_categories=["Cs"]), max_size=40),
-    st.builds(lambda p, s: p + s, st.sampled_from(FORMULA_STARTS + ("'", '"', ",", "\n", "\u202e", "\u200b")),
-              st.text(st.characters(exclude_categories=["Cs"]), max_size=20)),
+    st.builds(
+        lambda p, s: p + s,
+        st.sampled_from(FORMULA_STARTS + ("'", '"', ",", "\n", "\u202e", "\u200b")),
+        st.text(st.characters(exclude_categories=["Cs"]), max_size=20),
+    ),
 )
 
 
@@ -187,14 +263,22 @@ def memory_store() -> Store:
 
 
 @PROPERTY
-@given(rows=st.lists(st.lists(hostile_cells.filter(lambda s: "\x00" not in s), min_size=2, max_size=2),
-                     min_size=1, max_size=6))
-def test_streamed_csv_roundtrips_and_neutralises(memory_store: Store, csv_dir: Path,
-                                                 rows: list[list[str]]) -> None:
+@given(
+    rows=st.lists(
+        st.lists(hostile_cells.filter(lambda s: "\x00" not in s), min_size=2, max_size=2),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_streamed_csv_roundtrips_and_neutralises(
+    memory_store: Store, csv_dir: Path, rows: list[list[str]]
+) -> None:
     """The SQL-side encoder (csv_line_sql + _sql_safe) that writes messages/decisions/audit_log."""
     con = memory_store.con
     con.execute("CREATE OR REPLACE TEMP TABLE cells (i INTEGER, a VARCHAR, b VARCHAR)")
-    con.executemany("INSERT INTO cells VALUES (?, ?, ?)", [(i, a, b) for i, (a, b) in enumerate(rows)])
+    con.executemany(
+        "INSERT INTO cells VALUES (?, ?, ?)", [(i, a, b) for i, (a, b) in enumerate(rows)]
+    )
     sql = f"SELECT {csv_export._sql_safe('a')} AS x, {csv_export._sql_safe('b')} AS y FROM cells ORDER BY i"
     path = csv_dir / "streamed.csv"
     n = csv_export.write_query_csv(memory_store, path, ("x", "y"), sql, {})

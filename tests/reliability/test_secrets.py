@@ -27,13 +27,24 @@ def leaks(data: bytes) -> list[str]:
 def test_refused_key_is_an_upstream_error_without_the_key(workspace: Workspace) -> None:
     refused = workspace.outputs["harvest-refused"]
     assert refused.returncode == 4
-    assert [line for line in refused.stderr.splitlines() if line.startswith("Error:")], refused.stderr[-2000:]
+    assert [line for line in refused.stderr.splitlines() if line.startswith("Error:")], (
+        refused.stderr[-2000:]
+    )
     assert "Traceback" in workspace.outputs["harvest-refused-debug"].stderr
 
 
 def test_no_secret_in_any_command_output(workspace: Workspace) -> None:
-    assert set(workspace.outputs) >= {"harvest", "check", "report", "evidence", "status", "run", "demo",
-                                      "harvest-refused", "harvest-refused-debug"}
+    assert set(workspace.outputs) >= {
+        "harvest",
+        "check",
+        "report",
+        "evidence",
+        "status",
+        "run",
+        "demo",
+        "harvest-refused",
+        "harvest-refused-debug",
+    }
     assert "DEBUG" in workspace.outputs["harvest"].stderr, "-vv must really log at debug level"
     assert '"level": "debug"' in workspace.outputs["run"].stderr
     for label, done in workspace.outputs.items():
@@ -44,8 +55,12 @@ def test_no_secret_in_any_command_output(workspace: Workspace) -> None:
 def dump_tables(store: Path) -> tuple[int, bytes]:
     con = duckdb.connect(str(store), read_only=True)
     try:
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+            ).fetchall()
+        ]
         text = []
         for table in tables:
             for row in con.execute(f'SELECT * FROM "{table}"').fetchall():
@@ -78,9 +93,14 @@ def test_no_secret_in_any_pack_file(workspace: Workspace) -> None:
             assert leaks(path.read_bytes()) == [], path
             # PDF text streams are compressed: extract the text of two packs' PDFs (the others
             # come from the same template over the same data, at the cost of seconds each).
-            if path.suffix == ".pdf" and pack in (workspace.evidence, workspace.out_root / "2026Q3"):
+            if path.suffix == ".pdf" and pack in (
+                workspace.evidence,
+                workspace.out_root / "2026Q3",
+            ):
                 text = "\n".join(page.extract_text() or "" for page in PdfReader(path).pages)
-                assert "Northwind" in text, "PDF text extraction must work for the scan to mean anything"
+                assert "Northwind" in text, (
+                    "PDF text extraction must work for the scan to mean anything"
+                )
                 assert leaks(text.encode()) == [], path
     assert files >= 4 * 7
 

@@ -22,7 +22,9 @@ from auditkit.cli import cli
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed"),
+    pytest.mark.skipif(
+        CHROMIUM is None and not os.environ.get("CI"), reason="chromium not installed"
+    ),
 ]
 
 # Collects layout facts after load and writes them into the DOM for --dump-dom to read.
@@ -47,16 +49,31 @@ window.addEventListener('load', () => {
 });
 """
 PROBE_OUTPUT = re.compile(r'<pre id="auditkit-probe">([^<]*)</pre>')
-INBOX_LINK = re.compile(r"^https://app(\.eu|\.au)?\.intercom\.com/a/inbox/[a-z0-9]+/inbox/conversation/\d+$")
+INBOX_LINK = re.compile(
+    r"^https://app(\.eu|\.au)?\.intercom\.com/a/inbox/[a-z0-9]+/inbox/conversation/\d+$"
+)
 
 
 def chromium(args: list[str], tmp_path: Path) -> str:
     assert CHROMIUM is not None, "chromium is required under CI (.ci/run installs it)"
     proc = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}", *args],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
@@ -77,10 +94,17 @@ def probed(html: str) -> str:
 
 
 @pytest.mark.parametrize("width", [1280, 800])
-def test_report_opens_with_nothing_cut_off_and_links_resolving(demo_pack: Path, tmp_path: Path, width: int) -> None:
+def test_report_opens_with_nothing_cut_off_and_links_resolving(
+    demo_pack: Path, tmp_path: Path, width: int
+) -> None:
     page = tmp_path / "probe.html"
-    page.write_text(probed((demo_pack / "report.html").read_text(encoding="utf-8")), encoding="utf-8")
-    dom = chromium([f"--window-size={width},900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()], tmp_path)
+    page.write_text(
+        probed((demo_pack / "report.html").read_text(encoding="utf-8")), encoding="utf-8"
+    )
+    dom = chromium(
+        [f"--window-size={width},900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        tmp_path,
+    )
     match = PROBE_OUTPUT.search(dom)
     assert match, "the page did not finish loading in Chromium"
     facts = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
@@ -96,7 +120,9 @@ def test_content_security_policy_blocks_scripts(demo_pack: Path, tmp_path: Path)
     html = (demo_pack / "report.html").read_text(encoding="utf-8")
     assert "default-src 'none'" in html
     page = tmp_path / "with-csp.html"
-    page.write_text(html.replace("</head>", f"<script>{PROBE}</script></head>", 1), encoding="utf-8")
+    page.write_text(
+        html.replace("</head>", f"<script>{PROBE}</script></head>", 1), encoding="utf-8"
+    )
     dom = chromium(["--virtual-time-budget=3000", "--dump-dom", page.as_uri()], tmp_path)
     assert "<h1" in dom  # the document itself rendered
     assert not PROBE_OUTPUT.search(dom), "an inline script ran despite the report's CSP"
@@ -104,6 +130,9 @@ def test_content_security_policy_blocks_scripts(demo_pack: Path, tmp_path: Path)
 
 def test_screenshot_renders(demo_pack: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
-    chromium(["--window-size=1280,2000", f"--screenshot={shot}", (demo_pack / "report.html").as_uri()], tmp_path)
+    chromium(
+        ["--window-size=1280,2000", f"--screenshot={shot}", (demo_pack / "report.html").as_uri()],
+        tmp_path,
+    )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 50_000  # a blank page compresses to a few KB

@@ -180,8 +180,19 @@ def test_csv_writer_round_trips_arbitrary_text(tmp_path: Path) -> None:
 
 
 @settings_h(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.one_of(st.none(), st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"))),
-                         min_size=3, max_size=3), min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.lists(
+            st.one_of(
+                st.none(), st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\x00"))
+            ),
+            min_size=3,
+            max_size=3,
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
 def test_sql_line_encoding_matches_the_csv_module(rows: list[list[str | None]]) -> None:
     import duckdb
 
@@ -192,5 +203,7 @@ def test_sql_line_encoding_matches_the_csv_module(rows: list[list[str | None]]) 
     sql = csv_export.csv_line_sql("SELECT a, b, c FROM t ORDER BY n", fields)
     produced = "".join(r[0] for r in con.execute(sql).fetchall())
     expected = io.StringIO(newline="")
-    csv.writer(expected, lineterminator="\r\n").writerows([["" if v is None else v for v in r] for r in rows])
+    csv.writer(expected, lineterminator="\r\n").writerows(
+        [["" if v is None else v for v in r] for r in rows]
+    )
     assert produced == expected.getvalue()

@@ -31,12 +31,22 @@ def test_sample_is_reproducible_and_bounded() -> None:
 
 def test_message_pack_holds_exactly_the_selected_messages(tmp_path: Path) -> None:
     with demo_store() as store:
-        write_pack(store, settings(), Q3, tmp_path / "p", results=results(), message_ids=["em-07", "em-04", "em-07"],
-                   formats=("csv", "html"))
+        write_pack(
+            store,
+            settings(),
+            Q3,
+            tmp_path / "p",
+            results=results(),
+            message_ids=["em-07", "em-04", "em-07"],
+            formats=("csv", "html"),
+        )
     assert message_ids(tmp_path / "p") == ["em-04", "em-07"]
     with (tmp_path / "p" / "findings.csv").open(encoding="utf-8", newline="") as fh:
         targets = sorted(r["target_id"] for r in csv.DictReader(fh))
-    assert targets == ["em-04", "em-07"]  # findings about other messages and the audit entry are out of scope
+    assert targets == [
+        "em-04",
+        "em-07",
+    ]  # findings about other messages and the audit entry are out of scope
     with (tmp_path / "p" / "audit_log.csv").open(encoding="utf-8", newline="") as fh:
         audit = [r["audit_id"] for r in csv.DictReader(fh)]
     assert audit == ["al-4"]  # the mode change of em-04's mailbox
@@ -46,17 +56,40 @@ def test_message_pack_holds_exactly_the_selected_messages(tmp_path: Path) -> Non
 
 def test_recipient_pack_matches_bare_and_named_addresses(tmp_path: Path) -> None:
     with demo_store() as store:
-        write_pack(store, settings(), Q3, tmp_path / "bob", results=results(), recipient="BOB@example.com",
-                   formats=("csv",))
-        write_pack(store, settings(), Q3, tmp_path / "cust", results=results(), recipient="customer@example.com",
-                   formats=("csv",))
+        write_pack(
+            store,
+            settings(),
+            Q3,
+            tmp_path / "bob",
+            results=results(),
+            recipient="BOB@example.com",
+            formats=("csv",),
+        )
+        write_pack(
+            store,
+            settings(),
+            Q3,
+            tmp_path / "cust",
+            results=results(),
+            recipient="customer@example.com",
+            formats=("csv",),
+        )
     assert message_ids(tmp_path / "bob") == ["em-03"]
-    assert "em-03" not in message_ids(tmp_path / "cust") and len(message_ids(tmp_path / "cust")) == 8
+    assert (
+        "em-03" not in message_ids(tmp_path / "cust") and len(message_ids(tmp_path / "cust")) == 8
+    )
 
 
 def test_unknown_message_id_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
     with demo_store() as store, pytest.raises(ReportError, match="em-nope"):
-        write_pack(store, settings(), Q3, tmp_path / "p", results=results(), message_ids=["em-01", "em-nope"])
+        write_pack(
+            store,
+            settings(),
+            Q3,
+            tmp_path / "p",
+            results=results(),
+            message_ids=["em-01", "em-nope"],
+        )
     assert not (tmp_path / "p").exists()
 
 
@@ -79,8 +112,21 @@ def test_cli_report_writes_a_verifiable_pack(store_file: Path, tmp_path: Path) -
     from auditkit.cli import cli
 
     out = tmp_path / "q3"
-    result = CliRunner().invoke(cli, ["report", "--db", str(store_file), "--period", "2026Q3", "--out", str(out),
-                                      "--sample-size", "2", "--json"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            "--db",
+            str(store_file),
+            "--period",
+            "2026Q3",
+            "--out",
+            str(out),
+            "--sample-size",
+            "2",
+            "--json",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["period"] == "2026Q3" and summary["counts"]["messages"] == 9
@@ -92,12 +138,25 @@ def test_cli_evidence_for_one_message_and_for_a_recipient(store_file: Path, tmp_
     from auditkit.cli import cli
 
     runner = CliRunner()
-    one = runner.invoke(cli, ["evidence", "em-03", "--db", str(store_file), "--out", str(tmp_path / "one")])
+    one = runner.invoke(
+        cli, ["evidence", "em-03", "--db", str(store_file), "--out", str(tmp_path / "one")]
+    )
     assert one.exit_code == 0, one.output
     assert message_ids(tmp_path / "one") == ["em-03"]
     assert "auditkit verify" in one.stdout
-    rec = runner.invoke(cli, ["evidence", "--recipient", "bob@example.com", "--db", str(store_file),
-                              "--out", str(tmp_path / "rec"), "--json"])
+    rec = runner.invoke(
+        cli,
+        [
+            "evidence",
+            "--recipient",
+            "bob@example.com",
+            "--db",
+            str(store_file),
+            "--out",
+            str(tmp_path / "rec"),
+            "--json",
+        ],
+    )
     assert rec.exit_code == 0, rec.output
     assert json.loads(rec.stdout)["period"] == "2026-08-05..2026-08-05"
 
@@ -106,16 +165,41 @@ def test_cli_evidence_argument_errors(store_file: Path, tmp_path: Path) -> None:
     from auditkit.cli import cli
 
     runner = CliRunner()
-    neither = runner.invoke(cli, ["evidence", "--db", str(store_file), "--out", str(tmp_path / "x")])
+    neither = runner.invoke(
+        cli, ["evidence", "--db", str(store_file), "--out", str(tmp_path / "x")]
+    )
     # Usage mistakes and unknown ids are usage errors (2), not configuration errors (3).
     assert neither.exit_code == 2 and "either MESSAGE_ID" in neither.stderr
-    both = runner.invoke(cli, ["evidence", "em-01", "--recipient", "a@b", "--db", str(store_file), "--out", str(tmp_path / "x")])
+    both = runner.invoke(
+        cli,
+        [
+            "evidence",
+            "em-01",
+            "--recipient",
+            "a@b",
+            "--db",
+            str(store_file),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
     assert both.exit_code == 2
-    missing = runner.invoke(cli, ["evidence", "--recipient", "nobody@x.test", "--db", str(store_file),
-                                  "--out", str(tmp_path / "x")])
+    missing = runner.invoke(
+        cli,
+        [
+            "evidence",
+            "--recipient",
+            "nobody@x.test",
+            "--db",
+            str(store_file),
+            "--out",
+            str(tmp_path / "x"),
+        ],
+    )
     assert missing.exit_code == 2 and "no outbound message" in missing.stderr
-    unknown = runner.invoke(cli, ["evidence", "em-01", "em-nope", "--db", str(store_file),
-                                  "--out", str(tmp_path / "x")])
+    unknown = runner.invoke(
+        cli, ["evidence", "em-01", "em-nope", "--db", str(store_file), "--out", str(tmp_path / "x")]
+    )
     assert unknown.exit_code == 2 and "no outbound message with id em-nope" in unknown.stderr
     assert not (tmp_path / "x").exists()
 
@@ -130,7 +214,9 @@ def test_cli_help_has_examples() -> None:
 
 def test_pack_states_the_audit_vocabulary_and_the_approver_kind(tmp_path: Path) -> None:
     with demo_store() as store:
-        write_pack(store, settings(), Q3, tmp_path / "p", results=results(), formats=("csv", "html"))
+        write_pack(
+            store, settings(), Q3, tmp_path / "p", results=results(), formats=("csv", "html")
+        )
     manifest = json.loads((tmp_path / "p" / "manifest.json").read_text(encoding="utf-8"))
     vocabulary = manifest["audit_vocabulary"]
     assert set(vocabulary) >= {"email_sent", "approved", "rejected", "cancelled", "mode_changed"}

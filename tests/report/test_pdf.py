@@ -85,11 +85,14 @@ def test_pdf_shows_flagged_messages_but_caps_pages(tmp_path: Path) -> None:
     )
 
 
-def test_pdf_rendered_in_a_second_process_is_byte_identical(two_packs: tuple[Path, Path], tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pdf_rendered_in_a_second_process_is_byte_identical(
+    two_packs: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import auditkit.report
 
-    monkeypatch.setattr(auditkit.report, "PARALLEL_PDF_MESSAGES", 0)  # big-pack path: spawn a renderer
+    monkeypatch.setattr(
+        auditkit.report, "PARALLEL_PDF_MESSAGES", 0
+    )  # big-pack path: spawn a renderer
     with demo_store() as store:
         write_pack(store, settings(), Q3, tmp_path / "c", results=results(), sample_size=3)
     for name in ("report.pdf", "messages.csv", "manifest.json"):
