@@ -10,11 +10,12 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from auditkit.config import Settings
-from auditkit.errors import ConfigError
+from auditkit.errors import ConfigError, UsageError
 from auditkit.findings import ControlResult, Period, failing_controls, inconclusive_controls
 from auditkit.runlock import run_lock
 from auditkit.store import Store
@@ -139,3 +140,90 @@ def run_pipeline(
         result.seconds["report"] = time.perf_counter() - t0
         log(f"report: evidence pack written to {out_dir}")
     return result
+
+
+def build_pack(
+    settings: Settings,
+    period: Period,
+    out_dir: Path,
+    *,
+    message_ids: Sequence[str] | None = None,
+    recipient: str | None = None,
+    sample_size: int = 25,
+    seed: int = 42,
+) -> dict[str, object]:
+    """Check `period` (or just the chosen messages / one recipient's) and write the pack.
+
+    Returns the pack summary the CLI prints (`PackResult.to_dict()` plus the period).
+    """
+    from auditkit.controls import run_controls
+    from auditkit.controls.context import vocabulary_for
+    from auditkit.pack import check_replaceable
+    from auditkit.report import write_pack
+    from auditkit.report.context import recipient_message_ids
+
+    # Before the controls run (minutes on a large store): a folder holding files auditkit
+    # did not write is refused now, not after the work. write_pack checks again.
+    check_replaceable(out_dir)
+    with Store(settings.db_path, read_only=True) as store:
+        # A pack of chosen messages (or one recipient's) only reports findings about them,
+        # so only they are checked.
+        chosen = list(message_ids) if message_ids is not None else None
+        if recipient is not None:
+            chosen = recipient_message_ids(store, settings, period, recipient)
+        vocabulary = vocabulary_for(store.con, settings)
+        results = run_controls(store, settings, period, message_ids=chosen, vocabulary=vocabulary)
+        pack = write_pack(
+            store,
+            settings,
+            period,
+            out_dir,
+            results=results,
+            message_ids=message_ids,
+            recipient=recipient,
+            sample_size=sample_size,
+            seed=seed,
+            vocabulary=vocabulary,
+        )
+    return pack.to_dict() | {"period": period.label}
+
+
+def selection_period(
+    settings: Settings, message_ids: Sequence[str] | None, recipient: str | None
+) -> Period:
+    """The days the selected messages were created on, for packs asked for without --period."""
+    with Store(settings.db_path, read_only=True) as store:
+        if message_ids:
+            found = {
+                r[0]
+                for r in store.con.execute(
+                    "SELECT id FROM multimail_emails "
+                    "WHERE direction = 'outbound' AND list_contains($ids, id)",
+                    {"ids": list(message_ids)},
+                ).fetchall()
+            }
+            if unknown := [m for m in dict.fromkeys(message_ids) if m not in found]:
+                raise UsageError(
+                    f"no outbound message with id {', '.join(unknown[:10])} in {settings.db_path}"
+                    + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+                )
+            row = store.con.execute(
+                "SELECT min(created_at), max(created_at), count(*) FROM multimail_emails "
+                "WHERE direction = 'outbound' AND list_contains($ids, id)",
+                {"ids": list(message_ids)},
+            ).fetchall()[0]
+            what = "message id(s) " + ", ".join(message_ids[:5])
+        else:
+            row = store.con.execute(
+                "SELECT min(created_at), max(created_at), count(*) FROM multimail_emails "
+                "WHERE direction = 'outbound' AND len(list_filter("
+                "coalesce(to_addresses, []) || coalesce(cc_addresses, []), "
+                "lambda a: lower(trim(a)) = $r OR lower(a) LIKE '%<' || $r || '>')) > 0",
+                {"r": (recipient or "").strip().lower()},
+            ).fetchall()[0]
+            what = f"recipient {recipient}"
+    first, last, n = row
+    if not n or first is None:
+        raise UsageError(f"no outbound message with a creation time found for {what}")
+    start, end = date(first.year, first.month, first.day), date(last.year, last.month, last.day)
+    return Period(f"{start.isoformat()}..{end.isoformat()}", start, end)

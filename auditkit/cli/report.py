@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 
 import click
@@ -16,10 +14,9 @@ from auditkit.cli.base import (
     period_option,
     store_options,
 )
-from auditkit.config import Settings
 from auditkit.errors import UsageError
-from auditkit.findings import Period, parse_period
-from auditkit.store import Store
+from auditkit.findings import parse_period
+from auditkit.pipeline import build_pack, selection_period
 
 OUT_OPTION = click.option(
     "--out",
@@ -43,48 +40,6 @@ SEED_OPTION = click.option(
     type=int,
     help="Seed of the sample (printed in the report, so it can be redrawn).",
 )
-
-
-def _build(
-    settings: Settings,
-    period: Period,
-    out_dir: Path,
-    *,
-    message_ids: Sequence[str] | None = None,
-    recipient: str | None = None,
-    sample_size: int = 25,
-    seed: int = 42,
-) -> dict[str, object]:
-    from auditkit.controls import run_controls
-    from auditkit.controls.context import vocabulary_for
-    from auditkit.pack import check_replaceable
-    from auditkit.report import write_pack
-    from auditkit.report.context import recipient_message_ids
-
-    # Before the controls run (minutes on a large store): a folder holding files auditkit
-    # did not write is refused now, not after the work. write_pack checks again.
-    check_replaceable(out_dir)
-    with Store(settings.db_path, read_only=True) as store:
-        # A pack of chosen messages (or one recipient's) only reports findings about them,
-        # so only they are checked.
-        chosen = list(message_ids) if message_ids is not None else None
-        if recipient is not None:
-            chosen = recipient_message_ids(store, settings, period, recipient)
-        vocabulary = vocabulary_for(store.con, settings)
-        results = run_controls(store, settings, period, message_ids=chosen, vocabulary=vocabulary)
-        pack = write_pack(
-            store,
-            settings,
-            period,
-            out_dir,
-            results=results,
-            message_ids=message_ids,
-            recipient=recipient,
-            sample_size=sample_size,
-            seed=seed,
-            vocabulary=vocabulary,
-        )
-    return pack.to_dict() | {"period": period.label}
 
 
 def _echo_pack(summary: dict[str, object]) -> None:
@@ -125,50 +80,13 @@ def report(
       auditkit report --period 2026-08 --out reports/aug --json
     """
     settings = load_settings(config_file, db_path=db_path)
-    summary = _build(settings, parse_period(period), out_dir, sample_size=sample_size, seed=seed)
+    summary = build_pack(
+        settings, parse_period(period), out_dir, sample_size=sample_size, seed=seed
+    )
     if as_json:
         echo_json(summary)
     else:
         _echo_pack(summary)
-
-
-def _span_period(
-    settings: Settings, message_ids: Sequence[str] | None, recipient: str | None
-) -> Period:
-    """The days the selected messages were created on, for packs asked for without --period."""
-    with Store(settings.db_path, read_only=True) as store:
-        if message_ids:
-            found = {
-                r[0]
-                for r in store.con.execute(
-                    "SELECT id FROM multimail_emails WHERE direction = 'outbound' AND list_contains($ids, id)",
-                    {"ids": list(message_ids)},
-                ).fetchall()
-            }
-            if unknown := [m for m in dict.fromkeys(message_ids) if m not in found]:
-                raise UsageError(
-                    f"no outbound message with id {', '.join(unknown[:10])} in {settings.db_path}"
-                    + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
-                )
-            row = store.con.execute(
-                "SELECT min(created_at), max(created_at), count(*) FROM multimail_emails "
-                "WHERE direction = 'outbound' AND list_contains($ids, id)",
-                {"ids": list(message_ids)},
-            ).fetchall()[0]
-            what = "message id(s) " + ", ".join(message_ids[:5])
-        else:
-            row = store.con.execute(
-                "SELECT min(created_at), max(created_at), count(*) FROM multimail_emails "
-                "WHERE direction = 'outbound' AND len(list_filter(coalesce(to_addresses, []) || "
-                "coalesce(cc_addresses, []), lambda a: lower(trim(a)) = $r OR lower(a) LIKE '%<' || $r || '>')) > 0",
-                {"r": (recipient or "").strip().lower()},
-            ).fetchall()[0]
-            what = f"recipient {recipient}"
-    first, last, n = row
-    if not n or first is None:
-        raise UsageError(f"no outbound message with a creation time found for {what}")
-    start, end = date(first.year, first.month, first.day), date(last.year, last.month, last.day)
-    return Period(f"{start.isoformat()}..{end.isoformat()}", start, end)
 
 
 @cli.command()
@@ -217,8 +135,12 @@ def evidence(
             "--period only applies with --recipient; message ids select exactly those messages"
         )
     settings = load_settings(config_file, db_path=db_path)
-    p = parse_period(period) if period else _span_period(settings, message_ids or None, recipient)
-    summary = _build(
+    p = (
+        parse_period(period)
+        if period
+        else selection_period(settings, message_ids or None, recipient)
+    )
+    summary = build_pack(
         settings,
         p,
         out_dir,
