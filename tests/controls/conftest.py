@@ -1,15 +1,12 @@
-"""Hand-built stores for control tests: a row builder that fills provenance and sane defaults.
+"""Fixtures for control tests: an in-memory store, its row builder, and `check()`.
 
-Each `add_*` call writes one row through `Store.upsert` (Arrow), so tests state only the
-columns that matter to the control under test.
+The row builder itself lives in `tests/builders.py` (shared with the report tests).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
-from typing import Any
 
 import click
 import pytest
@@ -17,164 +14,12 @@ import pytest
 from auditkit.config import Settings
 from auditkit.controls import run_controls
 from auditkit.findings import ControlResult, Period, parse_period
-from auditkit.store import Store, canonical_json, sha256_hex
+from auditkit.store import Store
+from tests.builders import StoreBuilder
 
 Q3 = parse_period("2026Q3")
-HARVESTED = datetime(2026, 10, 2, 9, 0, tzinfo=UTC)
 # After Q3 ended, before any test waiver expires unless the test says otherwise.
 NOW = datetime(2026, 10, 5, 12, 0, tzinfo=UTC)
-
-
-def ts(text: str) -> datetime:
-    """'2026-08-03 10:00' → aware UTC datetime."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
-
-
-class StoreBuilder:
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._seq = 0
-
-    def _write(self, table: str, row: dict[str, Any]) -> dict[str, Any]:
-        raw = canonical_json(
-            {k: v.isoformat() if isinstance(v, datetime | date) else v for k, v in row.items()}
-        )
-        full = {
-            **row,
-            "raw": raw,
-            "raw_sha256": sha256_hex(raw),
-            "run_id": "run_test",
-            "harvested_at": HARVESTED,
-        }
-        self.store.upsert(table, [full])
-        return row
-
-    def account(self, **kw: Any) -> dict[str, Any]:
-        row = {
-            "id": "acct_1",
-            "name": "Northwind Supply Co.",
-            "slug": "northwind",
-            "plan": "pro",
-            "oversight_email": "ops@northwind.example",
-            "physical_address": (
-                "Northwind Supply Co., 1200 Harbor Boulevard, Suite 400, Oakland, CA 94607"
-            ),
-            "is_active": True,
-            "sending_disabled": False,
-        }
-        return self._write("multimail_account", {**row, **kw})
-
-    def mailbox(self, **kw: Any) -> dict[str, Any]:
-        row = {
-            "id": "mbx_1",
-            "address": "support@northwind.example",
-            "display_name": "Support",
-            "oversight_mode": "gated_send",
-            "signature_block": None,
-            "created_at": ts("2026-01-01 00:00"),
-            "is_active": True,
-        }
-        return self._write("multimail_mailboxes", {**row, **kw})
-
-    def domain(self, **kw: Any) -> dict[str, Any]:
-        row = {
-            "id": "dom_1",
-            "domain": "northwind.example",
-            "status": "active",
-            "dkim_verified": True,
-            "spf_verified": True,
-            "created_at": ts("2026-01-01 00:00"),
-        }
-        return self._write("multimail_domains", {**row, **kw})
-
-    def email(self, id: str, **kw: Any) -> dict[str, Any]:
-        row = {
-            "id": id,
-            "mailbox_id": "mbx_1",
-            "direction": "outbound",
-            "from_address": "support@northwind.example",
-            "to_addresses": ["customer@example.com"],
-            "cc_addresses": [],
-            "subject": "About your order",
-            "status": None,
-            "created_at": ts("2026-08-03 10:00"),
-            "thread_id": f"thr_{id}",
-            "body_markdown": "Your order #123 has shipped.",
-            "delivered_at": ts("2026-08-03 10:05"),
-            "approved_at": None,
-            "approved_by": None,
-            "decision": None,
-            "dkim_verified": None,
-            "conversation_id": None,
-            "agent": None,
-            "tags": None,
-            "source_shape": "v1",
-            "is_final": True,
-            "first_harvested_at": HARVESTED,
-        }
-        row.update(kw)
-        if isinstance(row.get("tags"), dict):
-            row["tags"] = json.dumps(row["tags"])
-        return self._write("multimail_emails", row)
-
-    def audit(self, id: str, action: str, resource_id: str, **kw: Any) -> dict[str, Any]:
-        self._seq += 1
-        metadata = kw.pop("metadata", None)
-        row = {
-            "id": id,
-            "action": action,
-            "resource_type": action.split(".")[0],
-            "resource_id": resource_id,
-            "actor_key_id": None,
-            "metadata": json.dumps(metadata) if metadata is not None else None,
-            "created_at": ts("2026-08-03 10:01"),
-            "chain_seq": self._seq,
-            "chain_hash": f"h{self._seq}",
-        }
-        return self._write("multimail_audit_log", {**row, **kw})
-
-    def api_key(self, id: str, scopes: Sequence[str], **kw: Any) -> dict[str, Any]:
-        row = {
-            "id": id,
-            "name": f"key {id}",
-            "prefix": "mm_live_abc",
-            "scopes": list(scopes),
-            "created_at": ts("2026-01-01 00:00"),
-            "last_used_at": None,
-            "is_active": True,
-        }
-        return self._write("multimail_api_keys", {**row, **kw})
-
-    def suppression(self, id: str, address: str, created_at: datetime, **kw: Any) -> dict[str, Any]:
-        row = {
-            "id": id,
-            "email_address": address,
-            "reason": "unsubscribe",
-            "mailbox_id": None,
-            "created_at": created_at,
-        }
-        return self._write("multimail_suppressions", {**row, **kw})
-
-    def conversation(self, id: str, found: bool = True, **kw: Any) -> dict[str, Any]:
-        row = {
-            "id": id,
-            "found": found,
-            "http_status": 200 if found else 404,
-            "fetched_at": HARVESTED,
-        }
-        return self._write("intercom_conversations", {**row, **kw})
-
-    def integrity(self, record_type: str, record_id: str, change: str = "changed") -> None:
-        self.store.con.execute(
-            "INSERT INTO integrity_events VALUES (?, 'run_2', ?, ?, ?, ?, 'a', 'b', NULL, NULL)",
-            [
-                sha256_hex(f"{record_type}|{record_id}|{change}"),
-                HARVESTED,
-                record_type,
-                record_id,
-                change,
-            ],
-        )
 
 
 @pytest.fixture

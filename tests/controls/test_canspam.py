@@ -10,7 +10,8 @@ from auditkit.config import Settings
 from auditkit.controls.canspam import parse_postal_address
 from auditkit.errors import ConfigError
 from auditkit.store import Store
-from tests.controls.conftest import StoreBuilder, check, targets, ts
+from tests.builders import StoreBuilder, ts
+from tests.controls.conftest import check, targets
 
 ADDRESS = "1200 Harbor Blvd., Suite 400\nOakland, CA 94607"
 OPT_OUT = "[Unsubscribe](https://northwind.example/unsubscribe?u=1)"

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from auditkit.errors import EXIT_CONTROLS_FAILED, EXIT_INCONCLUSIVE
 from auditkit.store import Store
-from tests.controls.conftest import StoreBuilder, ts
+from tests.builders import StoreBuilder, ts
 
 
 def _store(path: Path, *, violation: bool) -> Path:

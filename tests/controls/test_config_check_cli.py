@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from auditkit.errors import EXIT_CONTROLS_FAILED
 from auditkit.store import Store
-from tests.controls.conftest import StoreBuilder, ts
+from tests.builders import StoreBuilder, ts
 
 REVIEWERS = '[controls]\nreviewers = ["alice@northwind.example"]\n'
 

@@ -11,7 +11,8 @@ from auditkit.config import Settings
 from auditkit.controls import CATALOGUE_VERSION, catalogue
 from auditkit.report.context import MessageTable, Scope
 from auditkit.store import Store
-from tests.controls.conftest import HARVESTED, Q3, StoreBuilder, check, targets, ts
+from tests.builders import HARVESTED, StoreBuilder, ts
+from tests.controls.conftest import Q3, check, targets
 
 
 def archived(

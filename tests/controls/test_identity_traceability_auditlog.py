@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from auditkit.config import Settings
 from auditkit.store import Store
-from tests.controls.conftest import StoreBuilder, check, targets, ts
+from tests.builders import StoreBuilder, ts
+from tests.controls.conftest import check, targets
 
 
 # --- ID-001 ------------------------------------------------------------------------------

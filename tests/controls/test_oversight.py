@@ -6,7 +6,8 @@ import pytest
 
 from auditkit.config import Settings
 from auditkit.store import Store
-from tests.controls.conftest import StoreBuilder, check, targets, ts
+from tests.builders import StoreBuilder, ts
+from tests.controls.conftest import check, targets
 
 
 # --- OVS-001: mode reconstructed from the audit log --------------------------------------

@@ -14,7 +14,8 @@ from auditkit.controls import Outcome, catalogue, run_controls
 from auditkit.controls.waivers import parse_waivers
 from auditkit.errors import ConfigError
 from auditkit.store import Store
-from tests.controls.conftest import NOW, Q3, StoreBuilder, check, ts
+from tests.builders import StoreBuilder, ts
+from tests.controls.conftest import NOW, Q3, check
 
 EXPECTED_IDS = [
     "OVS-001",

@@ -13,7 +13,8 @@ from auditkit.errors import ConfigError
 from auditkit.store import Store
 from auditkit.vocabulary import SYMBOLIC, Matcher, parse_configured
 from auditkit.vocabulary_inference import observed_actions, resolve_vocabulary
-from tests.controls.conftest import StoreBuilder, check, ts
+from tests.builders import StoreBuilder, ts
+from tests.controls.conftest import check
 
 
 def _vocabulary(store: Store, **audit_actions: object):

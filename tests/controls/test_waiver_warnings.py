@@ -13,7 +13,8 @@ from auditkit.config import Settings
 from auditkit.controls import ControlResults, Outcome, run_controls
 from auditkit.errors import ConfigError
 from auditkit.store import Store
-from tests.controls.conftest import NOW, Q3, StoreBuilder, ts
+from tests.builders import StoreBuilder, ts
+from tests.controls.conftest import NOW, Q3
 
 
 def _waiver(**kw: object) -> dict[str, object]:

@@ -9,22 +9,14 @@ from typing import Any
 from auditkit.config import Settings
 from auditkit.findings import ControlResult, Finding, Period
 from auditkit.store import Store, canonical_json, sha256_hex
+from tests import builders
 
 HARVESTED = datetime(2026, 10, 1, 6, 0, tzinfo=UTC)
 Q3 = Period("2026Q3", datetime(2026, 7, 1).date(), datetime(2026, 9, 30).date())
 
 
 def with_provenance(row: dict[str, Any], run_id: str = "run-1") -> dict[str, Any]:
-    raw = canonical_json(
-        {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in row.items()}
-    )
-    return {
-        **row,
-        "raw": raw,
-        "raw_sha256": sha256_hex(raw),
-        "run_id": run_id,
-        "harvested_at": HARVESTED,
-    }
+    return builders.with_provenance(row, run_id, harvested_at=HARVESTED)
 
 
 def email(
