@@ -59,7 +59,8 @@ def test_the_issue_typo_control_for_controls_names_file_and_fix(tmp_path: Path) 
         ),
         (
             '[intercom.workspaces.eu]\nregion = "eu"\nap_id = "x"\n',
-            "intercom.workspaces.eu.ap_id is not a setting; did you mean intercom.workspaces.eu.app_id?",
+            "intercom.workspaces.eu.ap_id is not a setting; "
+            "did you mean intercom.workspaces.eu.app_id?",
         ),
         (
             '[intercom.workspace.eu]\nregion = "eu"\n',
@@ -73,7 +74,8 @@ def test_the_issue_typo_control_for_controls_names_file_and_fix(tmp_path: Path) 
         ),
         (
             '[controls.audit_actions]\napproove = "x"\n',
-            "controls.audit_actions.approove is not a meaning; did you mean controls.audit_actions.approved?",
+            "controls.audit_actions.approove is not a meaning; "
+            "did you mean controls.audit_actions.approved?",
         ),
         (
             '[controls.audit_action]\napproved = "x"\n',
@@ -197,7 +199,8 @@ def test_known_keys_that_mention_key_are_meanings_not_secrets(tmp_path: Path) ->
     settings = load_text(
         tmp_path,
         "[controls.audit_actions]\n"
-        'key_created = "api_key.created"\nkey_updated = "api_key.updated"\nkey_revoked = "api_key.revoked"\n',
+        'key_created = "api_key.created"\nkey_updated = "api_key.updated"\n'
+        'key_revoked = "api_key.revoked"\n',
     )
     assert set(settings.controls["audit_actions"]) == {"key_created", "key_updated", "key_revoked"}
     assert not looks_secret("key_created") and not looks_secret("conversation_tag")

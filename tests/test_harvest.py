@@ -306,7 +306,8 @@ def test_a_failed_detail_read_keeps_the_next_listing_full(api: FakeAPI, tmp_path
         assert first.outcome == "partial" and "em_0005" in first.errors[0]
         marks = dict(
             store.query(
-                "SELECT resource, value FROM _auditkit_cursors WHERE resource LIKE 'emails_listed:%'"
+                "SELECT resource, value FROM _auditkit_cursors "
+                "WHERE resource LIKE 'emails_listed:%'"
             )
         )
         assert "emails_listed:mbx_a:outbound" not in marks

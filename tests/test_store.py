@@ -155,8 +155,10 @@ def test_second_writer_process_fails_fast(tmp_path: Path) -> None:
     path = tmp_path / "s.duckdb"
     with Store(path):
         code = (
-            "import sys\nfrom auditkit.store import Store\nfrom auditkit.errors import StoreInUseError\n"
-            f"try:\n    Store({str(path)!r})\nexcept StoreInUseError as e:\n    print(e); sys.exit(5)\n"
+            "import sys\nfrom auditkit.store import Store\n"
+            "from auditkit.errors import StoreInUseError\n"
+            f"try:\n    Store({str(path)!r})\n"
+            "except StoreInUseError as e:\n    print(e); sys.exit(5)\n"
         )
         proc = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=60

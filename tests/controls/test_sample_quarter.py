@@ -72,7 +72,8 @@ def test_checking_chosen_messages_finds_what_the_full_check_finds_about_them(
     flagged = sorted({f.message_id for r in sample_results for f in r.findings if f.message_id})
     with Store(db, read_only=True) as store:
         clean = store.query(
-            "SELECT id FROM multimail_emails WHERE direction = 'outbound' AND NOT list_contains(?, id) "
+            "SELECT id FROM multimail_emails "
+            "WHERE direction = 'outbound' AND NOT list_contains(?, id) "
             "AND created_at >= '2026-07-01' AND created_at < '2026-10-01' ORDER BY id LIMIT 1",
             [flagged],
         )[0][0]

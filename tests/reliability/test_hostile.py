@@ -40,7 +40,10 @@ FORMULA_SUBJECTS = [
     "\t=1+1",
     "\r=1+1",
 ]
-UNICODE_SUBJECT = "Invoice \u202egnp.exe\u202c \u200bzero\u200dwidth\ufeff \u0627\u0644\u0639\u0631\u0628\u064a\u0629"
+UNICODE_SUBJECT = (
+    "Invoice \u202egnp.exe\u202c \u200bzero\u200dwidth\ufeff "
+    "\u0627\u0644\u0639\u0631\u0628\u064a\u0629"
+)
 # Controls whose planted findings do not depend on the body, so rewriting the body of their
 # target emails keeps them flagged and their evidence pages in the pack.
 BODY_INDEPENDENT_CONTROLS = ("OVS-", "AL-002", "TR-")
@@ -64,7 +67,8 @@ def hostile_bodies(host: str) -> list[str]:
         f"<style>body {{ background: url({url}/css-url.png) }}</style>styled",
         f'<link rel="stylesheet" href="{url}/link.css"><iframe src="{url}/iframe"></iframe>',
         f'<style>@import url("{url}/import.css");</style><svg><image href="{url}/svg.png"/></svg>',
-        f'{UNICODE_SUBJECT}\n<a href="javascript:alert(1)">x</a> <object data="{url}/obj"></object>',
+        f'{UNICODE_SUBJECT}\n<a href="javascript:alert(1)">x</a> '
+        f'<object data="{url}/obj"></object>',
     ]
 
 

@@ -279,7 +279,8 @@ def test_streamed_csv_roundtrips_and_neutralises(
     con.executemany(
         "INSERT INTO cells VALUES (?, ?, ?)", [(i, a, b) for i, (a, b) in enumerate(rows)]
     )
-    sql = f"SELECT {csv_export._sql_safe('a')} AS x, {csv_export._sql_safe('b')} AS y FROM cells ORDER BY i"
+    x, y = csv_export._sql_safe("a"), csv_export._sql_safe("b")
+    sql = f"SELECT {x} AS x, {y} AS y FROM cells ORDER BY i"
     path = csv_dir / "streamed.csv"
     n = csv_export.write_query_csv(memory_store, path, ("x", "y"), sql, {})
     assert n == len(rows)

@@ -35,7 +35,8 @@ window.addEventListener('load', () => {
   const vw = document.documentElement.clientWidth;
   const out = {
     viewport: vw,
-    internal_broken: anchors.filter(h => h.startsWith('#') && !ids.has(decodeURIComponent(h.slice(1)))),
+    internal_broken: anchors.filter(
+      h => h.startsWith('#') && !ids.has(decodeURIComponent(h.slice(1)))),
     external: anchors.filter(h => /^[a-z]+:/i.test(h)),
     overflowing: [...document.querySelectorAll('body *')]
       .filter(e => e.getBoundingClientRect().right > vw + 1)

@@ -18,7 +18,8 @@ def two_packs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("pdf")
     with demo_store() as store:
         write_pack(store, settings(), Q3, root / "a", results=results(), sample_size=3)
-    # A separate store built from the same rows: nothing may depend on object identity or order of insertion.
+    # A separate store built from the same rows: nothing may depend on object identity or
+    # order of insertion.
     with demo_store() as store:
         write_pack(
             store, settings(), Q3, root / "b", results=list(reversed(results())), sample_size=3

@@ -71,8 +71,10 @@ def hostile_store(port: int):  # type: ignore[no-untyped-def]
                 "em-x1",
                 at(25),
                 subject=f'<img src="{base}/subject.png">',
-                body=f'<script>alert("pwn")</script>\n<img src="{base}/x">\n<link rel="stylesheet" href="{base}/z.css">\n'
-                f'<style>body {{ background: url({base}/y) }}</style>\n<div style="background:url({base}/w)">w</div>\n'
+                body=f'<script>alert("pwn")</script>\n<img src="{base}/x">\n'
+                f'<link rel="stylesheet" href="{base}/z.css">\n'
+                f"<style>body {{ background: url({base}/y) }}</style>\n"
+                f'<div style="background:url({base}/w)">w</div>\n'
                 f'<iframe src="{base}/frame"></iframe>\n![md]({base}/md.png)',
                 conversation_id="conv-js",
             ),
@@ -143,7 +145,8 @@ def test_pdf_fetcher_refuses_remote_urls_even_in_raw_html(
     base = f"http://127.0.0.1:{listener.port}"
     raw = (
         f'<html><head><link rel="stylesheet" href="{base}/a.css"><style>@import url({base}/b.css);'
-        f'p {{ background: url({base}/c.png) }}</style></head><body><p>x</p><img src="{base}/d.png">'
+        f"p {{ background: url({base}/c.png) }}</style></head>"
+        f'<body><p>x</p><img src="{base}/d.png">'
         f'<img src="file:///etc/hostname"></body></html>'
     )
     render_pdf(raw, tmp_path / "raw.pdf", as_of=at(30))
