@@ -37,7 +37,8 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from auditkit.config import Settings, reject_unknown
+from auditkit.config import Settings
+from auditkit.config_keys import reject_unknown
 from auditkit.errors import ConfigError
 
 CLASSIFIER_VERSION = "cls-v2"
@@ -213,7 +214,7 @@ class Classification:
     reasons: tuple[str, ...]
 
 
-# The keys of [classification]; any other is a ConfigError (config.reject_unknown).
+# The keys of [classification]; any other is a ConfigError (config_keys.reject_unknown).
 CLASSIFICATION_KEYS = ("commercial_categories", "transactional_categories", "default_policy")
 
 

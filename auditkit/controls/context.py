@@ -25,7 +25,8 @@ from auditkit.classify import (
     classification_policy_table,
     classification_sql,
 )
-from auditkit.config import Settings, reject_unknown, table_path
+from auditkit.config import Settings
+from auditkit.config_keys import reject_unknown, table_path
 from auditkit.errors import ConfigError
 from auditkit.findings import Finding, FindingState, Period
 from auditkit.vocabulary import CHANGED_BY_PATHS, MEANINGS, Matcher, Vocabulary, parse_configured
