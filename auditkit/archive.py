@@ -33,15 +33,8 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from auditkit.dkim import (
-    PASS,
-    KeyLookup,
-    KeyRecord,
-    PinnedKeyLookup,
-    SignatureResult,
-    apply_expiry,
-    verify_message,
-)
+from auditkit.dkim import PASS, SignatureResult, apply_expiry, verify_message
+from auditkit.dkim_keys import KeyLookup, KeyRecord, PinnedKeyLookup
 from auditkit.errors import ConfigError
 
 if TYPE_CHECKING:  # verification workers import this module: keep DuckDB and Arrow out

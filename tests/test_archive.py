@@ -35,7 +35,8 @@ from auditkit.archive_sample import (
     synthetic_source_emails,
 )
 from auditkit.cli.base import cli
-from auditkit.dkim import DnsKeyLookup, KeyRecord, PinnedKeyLookup, load_keys_file, sign_message
+from auditkit.dkim import sign_message
+from auditkit.dkim_keys import DnsKeyLookup, KeyRecord, PinnedKeyLookup, load_keys_file
 from auditkit.store import Store, canonical_json, sha256_hex
 from tests.conftest import ROOT, SAMPLE_DATA
 
