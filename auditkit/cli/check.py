@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from auditkit.audit_actions import observed_actions
 from auditkit.cli.base import (
     cli,
     echo_json,
@@ -29,7 +30,7 @@ from auditkit.findings import (
 )
 from auditkit.store import Store
 from auditkit.vocabulary import MEANINGS
-from auditkit.vocabulary_inference import observed_actions, resolve_vocabulary
+from auditkit.vocabulary_inference import resolve_vocabulary
 
 
 def _period_dict(period: Period) -> dict[str, str]:
