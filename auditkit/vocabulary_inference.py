@@ -19,12 +19,12 @@ from typing import Any, Literal
 
 import duckdb
 
+from auditkit.multimail_terms import OVERSIGHT_MODES
 from auditkit.vocabulary import (
     EMAIL_MEANINGS,
     KEY_MEANINGS,
     KNOWN_NAMES,
     MEANINGS,
-    OVERSIGHT_MODES,
     Matcher,
     MeaningMapping,
     Vocabulary,

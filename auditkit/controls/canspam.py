@@ -20,7 +20,8 @@ import pyarrow as pa
 from auditkit.business_days import CALENDAR_VERSION, add_business_days
 from auditkit.classify import OPT_OUT_GATE, OPT_OUT_LINK, OPT_OUT_NEGATED, first_match_sql
 from auditkit.controls import Outcome, control
-from auditkit.controls.context import CheckContext, from_email_sql
+from auditkit.controls.context import CheckContext
+from auditkit.evidence_sql import DEFAULT_DOMAIN_SQL, from_email_sql, recipient_address_sql
 
 OPT_OUT_BUSINESS_DAYS = 10
 BODY_SOURCE = "body_markdown (author's draft as stored) + mailbox signature_block"
@@ -524,7 +525,7 @@ def cs_002(ctx: CheckContext) -> Outcome:
 
 
 # --- CS-003 --------------------------------------------------------------------------------
-CS_003_MATCHES = """
+CS_003_MATCHES = f"""
 WITH recipient_lists AS (
     SELECT id, classification, sent_at,
            unnest(list_concat(coalesce(to_addresses, []::VARCHAR[]), coalesce(cc_addresses,
@@ -533,8 +534,7 @@ WITH recipient_lists AS (
     WHERE is_sent AND classification IN ('commercial', 'mixed')
 ), recipients AS (
     SELECT DISTINCT id, classification, sent_at,
-           lower(trim(coalesce(nullif(regexp_extract(raw_address, '<([^>]+)>', 1), ''),
-               raw_address))) AS address
+           {recipient_address_sql("raw_address")} AS address
     FROM recipient_lists
 ), after_opt_out AS (
     SELECT r.id, r.classification, r.address, r.sent_at, d.suppression_id, d.suppressed_at,
@@ -669,7 +669,6 @@ def cs_003(ctx: CheckContext) -> Outcome:
 
 
 # --- CS-004 --------------------------------------------------------------------------------
-_ADDRESS_SQL = "lower(trim(coalesce(nullif(regexp_extract({a}, '<([^>]+)>', 1), ''), {a})))"
 # A reply/forward prefix is genuine when the addressee had a prior exchange with the sender:
 # an earlier message in the same thread; an earlier inbound email from a To recipient to any
 # of the account's mailboxes (the sender under CAN-SPAM is the business, not one mailbox:
@@ -684,7 +683,7 @@ WITH candidates AS (
     SELECT c.id, c.subject, c.thread_id, c.created_at, c.classification, c.reasons,
            c.conversation_id,
            list_distinct(list_filter(list_transform(coalesce(c.to_addresses, []::VARCHAR[]),
-               lambda a: {_ADDRESS_SQL.format(a="a")}), lambda a: a <> '')) AS recipients
+               lambda a: {recipient_address_sql("a")}), lambda a: a <> '')) AS recipients
     FROM ak_classified c
     WHERE c.is_sent AND c.classification IN ('commercial', 'mixed')
       AND regexp_matches(coalesce(c.subject, ''), '^\\s*(re|fwd?|fw)\\s*:', 'i')
@@ -813,9 +812,9 @@ def cs_004(ctx: CheckContext) -> Outcome:
 
 
 # --- CS-005 --------------------------------------------------------------------------------
-CS_005_SQL = """
+CS_005_SQL = f"""
 WITH account AS (
-    SELECT lower(min(slug)) || '.multimail.dev' AS default_domain FROM multimail_account
+    {DEFAULT_DOMAIN_SQL}
 ), domains AS (
     SELECT lower(domain) AS domain, any_value(status) AS status,
         bool_or(dkim_verified) AS dkim_verified

@@ -14,13 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from auditkit.controls import Outcome, control
-from auditkit.controls.context import (
-    GATED_MODES,
-    PENDING_APPROVAL_STATUSES,
-    CheckContext,
+from auditkit.controls.context import CheckContext
+from auditkit.evidence_sql import (
+    REVIEWER_PATHS,
+    approver_kind_sql,
     mode_at_send_sql,
     mode_changes_sql,
 )
+from auditkit.multimail_terms import GATED_MODES, PENDING_APPROVAL_STATUSES, STOPPED_STATUSES
 from auditkit.vocabulary import SYMBOLIC, Vocabulary, sql_literal
 
 OVERSIGHT_REF = "multimail-api.md §6–8; 15 U.S.C. § 7705 / FTC guide (monitor those acting for you)"
@@ -37,7 +38,7 @@ WITH delivered AS (
     -- Mail that was rejected or cancelled is OVS-003's concern, not "sent without a decision".
     SELECT s.* FROM ak_scope s LEFT JOIN ak_email_audit a ON a.email_id = s.id
     WHERE s.is_delivered AND a.stop_actions IS NULL AND s.decision IS NULL
-      AND coalesce(s.status, '') NOT IN ('rejected', 'cancelled')
+      AND coalesce(s.status, '') NOT IN {STOPPED_STATUSES!r}
 ), moded AS (
     SELECT d.id, d.mailbox_id, d.mailbox_address, d.created_at, d.delivered_at, d.has_approval,
            m.mode AS mode_at_send,
@@ -146,10 +147,10 @@ def ovs_002(ctx: CheckContext) -> Outcome:
 
 
 # --- OVS-003 -------------------------------------------------------------------------------
-OVS_003_SQL = """
+OVS_003_SQL = f"""
 SELECT s.id, s.status, s.decision, s.delivered_at, s.is_delivered, a.stop_actions, a.stopped_at
 FROM ak_scope s LEFT JOIN ak_email_audit a ON a.email_id = s.id
-WHERE s.status IN ('rejected', 'cancelled')
+WHERE s.status IN {STOPPED_STATUSES!r}
    OR lower(coalesce(s.decision, '')) IN ('rejected', 'reject', 'cancelled', 'cancel')
    OR a.stop_actions IS NOT NULL
 ORDER BY s.id
@@ -179,7 +180,7 @@ def ovs_003(ctx: CheckContext) -> Outcome:
         if not r["is_delivered"]:
             continue
         signals = [
-            f"status {r['status']}" if r["status"] in ("rejected", "cancelled") else None,
+            f"status {r['status']}" if r["status"] in STOPPED_STATUSES else None,
             f"decision {r['decision']}" if r["decision"] else None,
             f"audit log {r['stop_actions']}" if r["stop_actions"] else None,
         ]
@@ -199,25 +200,6 @@ def ovs_003(ctx: CheckContext) -> Outcome:
 
 
 # --- OVS-004 -------------------------------------------------------------------------------
-# Where an approval entry's metadata may name the person who decided.
-REVIEWER_PATHS = ("$.reviewer", "$.approver", "$.approved_by", "$.decided_by", "$.user")
-
-
-def approver_kind_sql(approver: str, approver_key: str, approval_entry_id: str) -> str:
-    """What kind of identity approved: `key` (a known API key id, or an `mm_` key), `person`
-    (an email address), `session` (an approval-page session: the id says so, or the approval
-    entry was written by no key), `unknown` otherwise. Shared with the evidence pack."""
-    return f"""CASE
-        WHEN {approver} IS NULL THEN NULL
-        WHEN {approver} IN (SELECT lower(id) FROM multimail_api_keys)
-             OR {approver} LIKE 'mm\\_%' ESCAPE '\\' THEN 'key'
-        WHEN {approver} LIKE '%@%' THEN 'person'
-        WHEN {approver} = lower({approver_key}) THEN 'key'
-        WHEN {approver} LIKE '%sess%'
-             OR ({approval_entry_id} IS NOT NULL AND {approver_key} IS NULL) THEN 'session'
-        ELSE 'unknown' END"""
-
-
 OVS_004_SQL = f"""
 WITH operator AS (
     SELECT lower(min(oversight_email)) AS operator_email FROM multimail_account

@@ -12,11 +12,11 @@ Derived columns and where they come from:
   latest approve/reject/cancel audit entry for the email; else ``pending`` while the email
   waits (pending_scan, pending_send_approval, scheduled); else ``none`` (sent with no
   approval decision on record, e.g. a monitored or autonomous mailbox). The audit-log facts
-  (latest decision, sending key) come from ``controls.context.email_audit_sql``, the pass
+  (latest decision, sending key) come from ``evidence_sql.email_audit_sql``, the pass
   the controls make.
-- ``oversight_mode_at_send``/``oversight_mode_source``: ``controls.context.mode_at_send_sql``,
+- ``oversight_mode_at_send``/``oversight_mode_source``: ``evidence_sql.mode_at_send_sql``,
   the same reconstruction OVS-001 uses (``audit_log`` or ``current_mailbox``).
-- ``dkim_status``/``dkim_source``: ``controls.identity.dkim_status_sql``, the same ranking
+- ``dkim_status``/``dkim_source``: ``evidence_sql.dkim_status_sql``, the same ranking
   ID-001 uses: ``archive`` (independent verification of an archived copy) over ``message``
   (the record's flag) over ``domain`` (the sending domain's DKIM status or the MultiMail
   default domain); ``unknown``/``none`` otherwise. Controls and pack cannot disagree.
@@ -37,16 +37,18 @@ import pyarrow as pa
 from auditkit import __version__
 from auditkit.config import Settings
 from auditkit.controls import ControlResults
-from auditkit.controls.context import (  # the derivations controls and pack share
+from auditkit.controls.context import vocabulary_for
+from auditkit.evidence_sql import (  # the derivations controls and pack share
+    addressed_to_sql,
+    approver_kind_sql,
+    dkim_status_sql,
     email_audit_sql,
     from_email_sql,
     located_sql,
     mode_at_send_sql,
-    vocabulary_for,
 )
-from auditkit.controls.identity import dkim_status_sql
-from auditkit.controls.oversight import approver_kind_sql
 from auditkit.findings import ControlResult, Finding, Period
+from auditkit.multimail_terms import WAITING_STATUSES
 from auditkit.store import HARVESTED_TABLES, Store, canonical_json
 from auditkit.vocabulary import Vocabulary
 
@@ -86,7 +88,6 @@ SELECTED_KEYS_SQL = (
     f"{from_email_sql('from_address')} AS from_email FROM sel"
 )
 
-PENDING_STATUSES = ("pending_scan", "pending_send_approval", "scheduled")
 INTERCOM_APP_HOSTS = {"eu": "app.eu.intercom.com", "au": "app.au.intercom.com"}
 DEFAULT_INTERCOM_APP_HOST = "app.intercom.com"
 
@@ -156,10 +157,7 @@ def selected_sql(scope: Scope) -> str:
     if scope.message_ids is not None:
         where.append("list_contains($ids, e.id)")
     if scope.recipient is not None:
-        where.append(
-            "len(list_filter(coalesce(e.to_addresses, []) || coalesce(e.cc_addresses, []), "
-            "lambda a: lower(trim(a)) = $recipient OR lower(a) LIKE '%<' || $recipient || '>')) > 0"
-        )
+        where.append(addressed_to_sql("e.to_addresses", "e.cc_addresses", "$recipient"))
     # Only the columns the pack derives from: `sel` is referenced several times, so DuckDB
     # materialises it, and `e.*` would drag every body and raw record of the quarter along.
     return f"SELECT {SELECTED_COLUMNS} FROM multimail_emails e WHERE " + " AND ".join(where)
@@ -204,7 +202,7 @@ def message_relation_sql(scope: Scope, findings_view: str | None, vocabulary: Vo
             WHEN s.decision IN ('approved', 'rejected') THEN s.decision
             WHEN s.approved_by IS NOT NULL OR s.approved_at IS NOT NULL THEN 'approved'
             WHEN ad.audit_decision IS NOT NULL THEN ad.audit_decision
-            WHEN s.status IN {PENDING_STATUSES!r} THEN 'pending'
+            WHEN s.status IN {WAITING_STATUSES!r} THEN 'pending'
             ELSE 'none'
         END AS decision,
         ad.decided_by, ad.decided_at,
