@@ -18,10 +18,18 @@ from typing import Any
 import pyarrow as pa
 
 from auditkit.business_days import CALENDAR_VERSION, add_business_days
-from auditkit.classify import OPT_OUT_GATE, OPT_OUT_LINK, OPT_OUT_NEGATED, first_match_sql
 from auditkit.controls import Outcome, control
 from auditkit.controls.context import CheckContext
 from auditkit.evidence_sql import DEFAULT_DOMAIN_SQL, from_email_sql, recipient_address_sql
+from auditkit.opt_out_text import (
+    OPT_OUT_GATE,
+    OPT_OUT_LINK,
+    OPT_OUT_NEGATED,
+    REPLY_GATE,
+    REPLY_INSTRUCTION,
+    REPLY_NEGATED,
+    first_match_sql,
+)
 
 OPT_OUT_BUSINESS_DAYS = 10
 BODY_SOURCE = "body_markdown (author's draft as stored) + mailbox signature_block"
@@ -324,45 +332,8 @@ def cs_001(ctx: CheckContext) -> Outcome:
 
 
 # --- CS-002 --------------------------------------------------------------------------------
-# Links are recognised by `auditkit.classify.OPT_OUT_LINK` (the classifier reads the same
-# signal): a URL or mailto: that says what it is, or one labelled as an opt-out in the same
-# clause, in link text, or right after it. A bare URL with no such label is not an opt-out.
-
-# Reply instructions. Not "answer": "Short answer: remove the app" is no instruction.
-_REPLY_VERB = r"(reply|replying|respond|responding|write\s+back)"
-_REPLY_KEYWORD = r"(stop|unsubscribe|remove(\s+me)?|opt[ -]?out)"
-# "Do not reply to this email" and "don't reply" are the opposite of an instruction; the
-# negation is consumed with the match and the match dropped by REPLY_NEGATED. "Don't
-# hesitate to reply" is not negated: only a negation right before the verb counts.
-_REPLY_NEGATION = r"(\b(never|not|don['’]?t|cannot|can['’]?t|won['’]?t)\s+)?"
-_REPLY_ALTERNATIVES = (
-    # The keyword is the reply itself: "reply STOP", "Reply with 'unsubscribe'", "reply to
-    # this email with REMOVE in the subject", "respond with STOP to opt out".
-    r"\b" + _REPLY_VERB + r"\b(\s+(to|on)\s+(this|our|the|any|that|a)\s+(e-?mail|message|mail))?"
-    r"(\s+(with|using|saying|containing|by\s+(typing|sending|writing)))?(\s+(just|only|simply))?"
-    r"(\s+the\s+(word|keyword|text|message))?\s*[\"'“‘«]?\s*" + _REPLY_KEYWORD + r"\b",
-    # The keyword quoted later in the sentence: 'Just reply "unsubscribe" and we'll …',
-    # 'reply with the subject line "remove me"'.
-    r"\b" + _REPLY_VERB + r"\b[^.!?\n]{0,60}?[\"“‘'«]\s*" + _REPLY_KEYWORD + r"\s*[\"”’'»]",
-    # The purpose follows the verb: "reply to this email to unsubscribe", "reply and we'll
-    # take you off the list".
-    r"\b" + _REPLY_VERB + r"\b[^.!?\n]{0,60}?\b(to\s+(unsubscribe|opt[ -]?out|stop\s+(receiving"
-    r"|getting)|be\s+(removed|taken\s+off|unsubscribed)|get\s+off)|remove\s+me|take\s+me\s+off"
-    r"|unsubscribe\s+me|(we['’]ll|we\s+will)\s+(remove\s+you|take\s+you\s+off|unsubscribe\s+you"
-    r"|stop\s+(sending|emailing)))\b",
-    # The purpose comes first: "To unsubscribe, reply to this email", "Unsubscribe by
-    # replying", "To stop receiving these emails, reply STOP".
-    r"\b(to\s+(unsubscribe|opt[ -]?out|be\s+removed|stop\s+(receiving|getting)\b[^.!?\n]{0,30}?)"
-    r"|(unsubscribe|opt[ -]?out)\s+(at\s+any\s*time\s+)?by)\b[^.!?\n]{0,30}?\b(reply|replying"
-    r"|respond|responding|write\s+back|writing\s+back)\b",
-)
-REPLY_INSTRUCTION = r"(?i)" + _REPLY_NEGATION + "(" + "|".join(_REPLY_ALTERNATIVES) + ")"
-# Every reply instruction names the reply (see OPT_OUT_GATE for why a gate).
-REPLY_GATE = r"(?i)(repl|respond|write\s+back|writing\s+back)"
-REPLY_NEGATED = (
-    r"(?i)^(never|not|don['’]?t|cannot|can['’]?t|won['’]?t)\b"
-    r"|\b(not|never|don['’]?t|cannot|can['’]?t)\s+(reply|replying|respond|write\s+back)\b"
-)
+# Links and reply instructions are recognised by `auditkit.opt_out_text` (the classifier
+# reads the same link patterns).
 # RFC 2369 List-Unsubscribe with a usable URI, in a stored header object: {"List-Unsubscribe":
 # "<https://…>"}, {"list-unsubscribe": ["<mailto:…>"]}, [{"name": "List-Unsubscribe", "value":
 # …}] or ["List-Unsubscribe: <…>"]. Header names are case-insensitive; "-Post" does not count.
