@@ -353,7 +353,7 @@ def _check_tables_read_elsewhere(settings: Settings, where: str) -> None:
     # Imported here: these modules import Settings from this one.
     from auditkit.classify import ClassificationRules
     from auditkit.controls import catalogue
-    from auditkit.controls.context import ControlSettings
+    from auditkit.controls.settings import ControlSettings
     from auditkit.controls.waivers import parse_waivers
 
     try:

@@ -80,7 +80,7 @@ def run_pipeline(
     """
     from auditkit.archive import harvest_archive
     from auditkit.controls import outbound_in_period, run_controls
-    from auditkit.controls.context import vocabulary_for
+    from auditkit.controls.settings import vocabulary_for
     from auditkit.dkim_keys import DnsKeyLookup, KeyLookup, load_keys_file
     from auditkit.harvest import harvest, new_run_id
     from auditkit.pack import check_replaceable

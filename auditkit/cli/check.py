@@ -18,7 +18,7 @@ from auditkit.cli.base import (
     store_options,
 )
 from auditkit.controls import catalogue, nothing_checked, outbound_in_period, run_controls
-from auditkit.controls.context import ControlSettings
+from auditkit.controls.settings import ControlSettings
 from auditkit.errors import NothingToDoError
 from auditkit.findings import (
     ControlResult,

@@ -56,7 +56,7 @@ def _build(
     seed: int = 42,
 ) -> dict[str, object]:
     from auditkit.controls import run_controls
-    from auditkit.controls.context import vocabulary_for
+    from auditkit.controls.settings import vocabulary_for
     from auditkit.pack import check_replaceable
     from auditkit.report import write_pack
     from auditkit.report.context import recipient_message_ids

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import duckdb
 
-from auditkit.controls import Outcome, control
 from auditkit.controls.context import CheckContext
+from auditkit.controls.registry import Outcome, control
 from auditkit.evidence_sql import ALTERED_CONTENT_SQL, MISSING_IDENTITY_SQL, dkim_status_sql
 
 NO_ARCHIVE = "no sent-mail archive harvested"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.config import Settings
-from auditkit.controls.context import vocabulary_for
+from auditkit.controls.settings import vocabulary_for
 from auditkit.errors import ReportError
 from auditkit.findings import ControlResult, Period
 from auditkit.pack import check_replaceable, staged_pack_dir, write_manifest

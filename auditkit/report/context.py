@@ -37,7 +37,7 @@ import pyarrow as pa
 from auditkit import __version__
 from auditkit.config import Settings
 from auditkit.controls import ControlResults
-from auditkit.controls.context import vocabulary_for
+from auditkit.controls.settings import vocabulary_for
 from auditkit.evidence_sql import (  # the derivations controls and pack share
     addressed_to_sql,
     approver_kind_sql,

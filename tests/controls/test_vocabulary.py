@@ -9,7 +9,7 @@ import pytest
 
 from auditkit.audit_actions import observed_actions
 from auditkit.config import Settings
-from auditkit.controls.context import ControlSettings
+from auditkit.controls.settings import ControlSettings
 from auditkit.errors import ConfigError
 from auditkit.store import Store
 from auditkit.vocabulary import SYMBOLIC, Matcher, parse_configured
