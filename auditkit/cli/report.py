@@ -59,7 +59,7 @@ def _build(
     from auditkit.controls.settings import vocabulary_for
     from auditkit.pack import check_replaceable
     from auditkit.report import write_pack
-    from auditkit.report.context import recipient_message_ids
+    from auditkit.report.messages import recipient_message_ids
 
     # Before the controls run (minutes on a large store): a folder holding files auditkit
     # did not write is refused now, not after the work. write_pack checks again.
