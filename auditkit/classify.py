@@ -20,7 +20,8 @@ mail, but it is not content that promotes anything (316.3 looks at content), and
 senders put one in receipts as good practice. So on its own it never makes a message
 commercial: with transactional content at the beginning of the body the message stays
 transactional, otherwise it is `mixed` for a human to read. It never changes a declared
-or policy label. The rules run as one DuckDB query over all messages (no per-message Python).
+or policy label. The rules run as one DuckDB query over all messages (no per-message Python);
+the opt-out link patterns are `auditkit.opt_out_text`'s, which CS-002 reads too.
 
 Versions: cls-v1 policy, `tags.category` and promotional content. cls-v2 adds declared types
 (more keys, `metadata`, built-in vocabulary), re-engagement wording and the opt-out link
@@ -37,8 +38,11 @@ from typing import Any, Literal
 import duckdb
 import pyarrow as pa
 
-from auditkit.config import Settings, reject_unknown
+from auditkit.config import Settings
+from auditkit.config_keys import reject_unknown
 from auditkit.errors import ConfigError
+from auditkit.opt_out_text import OPT_OUT_GATE, OPT_OUT_LINK, OPT_OUT_NEGATED, first_match_sql
+from auditkit.vocabulary import sql_literal
 
 CLASSIFIER_VERSION = "cls-v2"
 Label = Literal["commercial", "transactional", "mixed"]
@@ -115,91 +119,6 @@ TRANSACTIONAL_TYPES = (
     "onboarding",
 )
 
-# --- Opt-out links (shared with CS-002, which also accepts reply instructions) ------------
-# What a link's label may say for it to be an opt-out. "manage preferences" stands alone
-# (the usual footer wording); other "preferences"/"subscriptions" need an email qualifier,
-# because "update your preferences" or "manage your subscription" is also account or
-# billing wording.
-_MAIL_KIND = (
-    r"(e-?mail|mail|mailing|subscription|communication|contact|notification|marketing|newsletter)"
-)
-_LABELS = (
-    r"unsubscribe|opt[ -]?out|optout",
-    r"manage\s+(your\s+)?preferences",
-    r"(manage|update|change|edit|set|review)\s+(your\s+)?"
-    + _MAIL_KIND
-    + r"\s+(preferences|settings|subscriptions?)",
-    _MAIL_KIND + r"\s+preferences",
-    r"stop\s+(receiving|getting)\s+(these\s+|our\s+|this\s+|future\s+|marketing\s+"
-    r"|promotional\s+)?(e-?mails?|messages|mail|newsletters?)",
-    r"no\s+longer\s+(wish|want)\s+to\s+(receive|get)",
-    r"(don['’]?t|do\s+not)\s+want\s+(to\s+(receive|get)\s+)?(these|our|this|future|more"
-    r"|any\s+more)\s+(e-?mails|messages|mail)",
-    r"(don['’]?t|do\s+not)\s+want\s+to\s+hear\s+from\s+us",
-    r"remove\s+(me|yourself)\s+from\s+(this|our|the|your|all)\s+(mailing\s+)?(list|e-?mails)",
-    r"be\s+removed\s+from",
-)
-OPT_OUT_LABEL = "(" + "|".join(_LABELS) + ")"
-_LINK_TARGET = r"(https?://|www\.|mailto:)"
-_URL_REST = r"[^\s)\]>\"'<]*"  # the rest of a URL, so the evidence shows all of it
-_EMAIL_ADDRESS = r"[a-z0-9._%+-]+@[a-z0-9-]+\.[a-z]+"
-# A negation right before the label ("we will never unsubscribe you", "you can't opt out"):
-# the match is kept but discarded by OPT_OUT_NEGATED, so it cannot hide a later real one.
-_LINK_NEGATION = (
-    r"(\b(never|not|cannot|can['’]?t|won['’]?t|unable\s+to)\s+((be\s+)?able\s+to\s+)?)?"
-)
-_ALTERNATIVES = (
-    # A URL, mailto: or address whose own text says what it is.
-    r"(https?://|www\.)[^\s)\]>\"']*(unsub|opt-?out|optout|email-?pref|email_pref|preferences"
-    r"|manage-subscription|subscription-cent)" + _URL_REST,
-    r"mailto:[^\s)\]>\"']*(unsub|opt-?out|optout|remove|[?&]subject=stop)" + _URL_REST,
-    r"\b(unsubscribe|unsub|optout|opt-out|remove)[a-z0-9._%+-]*@[a-z0-9-]+\.[a-z]+",
-    # A label, then in the same clause a URL: "Unsubscribe here: https://…", "To opt out,
-    # visit https://…", "Unsubscribe: <https://…>"; a question may come first ("Don't want
-    # these emails? https://…").
-    r"\b" + OPT_OUT_LABEL + r"\b\??[^.!?\n]{0,40}?" + _LINK_TARGET + _URL_REST,
-    # "To unsubscribe, email hello@…": a return address, the other mechanism § 7704(a)(3) names.
-    r"\bto\s+(unsubscribe|opt[ -]?out|be\s+removed)\b[^.!?\n]{0,20}?\b(e-?mail|write\s+to"
-    r"|contact|send\s+(an\s+)?e-?mail\s+to)\b[^.!?\n]{0,15}?" + _EMAIL_ADDRESS,
-    # Markdown or HTML link text: "[Manage preferences](https://…)", "<a href=…>unsubscribe</a>".
-    r"\[[^\]]{0,80}?\b" + OPT_OUT_LABEL + r"\b[^\]]{0,80}\]\(\s*<?" + _LINK_TARGET + _URL_REST,
-    r"<a\b[^>]*\bhref\s*=\s*[\"']?" + _LINK_TARGET + r"[^>]*>[^<]{0,80}?\b" + OPT_OUT_LABEL,
-    # A link, then its purpose: "[here](https://…) to unsubscribe", "https://… to opt out".
-    r"(\]\(\s*<?" + _LINK_TARGET + r"[^)]*\)"  # markdown link
-    r"|<a\b[^>]*\bhref\s*=\s*[\"']?" + _LINK_TARGET + r"[^>]*>[^<]{0,60}</a>"  # HTML anchor
-    r"|(https?://|www\.)[^\s<>]+)"  # bare URL
-    r"[^.!?\n<]{0,25}?\b(to|if\s+you\s+(wish|want|would\s+like)\s+to)\s+" + OPT_OUT_LABEL,
-)
-OPT_OUT_LINK = r"(?i)" + _LINK_NEGATION + "(" + "|".join(_ALTERNATIVES) + ")"
-OPT_OUT_NEGATED = r"(?i)^(never|not|cannot|can['’]?t|won['’]?t|unable)\b"
-# A word every alternative above contains. The big alternation is slow in RE2 (its DFA
-# outgrows the cache), so it runs only on text holding one of these: most mail holds none.
-OPT_OUT_GATE = r"(?i)(unsub|opt|pref|subscri|remov|stop|longer|want|setting)"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def first_match_sql(text_sql: str, pattern: str, negated: str, gate: str) -> str:
-    """SQL for the first match of `pattern` in `text_sql` that `negated` does not reject
-    (NULL when none). Patterns carry an optional leading negation so a negated phrase is
-    consumed, and then discarded here, instead of being read as the phrase itself.
-
-    Cost matters on a million messages: `gate` is a cheap pattern every match contains, so
-    the costly one runs only where it hits (DuckDB evaluates a CASE branch only for the
-    rows that reach it), and all matches are listed only when the first one is negated.
-    """
-    text, rx, neg = text_sql, _literal(pattern), _literal(negated)
-    first = f"regexp_extract({text}, {rx}, 0)"
-    every = (
-        f"list_filter(regexp_extract_all({text}, {rx}), lambda m: NOT regexp_matches(m, {neg}))[1]"
-    )
-    return (
-        f"CASE WHEN regexp_matches({text}, {_literal(gate)}) AND regexp_matches({text}, {rx}) "
-        f"THEN CASE WHEN NOT regexp_matches({first}, {neg}) THEN {first} ELSE {every} END END"
-    )
-
 
 def fold_type(value: str) -> str:
     """A declared type or configured category as compared: lower case without spaces,
@@ -213,7 +132,7 @@ class Classification:
     reasons: tuple[str, ...]
 
 
-# The keys of [classification]; any other is a ConfigError (config.reject_unknown).
+# The keys of [classification]; any other is a ConfigError (config_keys.reject_unknown).
 CLASSIFICATION_KEYS = ("commercial_categories", "transactional_categories", "default_policy")
 
 
@@ -270,10 +189,10 @@ def _declared_types_sql() -> str:
     """SQL list of {field, value} structs: every declared type on the message, lower case.
     One JSON parse per column (a list of paths), not one per key: this runs on every
     message of the period."""
-    paths = "[" + ", ".join(_literal(f"$.{key}") for key in TYPE_KEYS) + "]"
+    paths = "[" + ", ".join(sql_literal(f"$.{key}") for key in TYPE_KEYS) + "]"
     parts = []
     for column in ("tags", "metadata"):
-        names = "[" + ", ".join(_literal(f"{column}.{key}") for key in TYPE_KEYS) + "]"
+        names = "[" + ", ".join(sql_literal(f"{column}.{key}") for key in TYPE_KEYS) + "]"
         parts.append(
             f"CASE WHEN t.{column} IS NULL THEN [] ELSE list_transform("
             f"list_zip({names}, json_extract_string(t.{column}, {paths})), "
@@ -283,7 +202,7 @@ def _declared_types_sql() -> str:
 
 
 def _sql_list(values: Iterable[str]) -> str:
-    return "[" + ", ".join(_literal(fold_type(v)) for v in values) + "]"
+    return "[" + ", ".join(sql_literal(fold_type(v)) for v in values) + "]"
 
 
 def _type_reasons_sql(matches: str, kind: str, configured: bool) -> str:
@@ -304,7 +223,7 @@ def classification_sql(source: str, policy_relation: str) -> str:
     mailbox_address). `policy_relation` has (address, policy). Parameters: $commercial_categories,
     $transactional_categories, $default_policy."""
     promo, code, link, trans, reengage = (
-        _literal(p)
+        sql_literal(p)
         for p in (
             PROMOTIONAL_VOCABULARY,
             DISCOUNT_CODE,
@@ -330,7 +249,7 @@ def classification_sql(source: str, policy_relation: str) -> str:
                nullif(regexp_extract(t.text, {promo}, 0), '') AS promo_term,
                nullif(regexp_extract(t.body, {code}, 0), '') AS discount_code,
                nullif(regexp_extract(t.body, {link}, 0), '') AS pricing_link,
-               CASE WHEN regexp_matches(t.text, {_literal(REENGAGEMENT_GATE)})
+               CASE WHEN regexp_matches(t.text, {sql_literal(REENGAGEMENT_GATE)})
                     THEN nullif(regexp_extract(t.text, {reengage}, 0), '') END
                    AS reengagement_term,
                nullif(regexp_extract(t.text, {trans}, 0), '') AS transactional_term,

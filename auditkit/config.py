@@ -3,28 +3,28 @@
 Validation happens once, when the settings load, and raises ConfigError naming the file
 and the dotted key. The file is strict: a table or key auditkit does not know is an error
 with the closest known name, because a typo (`[control]` for `[controls]`) would otherwise
-silently change compliance results. The known keys of each table live next to the code that
-reads it: here for the tables below, in `controls.context`, `classify`, `controls.waivers`
-and `vocabulary` for the others, which `load` runs too. Secrets (API keys, tokens) are
-read only from the environment, refused in the file, and kept out of repr() and out of
-`public_dict()`, which is what runs and packs record. Nothing here talks to the network or
-the store.
+silently change compliance results (the check itself is `config_keys.reject_unknown`). The
+known keys of each table live next to the code that reads it: here for the tables below, in
+`controls.settings`, `classify`, `controls.waivers` and `vocabulary` for the others, which
+`load` runs too. Secrets (API keys, tokens) are read only from the environment, refused in
+the file, and kept out of repr() and out of `public_dict()`, which is what runs and packs
+record. Nothing here talks to the network or the store.
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import os
 import re
 import tomllib
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from auditkit.config_keys import SECRET_VARIABLES, reject_unknown, table_path
 from auditkit.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -64,25 +64,6 @@ HARVEST_KEYS = ("concurrency", "timeout_seconds", "max_retries", "lookback_days"
 STORE_KEYS = ("path",)
 COMPANY_KEYS = ("name",)
 
-# Key names that hold credentials. Only keys auditkit does not know are tested, so a known
-# name (controls.audit_actions.key_created, a meaning) can never be mistaken for one.
-_SECRET_NAMES = frozenset(
-    {
-        "key",
-        "apikey",
-        "token",
-        "accesstoken",
-        "apitoken",
-        "authtoken",
-        "secret",
-        "password",
-        "passwd",
-        "credential",
-        "credentials",
-    }
-)
-_SECRET_SUFFIXES = ("_key", "_token", "_secret", "_password", "_passwd", "_credentials")
-SECRET_VARIABLES = "MULTIMAIL_API_KEY / INTERCOM_ACCESS_TOKEN (or their _FILE variants)"
 # The tables `load` reads itself (in this order): their keys, and where a secret found in
 # one belongs instead.
 _TABLES_READ_HERE = {
@@ -94,7 +75,6 @@ _TABLES_READ_HERE = {
 }
 # The harvester appends /v1 to every MultiMail path itself (sources.multimail).
 _API_VERSION_SUFFIX = "/v1"
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 # Workspace names become env var suffixes (INTERCOM_ACCESS_TOKEN_<NAME>), so keep them simple.
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -211,91 +191,6 @@ def _read_secret(env: Mapping[str, str], name: str) -> str | None:
                 f"{file_var} points to {path}, which cannot be read: {exc.strerror}"
             ) from exc
     return None
-
-
-# -- strictness: unknown tables and keys, secrets ---------------------------------------------
-
-
-def table_path(path: str, key: str) -> str:
-    """`key` appended to the dotted TOML `path` ("" is the top level), quoted where TOML
-    needs quotes (`mailboxes."a@b.example"`)."""
-    if not _BARE_KEY.match(key):
-        key = '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return f"{path}.{key}" if path else key
-
-
-def looks_secret(key: str) -> bool:
-    """Whether a key's name says it holds a credential (api_key, token, client_secret…)."""
-    name = key.strip().lower().replace("-", "_")
-    return name in _SECRET_NAMES or name.endswith(_SECRET_SUFFIXES)
-
-
-def secret_refused(path: str, variables: str = SECRET_VARIABLES) -> ConfigError:
-    return ConfigError(
-        f"{path}: secrets do not belong in the config file; remove it and use {variables}"
-    )
-
-
-def _secret_under(key: str, value: Any, path: str) -> str | None:
-    """The dotted path of the first secret-looking key at or under `key`, if any."""
-    here = table_path(path, key)
-    if looks_secret(key):
-        return here
-    tables = [value] if isinstance(value, Mapping) else value if isinstance(value, list) else []
-    for table in tables:
-        if isinstance(table, Mapping):
-            for child in sorted(table, key=str):
-                if found := _secret_under(str(child), table[child], here):
-                    return found
-    return None
-
-
-def reject_unknown(
-    table: Mapping[str, Any],
-    known: Collection[str],
-    path: str,
-    *,
-    kind: str = "setting",
-    secret_variables: str = SECRET_VARIABLES,
-) -> None:
-    """Raise ConfigError for the keys of `table` (the TOML table at dotted `path`, "" for the
-    top level) that are not in `known`.
-
-    A secret-looking key anywhere under an unknown key is refused as a secret (it must leave
-    the file, whatever else is wrong); otherwise the first unknown key is named with the
-    closest known one. Known keys are never tested for secrecy: they are settings by name.
-    """
-    unknown = sorted(str(k) for k in set(table) - set(known))
-    for key in unknown:
-        if secret := _secret_under(key, table[key], path):
-            raise secret_refused(secret, secret_variables)
-    if not unknown:
-        return
-    key, value = unknown[0], table[unknown[0]]
-    is_array = isinstance(value, list) and bool(value)
-    is_array = is_array and all(isinstance(v, Mapping) for v in value)
-    if isinstance(value, Mapping) or is_array:
-        # Suggest in the shape the user wrote: [control] → [controls], [[waiver]] → [[waivers]].
-        left, right = ("[[", "]]") if is_array else ("[", "]")
-
-        def shown(name: str) -> str:
-            return f"{left}{table_path(path, name)}{right}"
-
-        message = f"unknown table {shown(key)}"
-    else:
-
-        def shown(name: str) -> str:
-            return table_path(path, name)
-
-        message = f"{shown(key)} is not a {kind}"
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    if close:
-        message += f"; did you mean {shown(close[0])}?"
-    elif known:
-        message += "; known: " + ", ".join(
-            f"[{name}]" if not path else table_path(path, name) for name in sorted(known)
-        )
-    raise ConfigError(message)
 
 
 # -- values -------------------------------------------------------------------------------------
@@ -458,7 +353,7 @@ def _check_tables_read_elsewhere(settings: Settings, where: str) -> None:
     # Imported here: these modules import Settings from this one.
     from auditkit.classify import ClassificationRules
     from auditkit.controls import catalogue
-    from auditkit.controls.context import ControlSettings
+    from auditkit.controls.settings import ControlSettings
     from auditkit.controls.waivers import parse_waivers
 
     try:

@@ -14,11 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from auditkit.config import DEFAULT_CONVERSATION_TAG
+from auditkit.multimail_terms import FINAL_STATUSES, GUIDE_FINAL_STATUSES
 from auditkit.store import canonical_json, sha256_hex
 
-FINAL_STATUSES = frozenset({"rejected", "cancelled", "send_failed"})
-# Guide-shape statuses that are terminal even when no timestamp came with them.
-GUIDE_FINAL_STATUSES = frozenset({"delivered", "bounced"})
 # Keys only the integration-guide shape uses; any of them marks a record as guide-shaped.
 GUIDE_MARKERS = ("decision", "metadata", "message_id", "dkim_verified", "body", "decided_at")
 _DIGITS = re.compile(r"^-?\d+(\.\d+)?$")

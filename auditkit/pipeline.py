@@ -81,8 +81,8 @@ def run_pipeline(
     """
     from auditkit.archive import harvest_archive
     from auditkit.controls import outbound_in_period, run_controls
-    from auditkit.controls.context import vocabulary_for
-    from auditkit.dkim import DnsKeyLookup, KeyLookup, load_keys_file
+    from auditkit.controls.settings import vocabulary_for
+    from auditkit.dkim_keys import DnsKeyLookup, KeyLookup, load_keys_file
     from auditkit.harvest import harvest, new_run_id
     from auditkit.pack import check_replaceable
     from auditkit.report import write_pack
@@ -157,10 +157,10 @@ def build_pack(
     Returns the pack summary the CLI prints (`PackResult.to_dict()` plus the period).
     """
     from auditkit.controls import run_controls
-    from auditkit.controls.context import vocabulary_for
+    from auditkit.controls.settings import vocabulary_for
     from auditkit.pack import check_replaceable
     from auditkit.report import write_pack
-    from auditkit.report.context import recipient_message_ids
+    from auditkit.report.messages import recipient_message_ids
 
     # Before the controls run (minutes on a large store): a folder holding files auditkit
     # did not write is refused now, not after the work. write_pack checks again.

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from auditkit.errors import ConfigError
+from auditkit.multimail_terms import OVERSIGHT_MODES
 
 # What each meaning is, as the vocabulary listing explains it.
 MEANINGS: dict[str, str] = {
@@ -64,7 +65,6 @@ KNOWN_NAMES: dict[str, tuple[str, ...]] = {
     "suppression_added": ("suppression.added",),
 }
 
-OVERSIGHT_MODES = ("read_only", "gated_all", "gated_send", "monitored", "autonomous")
 # Where real logs put the new and the old mode of a change: a field, or a `changes` object
 # holding [old, new] or {from, to}. Only values that are oversight modes are taken.
 _MODE_CONTAINERS = ("oversight_mode", "mode")

@@ -33,7 +33,8 @@ from auditkit.archive_sample import (
     keys_file_line,
     sign,
 )
-from auditkit.dkim import load_keys_file, verify_message
+from auditkit.dkim import verify_message
+from auditkit.dkim_keys import load_keys_file
 from auditkit.store import Store, canonical_json, sha256_hex
 
 WORDS = (

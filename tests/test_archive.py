@@ -14,9 +14,6 @@ from click.testing import CliRunner
 
 import auditkit.cli.archive  # noqa: F401  (registers harvest-archive on the group)
 from auditkit.archive import (
-    ALTERED_CONTENT_SQL,
-    INDEPENDENT_DKIM_SQL,
-    MISSING_IDENTITY_SQL,
     EmailIndex,
     HarvestedEmail,
     compare_body,
@@ -35,7 +32,9 @@ from auditkit.archive_sample import (
     synthetic_source_emails,
 )
 from auditkit.cli.base import cli
-from auditkit.dkim import DnsKeyLookup, KeyRecord, PinnedKeyLookup, load_keys_file, sign_message
+from auditkit.dkim import sign_message
+from auditkit.dkim_keys import DnsKeyLookup, KeyRecord, PinnedKeyLookup, load_keys_file
+from auditkit.evidence_sql import ALTERED_CONTENT_SQL, INDEPENDENT_DKIM_SQL, MISSING_IDENTITY_SQL
 from auditkit.store import Store, canonical_json, sha256_hex
 from tests.conftest import ROOT, SAMPLE_DATA
 

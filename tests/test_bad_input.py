@@ -234,7 +234,8 @@ def test_archive_with_no_message_is_not_a_silent_success(tmp_path: Path) -> None
 def test_a_parser_complaint_about_random_bytes_stays_one_short_line(raw: bytes) -> None:
     from datetime import UTC, datetime
 
-    from auditkit.dkim import PinnedKeyLookup, verify_message
+    from auditkit.dkim import verify_message
+    from auditkit.dkim_keys import PinnedKeyLookup
 
     results = verify_message(
         raw, PinnedKeyLookup({}), from_domain=None, reference_time=datetime(2026, 8, 1, tzinfo=UTC)

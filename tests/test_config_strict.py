@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from auditkit.config import describe_source, load, looks_secret
+from auditkit.config import describe_source, load
+from auditkit.config_keys import looks_secret
 from auditkit.errors import ConfigError
 
 SAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "sample_data" / "auditkit.toml"

@@ -12,17 +12,19 @@ import pytest
 from auditkit.archive_sample import public_key_record
 from auditkit.dkim import (
     BODY_HASH_MISMATCH,
+    SignatureResult,
+    domains_aligned,
+    sign_message,
+    verify_message,
+)
+from auditkit.dkim_keys import (
     DnsKeyLookup,
     KeyLookup,
     KeyRecord,
     PinnedKeyLookup,
-    SignatureResult,
-    domains_aligned,
     key_record_id,
     load_keys_file,
     parse_key_record,
-    sign_message,
-    verify_message,
 )
 from auditkit.errors import ConfigError, SourceError
 from tests.conftest import SAMPLE_DATA
@@ -293,7 +295,7 @@ def test_dnspython_resolver_maps_answers_and_failures(monkeypatch: pytest.Monkey
     import dns.exception
     import dns.resolver
 
-    from auditkit.dkim import dnspython_txt_resolver
+    from auditkit.dkim_keys import dnspython_txt_resolver
 
     class Rdata:
         def __init__(self, *parts: bytes) -> None:

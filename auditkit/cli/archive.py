@@ -10,7 +10,7 @@ import click
 
 from auditkit.archive import ArchiveSummary, harvest_archive, stored_key_lookup
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
-from auditkit.dkim import DnsKeyLookup, KeyLookup, load_keys_file
+from auditkit.dkim_keys import DnsKeyLookup, KeyLookup, load_keys_file
 from auditkit.errors import ConfigError, NothingToDoError, StoreError, one_line
 from auditkit.store import Store
 

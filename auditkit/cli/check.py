@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from auditkit.audit_actions import observed_actions
 from auditkit.cli.base import (
     cli,
     echo_json,
@@ -17,7 +18,7 @@ from auditkit.cli.base import (
     store_options,
 )
 from auditkit.controls import catalogue, nothing_checked, outbound_in_period, run_controls
-from auditkit.controls.context import ControlSettings
+from auditkit.controls.settings import ControlSettings
 from auditkit.errors import NothingToDoError
 from auditkit.findings import (
     ControlResult,
@@ -29,7 +30,7 @@ from auditkit.findings import (
 )
 from auditkit.store import Store
 from auditkit.vocabulary import MEANINGS
-from auditkit.vocabulary_inference import observed_actions, resolve_vocabulary
+from auditkit.vocabulary_inference import resolve_vocabulary
 
 
 def _period_dict(period: Period) -> dict[str, str]:

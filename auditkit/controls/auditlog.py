@@ -8,8 +8,8 @@ approval: the email's own approval fields and the approval audit entry (as the v
 
 from __future__ import annotations
 
-from auditkit.controls import Outcome, control
 from auditkit.controls.context import CheckContext
+from auditkit.controls.registry import Outcome, control
 
 AL_001_SQL = """
 SELECT i.id AS event_id, i.record_type, i.record_id, i.change, i.detected_at, i.run_id,

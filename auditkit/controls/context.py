@@ -1,18 +1,17 @@
-"""What every control reads: validated control settings and period-scoped views of the store.
+"""What every control reads: period-scoped views of the store, built once per check.
 
-`ControlSettings` interprets the raw `[controls]` and `[mailboxes."<address>"]` TOML
-sections (raising ConfigError naming the key). `CheckContext` builds, once per check, temp
-tables over the store — outbound email created in the period with derived columns, and
-their primary-purpose classification — so each control's SQL stays short and every
-control sees the same population. Temp tables live in DuckDB's in-memory temp catalog,
-never in the store file, so a read-only store works and nothing is written to it.
+`CheckContext` builds, once per check, temp tables over the store — outbound email created
+in the period with derived columns (`ak_scope`), what the audit log says about each
+(`ak_email_audit`), and their primary-purpose classification — so each control's SQL stays
+short and every control sees the same population. Temp tables live in DuckDB's in-memory
+temp catalog, never in the store file, so a read-only store works and nothing is written
+to it. The settings it carries are `controls.settings.ControlSettings`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -25,124 +24,14 @@ from auditkit.classify import (
     classification_policy_table,
     classification_sql,
 )
-from auditkit.config import Settings, reject_unknown, table_path
-from auditkit.errors import ConfigError
+from auditkit.controls.settings import ControlSettings
+from auditkit.evidence_sql import email_audit_sql, from_email_sql, located_sql
 from auditkit.findings import Finding, FindingState, Period
-from auditkit.vocabulary import CHANGED_BY_PATHS, MEANINGS, Matcher, Vocabulary, parse_configured
+from auditkit.multimail_terms import UNSENT_STATUSES
+from auditkit.vocabulary import Vocabulary
 from auditkit.vocabulary_inference import resolve_vocabulary
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_PENDING_LIMIT_HOURS = 72
-GATED_MODES = ("gated_send", "gated_all")
-# Statuses under which an outbound email has not (yet) left MultiMail.
-UNSENT_STATUSES = (
-    "pending_scan",
-    "pending_send_approval",
-    "pending_inbound_approval",
-    "scheduled",
-    "rejected",
-    "cancelled",
-    "send_failed",
-)
-PENDING_APPROVAL_STATUSES = ("pending_send_approval", "pending_inbound_approval")
-
-# Suppression reasons (matched as lower-case substrings) that record a failed delivery, not a
-# recipient's request: CS-003 does not count them as opt-outs. MultiMail documents no reason
-# strings; the sandbox uses hard_bounce, unsubscribe and spam_complaint.
-DEFAULT_DELIVERY_FAILURE_REASONS = ("bounce",)
-# The keys of [controls] and of each [mailboxes."<address>"] (`classification` is read by
-# auditkit.classify); anything else is a ConfigError, since a typo would silently change results.
-CONTROLS_KEYS = ("reviewers", "pending_limit_hours", "audit_actions", "delivery_failure_reasons")
-MAILBOX_KEYS = ("classification", "require_conversation_link", "appends_postal_address")
-
-
-@dataclass(frozen=True)
-class MailboxPolicy:
-    address: str
-    require_conversation_link: bool = False
-    appends_postal_address: bool = False
-
-
-@dataclass(frozen=True)
-class ControlSettings:
-    reviewers: tuple[str, ...] = ()
-    pending_limit_hours: float = DEFAULT_PENDING_LIMIT_HOURS
-    # Meanings named in `[controls.audit_actions]`; the rest are inferred (auditkit.vocabulary).
-    audit_actions: Mapping[str, tuple[Matcher, ...]] = field(default_factory=dict)
-    mailboxes: Mapping[str, MailboxPolicy] = field(default_factory=dict)
-    delivery_failure_reasons: tuple[str, ...] = DEFAULT_DELIVERY_FAILURE_REASONS
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ControlSettings:
-        section = settings.controls or {}
-        if not isinstance(section, Mapping):
-            raise ConfigError("controls must be a table ([controls])")
-        reject_unknown(section, CONTROLS_KEYS, "controls")
-        actions_section = section.get("audit_actions")
-        if isinstance(actions_section, Mapping):
-            # The meanings are the known keys (vocabulary.parse_configured checks the rest).
-            reject_unknown(actions_section, MEANINGS, "controls.audit_actions", kind="meaning")
-
-        reviewers = section.get("reviewers", [])
-        if not isinstance(reviewers, list) or not all(
-            isinstance(r, str) and r.strip() for r in reviewers
-        ):
-            raise ConfigError(
-                f"controls.reviewers must be a list of non-empty strings, got {reviewers!r}"
-            )
-
-        limit = section.get("pending_limit_hours", DEFAULT_PENDING_LIMIT_HOURS)
-        if isinstance(limit, bool) or not isinstance(limit, int | float) or limit <= 0:
-            raise ConfigError(
-                f"controls.pending_limit_hours must be a positive number of hours, got {limit!r}"
-            )
-
-        actions = parse_configured(actions_section)
-
-        failures = section.get("delivery_failure_reasons", list(DEFAULT_DELIVERY_FAILURE_REASONS))
-        if not isinstance(failures, list) or not all(
-            isinstance(r, str) and r.strip() for r in failures
-        ):
-            raise ConfigError(
-                "controls.delivery_failure_reasons must be a list of non-empty strings, "
-                f"got {failures!r}"
-            )
-
-        return cls(
-            reviewers=tuple(r.strip().lower() for r in reviewers),
-            pending_limit_hours=float(limit),
-            audit_actions=actions,
-            mailboxes=_mailbox_policies(settings.mailboxes or {}),
-            delivery_failure_reasons=tuple(r.strip().lower() for r in failures),
-        )
-
-
-def vocabulary_for(con: duckdb.DuckDBPyConnection, settings: Settings) -> Vocabulary:
-    """The audit-log vocabulary a check or pack reads the store with: the configured
-    meanings, the rest inferred from the store. Resolve it once per command and pass it to
-    `run_controls` and `write_pack`: inference reads the store (~0.2 s on a million emails)."""
-    return resolve_vocabulary(con, ControlSettings.from_settings(settings).audit_actions)
-
-
-def _mailbox_policies(section: Mapping[str, Any]) -> dict[str, MailboxPolicy]:
-    if not isinstance(section, Mapping):
-        raise ConfigError('mailboxes must be a table of tables ([mailboxes."<address>"])')
-    policies: dict[str, MailboxPolicy] = {}
-    for address, policy in section.items():
-        where = table_path("mailboxes", str(address))
-        if not isinstance(policy, Mapping):
-            raise ConfigError(f"{where} must be a table")
-        reject_unknown(policy, MAILBOX_KEYS, where, kind="mailbox setting")
-        flags = {}
-        for key in ("require_conversation_link", "appends_postal_address"):
-            value = policy.get(key, False)
-            if not isinstance(value, bool):
-                raise ConfigError(f"{where}.{key} must be true or false, got {value!r}")
-            flags[key] = value
-        normalised = str(address).strip().lower()
-        policies[normalised] = MailboxPolicy(normalised, **flags)
-    return policies
 
 
 def jsonable(value: Any) -> Any:
@@ -158,25 +47,6 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [jsonable(v) for v in value]
     return value
-
-
-def from_email_sql(column: str) -> str:
-    """SQL for the bare, lower-cased address in a From value ("Name <a@b>" or "a@b")."""
-    return (
-        f"lower(trim(CASE WHEN contains({column}, '<') "
-        f"THEN regexp_extract({column}, '<([^>]+)>', 1) ELSE {column} END))"
-    )
-
-
-def located_sql(emails: str) -> str:
-    """`emails` (a relation with mailbox_id and from_email) with mailbox_id filled in from
-    the From address where it is missing: imported (guide-shape) records may lack it."""
-    return f"""
-    SELECT o.* EXCLUDE (mailbox_id), coalesce(o.mailbox_id, ma.id) AS mailbox_id
-    FROM {emails} o
-    LEFT JOIN (SELECT lower(trim(address)) AS address, min(id) AS id
-               FROM multimail_mailboxes GROUP BY 1) ma
-           ON o.mailbox_id IS NULL AND ma.address = o.from_email"""
 
 
 # Outbound email created in the period, with the columns controls derive again and again.
@@ -212,121 +82,11 @@ LEFT JOIN ak_mailbox_policy p ON p.address = l.mailbox_address
 """
 
 
-def email_audit_sql(
-    vocabulary: Vocabulary, emails: str | None = None, *, latest_decision: bool = False
-) -> str:
-    """One pass over the audit log: what it says about each email (shared by the controls'
-    `ak_email_audit` and the evidence pack's decision and sender columns).
-
-    The entries of each meaning are those `vocabulary` recognises (auditkit.vocabulary):
-    an unknown meaning matches nothing, and the controls that need it say `inconclusive`.
-    `emails`, when given, is a relation whose `id`s limit the scan (a message pack on a
-    large store). "First" and "latest" order entries by (created_at, chain_seq): the
-    source's time, then harvest order for ties. Entry ids, not metadata, are kept (parsing
-    a million JSON documents is the expensive part); callers that need a metadata field
-    join back to the few entries they report on.
-    """
-    sent, approved, rejected, cancelled = (
-        vocabulary.predicate(m) for m in ("email_sent", "approved", "rejected", "cancelled")
-    )
-    decided = f"({approved} OR {rejected} OR {cancelled})"
-    # One integer key (microseconds, then chain_seq in the low 40 bits): a deterministic
-    # tie-break at about a third of the cost of ordering by a (created_at, chain_seq) struct.
-    order = "((epoch_us(created_at)::HUGEINT << 40) + chain_seq)"
-    limit = f"AND resource_id IN (SELECT id FROM ({emails}))" if emails else ""
-    # The decision that stands (latest approve/reject/cancel entry): the pack shows it; no
-    # control needs it, so the check does not pay for it.
-    latest = (
-        f""",
-       arg_max(CASE WHEN {approved} THEN 'approved' WHEN {rejected} THEN 'rejected'
-                    ELSE 'cancelled' END, {order}) FILTER (WHERE {decided}) AS latest_decision,
-       arg_max(id, {order}) FILTER (WHERE {decided}) AS latest_decision_entry_id"""
-        if latest_decision
-        else ""
-    )
-    return f"""
-SELECT resource_id AS email_id,
-       arg_min(id, {order}) FILTER (WHERE {sent}) AS sent_entry_id,
-       arg_min(actor_key_id, {order}) FILTER (WHERE {sent}) AS sender_key,
-       arg_min(id, {order}) FILTER (WHERE {approved}) AS approval_entry_id,
-       min(created_at) FILTER (WHERE {approved}) AS approval_logged_at,
-       arg_min(actor_key_id, {order}) FILTER (WHERE {approved}) AS approver_key,
-       nullif(concat_ws(', ', CASE WHEN bool_or({rejected}) THEN 'rejected' END,
-                        CASE WHEN bool_or({cancelled}) THEN 'cancelled' END), '') AS stop_actions,
-       min(created_at) FILTER (WHERE {rejected} OR {cancelled}) AS stopped_at,
-       min(created_at) FILTER (WHERE {decided}) AS decided_at{latest}
-FROM multimail_audit_log
-WHERE ({sent} OR {decided}) {limit}
-GROUP BY resource_id
-"""
-
-
 def email_audit_table_sql(vocabulary: Vocabulary, scoped: bool) -> str:
     """`ak_email_audit`; a check of chosen messages reads only their entries."""
     return "CREATE OR REPLACE TEMP TABLE ak_email_audit AS " + email_audit_sql(
         vocabulary, "SELECT id FROM ak_scope" if scoped else None
     )
-
-
-def mode_changes_sql(vocabulary: Vocabulary) -> str:
-    """Every oversight-mode change the vocabulary recognises, with the modes it names:
-    (mailbox_id, entry_id, changed_at, chain_seq, actor_key_id, mode_from, mode_to,
-    changed_by)."""
-    return f"""
-    SELECT resource_id AS mailbox_id, id AS entry_id, created_at AS changed_at, chain_seq,
-           actor_key_id, {vocabulary.old_mode_sql()} AS mode_from,
-           {vocabulary.new_mode_sql()} AS mode_to,
-           list_filter(json_extract_string(metadata, {list(CHANGED_BY_PATHS)!r}),
-                       lambda v: v IS NOT NULL)[1] AS changed_by
-    FROM multimail_audit_log
-    WHERE {vocabulary.predicate("mode_changed")}"""
-
-
-def mode_at_send_sql(emails: str, vocabulary: Vocabulary) -> str:
-    """The oversight mode in force when each email of `emails` was created (one shared
-    reconstruction for the controls and the evidence pack).
-
-    `emails` is a relation with (id, mailbox_id, created_at). Returns (email_id, mode,
-    source, entry_id): source is `audit_log` (the new mode of the latest change at or
-    before created_at — ties broken by chain_seq — or, before the first change, that
-    change's old mode; `entry_id` is the entry relied on) or `current_mailbox` (no change
-    on record for the mailbox, or no created_at to place the email). Each mailbox's modes
-    become [valid_from, valid_to) intervals: an equi-join on the few intervals per mailbox
-    is ~3x cheaper than an ASOF join over a million emails.
-    """
-    return f"""
-WITH ak_mode_changes AS (
-    SELECT * FROM ({mode_changes_sql(vocabulary)}) WHERE changed_at IS NOT NULL
-), ak_mode_intervals AS (
-    SELECT mailbox_id, changed_at AS valid_from,
-           lead(changed_at) OVER (PARTITION BY mailbox_id ORDER BY changed_at, chain_seq, entry_id)
-               AS valid_to,
-           mode_to AS mode, entry_id
-    FROM ak_mode_changes
-    UNION ALL
-    SELECT mailbox_id, NULL, min(changed_at),
-           arg_min(mode_from, (changed_at, chain_seq, entry_id)),
-           arg_min(entry_id, (changed_at, chain_seq, entry_id))
-    FROM ak_mode_changes GROUP BY mailbox_id
-), ak_emails AS (
-    SELECT id, mailbox_id, created_at FROM ({emails})
-)
--- The intervals of a mailbox are disjoint (equal change times give empty ones), so each
--- email meets at most one: a plain LEFT JOIN, no aggregation.
-SELECT e.id AS email_id,
-       coalesce(iv.mode, m.oversight_mode) AS mode,
-       -- A change entry that names no mode tells nothing.
-       CASE WHEN iv.mode IS NOT NULL THEN 'audit_log'
-            WHEN m.oversight_mode IS NOT NULL THEN 'current_mailbox' END AS source,
-       CASE WHEN iv.mode IS NOT NULL THEN iv.entry_id END AS entry_id,
-       iv.mode IS NOT NULL AND iv.valid_from IS NULL AS before_first_change
-FROM ak_emails e
-LEFT JOIN ak_mode_intervals iv
-       ON iv.mailbox_id = e.mailbox_id
-      AND (iv.valid_from IS NULL OR e.created_at >= iv.valid_from)
-      AND (iv.valid_to IS NULL OR e.created_at < iv.valid_to)
-LEFT JOIN multimail_mailboxes m ON m.id = e.mailbox_id
-"""
 
 
 class CheckContext:

@@ -2,70 +2,21 @@
 
 The MultiMail API exposes no message headers (multimail-api.md §5), so the strongest DKIM
 evidence is an independent verification of an archived copy (`auditkit harvest-archive`).
-`dkim_status_sql` ranks the sources once, for the controls and the evidence pack alike:
-archive result, else the per-message `dkim_verified` flag (integration-guide shape), else
-the From domain's `dkim_verified` DNS-setup flag. ID-002 and ID-003 read only the archive.
+`evidence_sql.dkim_status_sql` ranks the sources once, for the controls and the evidence
+pack alike: archive result, else the per-message `dkim_verified` flag (integration-guide
+shape), else the From domain's `dkim_verified` DNS-setup flag. ID-002 and ID-003 read only
+the archive.
 """
 
 from __future__ import annotations
 
 import duckdb
 
-from auditkit.archive import ALTERED_CONTENT_SQL, INDEPENDENT_DKIM_SQL, MISSING_IDENTITY_SQL
-from auditkit.controls import Outcome, control
 from auditkit.controls.context import CheckContext
+from auditkit.controls.registry import Outcome, control
+from auditkit.evidence_sql import ALTERED_CONTENT_SQL, MISSING_IDENTITY_SQL, dkim_status_sql
 
 NO_ARCHIVE = "no sent-mail archive harvested"
-
-
-def dkim_status_sql(emails: str) -> str:
-    """One row per email of `emails` (a relation with id, dkim_verified, from_email):
-    (id, from_domain, status pass|fail|unknown, source_kind archive|message|domain|none,
-    source: a sentence naming the evidence).
-
-    The archive wins when an archived copy was verified: its pass counts only when aligned
-    with From (INDEPENDENT_DKIM_SQL already reports an unaligned pass as fail); fail,
-    permerror and none (unsigned) are fail; temperror is unknown. The account's
-    <slug>.multimail.dev default domain counts as a signed domain.
-    """
-    return f"""
-WITH ak_account AS (
-    SELECT lower(min(slug)) || '.multimail.dev' AS default_domain FROM multimail_account
-), ak_domains AS (
-    SELECT lower(domain) AS domain, bool_or(dkim_verified) AS dkim_verified
-    FROM multimail_domains WHERE domain IS NOT NULL GROUP BY 1
-), ak_archive AS ({INDEPENDENT_DKIM_SQL}
-), ak_emails AS (
-    SELECT id, dkim_verified, nullif(split_part(from_email, '@', 2), '') AS from_domain
-    FROM ({emails})
-)
-SELECT e.id, e.from_domain,
-       CASE WHEN x.status IS NOT NULL
-                 THEN CASE x.status WHEN 'pass' THEN 'pass' WHEN 'temperror' THEN 'unknown'
-                                    ELSE 'fail' END
-            WHEN e.dkim_verified IS NOT NULL
-                 THEN CASE WHEN e.dkim_verified THEN 'pass' ELSE 'fail' END
-            WHEN e.from_domain = a.default_domain THEN 'pass'
-            WHEN d.dkim_verified IS NOT NULL
-                 THEN CASE WHEN d.dkim_verified THEN 'pass' ELSE 'fail' END
-            ELSE 'unknown' END AS status,
-       CASE WHEN x.status IS NOT NULL THEN 'archive'
-            WHEN e.dkim_verified IS NOT NULL THEN 'message'
-            WHEN e.from_domain = a.default_domain OR d.dkim_verified IS NOT NULL THEN 'domain'
-            ELSE 'none' END AS source_kind,
-       CASE WHEN x.status IS NOT NULL
-                 THEN 'archive verification (' || x.status || '): ' || x.detail
-            WHEN e.dkim_verified IS NOT NULL THEN 'message dkim_verified'
-            WHEN e.from_domain = a.default_domain THEN 'MultiMail default domain '
-                || a.default_domain
-            WHEN d.dkim_verified IS NOT NULL THEN 'domain dkim_verified (' || e.from_domain || ')'
-            ELSE 'none: From domain ' || coalesce(e.from_domain, '?')
-                || ' is not a harvested domain' END AS source
-FROM ak_emails e
-LEFT JOIN ak_archive x ON x.email_id = e.id
-LEFT JOIN ak_domains d ON d.domain = e.from_domain
-LEFT JOIN ak_account a ON true
-"""
 
 
 DKIM_RESULTS_SQL = dkim_status_sql("SELECT * FROM ak_scope WHERE is_delivered") + "ORDER BY id\n"

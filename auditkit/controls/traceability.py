@@ -7,8 +7,8 @@ than none, because it looks like evidence.
 
 from __future__ import annotations
 
-from auditkit.controls import Outcome, control
 from auditkit.controls.context import CheckContext
+from auditkit.controls.registry import Outcome, control
 
 TR_001_AGENT_MAIL = """
 WITH required AS (

@@ -17,12 +17,12 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
-from auditkit.config import reject_unknown
+from auditkit.config_keys import reject_unknown
 from auditkit.errors import ConfigError
 from auditkit.findings import Finding
 
 _TEXT_KEYS = ("control", "target", "justification", "approver")
-# The keys of a [[waivers]] entry; any other is a ConfigError (config.reject_unknown).
+# The keys of a [[waivers]] entry; any other is a ConfigError (config_keys.reject_unknown).
 WAIVER_KEYS = (*_TEXT_KEYS, "expires")
 
 

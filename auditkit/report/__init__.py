@@ -20,25 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.config import Settings
-from auditkit.controls.context import vocabulary_for
+from auditkit.controls.settings import vocabulary_for
 from auditkit.errors import ReportError
 from auditkit.findings import ControlResult, Period
 from auditkit.pack import check_replaceable, staged_pack_dir, write_manifest
 from auditkit.report import csv_export
-from auditkit.report.context import (
-    SNAPSHOT_TABLES,
-    VOCABULARY_SHOWN,
-    MessageTable,
-    Scope,
-    build_context,
-    data_as_of,
-    finding_rows,
-    message_params,
-    scoped_results,
-    selected_message_ids,
-    warning_rows,
-)
+from auditkit.report.context import SNAPSHOT_TABLES, VOCABULARY_SHOWN, build_context, data_as_of
+from auditkit.report.messages import MessageTable, message_params, selected_message_ids
 from auditkit.report.pdf import render_html, render_pdf
+from auditkit.report.results import finding_rows, scoped_results, warning_rows
+from auditkit.report.scope import Scope
 from auditkit.store import Store
 from auditkit.vocabulary import Vocabulary
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.errors import ReportError
-from auditkit.report.context import bind
+from auditkit.report.messages import bind
 from auditkit.store import Store
 from auditkit.vocabulary import Vocabulary
 

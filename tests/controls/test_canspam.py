@@ -7,7 +7,7 @@ import json
 import pytest
 
 from auditkit.config import Settings
-from auditkit.controls.canspam import parse_postal_address
+from auditkit.controls.canspam.address import parse_postal_address
 from auditkit.errors import ConfigError
 from auditkit.store import Store
 from tests.builders import StoreBuilder, ts

@@ -9,7 +9,8 @@ import pytest
 
 from auditkit.config import Settings
 from auditkit.controls import CATALOGUE_VERSION, catalogue
-from auditkit.report.context import MessageTable, Scope
+from auditkit.report.messages import MessageTable
+from auditkit.report.scope import Scope
 from auditkit.store import Store
 from tests.builders import HARVESTED, StoreBuilder, ts
 from tests.controls.conftest import Q3, check, targets

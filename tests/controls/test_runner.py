@@ -8,9 +8,8 @@ from datetime import date
 
 import pytest
 
-from auditkit import controls as controls_pkg
 from auditkit.config import Settings
-from auditkit.controls import Outcome, catalogue, run_controls
+from auditkit.controls import Outcome, catalogue, registry, run_controls
 from auditkit.controls.waivers import parse_waivers
 from auditkit.errors import ConfigError
 from auditkit.store import Store
@@ -58,8 +57,8 @@ def test_a_control_that_raises_reports_error_not_pass(
     def boom(ctx: object) -> Outcome:
         raise ValueError("evidence query broke")
 
-    broken = dataclasses.replace(controls_pkg._REGISTRY["OVS-002"], evaluate=boom)
-    monkeypatch.setitem(controls_pkg._REGISTRY, "OVS-002", broken)
+    broken = dataclasses.replace(registry._REGISTRY["OVS-002"], evaluate=boom)
+    monkeypatch.setitem(registry._REGISTRY, "OVS-002", broken)
     results = {r.id: r for r in run_controls(store, Settings(), Q3, now=NOW)}
     assert results["OVS-002"].status == "error"
     assert results["OVS-002"].detail == "ValueError: evidence query broke"

@@ -146,7 +146,7 @@ def test_negative_case_send_within_ten_business_days_is_not_a_finding(sample_res
 def test_checking_one_recipients_messages_finds_what_the_full_check_finds(
     sample_store: tuple[Path, config.Settings], sample_results: list
 ) -> None:
-    from auditkit.report.context import recipient_message_ids
+    from auditkit.report.messages import recipient_message_ids
 
     db, settings = sample_store
     period = parse_period("2026Q3")

@@ -7,12 +7,13 @@ import json
 
 import pytest
 
+from auditkit.audit_actions import observed_actions
 from auditkit.config import Settings
-from auditkit.controls.context import ControlSettings
+from auditkit.controls.settings import ControlSettings
 from auditkit.errors import ConfigError
 from auditkit.store import Store
 from auditkit.vocabulary import SYMBOLIC, Matcher, parse_configured
-from auditkit.vocabulary_inference import observed_actions, resolve_vocabulary
+from auditkit.vocabulary_inference import resolve_vocabulary
 from tests.builders import StoreBuilder, ts
 from tests.controls.conftest import check
 

@@ -8,9 +8,8 @@ from datetime import date
 
 import pytest
 
-from auditkit import controls as controls_pkg
 from auditkit.config import Settings
-from auditkit.controls import ControlResults, Outcome, run_controls
+from auditkit.controls import ControlResults, Outcome, registry, run_controls
 from auditkit.errors import ConfigError
 from auditkit.store import Store
 from tests.builders import StoreBuilder, ts
@@ -107,8 +106,8 @@ def test_waivers_of_controls_not_run_or_not_concluded_say_nothing_of_matching(
     def boom(ctx: object) -> Outcome:
         raise ValueError("evidence query broke")
 
-    broken = dataclasses.replace(controls_pkg._REGISTRY["OVS-003"], evaluate=boom)
-    monkeypatch.setitem(controls_pkg._REGISTRY, "OVS-003", broken)
+    broken = dataclasses.replace(registry._REGISTRY["OVS-003"], evaluate=boom)
+    monkeypatch.setitem(registry._REGISTRY, "OVS-003", broken)
     # An error found nothing, so "matches no finding" would be a guess; expiry still shows.
     assert run_controls(store, settings, Q3, only=["OVS-003"], now=NOW).warnings == ()
     expired = Settings(waivers=(_waiver(control="OVS-003", target="x"),))

@@ -20,7 +20,7 @@ import pytest
 from pypdf import PdfReader
 
 from auditkit.pack import verify_pack
-from auditkit.report.context import MAX_BODY_CHARS
+from auditkit.report.pages import MAX_BODY_CHARS
 from tests.conftest import SAMPLE_DATA, HitCounter
 from tests.reliability.conftest import (
     CONFIG,

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from auditkit.errors import ReportError
 from auditkit.report import write_pack
-from auditkit.report.context import sample_positions
+from auditkit.report.pages import sample_positions
 from tests.report.factory import Q3, demo_store, results, settings
 
 

@@ -22,7 +22,9 @@ def test_strict_undefined_turns_a_missing_key_into_report_error() -> None:
 
 def test_strict_undefined_catches_one_missing_nested_key(tmp_path: Path) -> None:
     from auditkit.report import charts
-    from auditkit.report.context import MessageTable, Scope, build_context
+    from auditkit.report.context import build_context
+    from auditkit.report.messages import MessageTable
+    from auditkit.report.scope import Scope
 
     with demo_store() as store, MessageTable(store, Scope(Q3), settings(), []) as view:
         ctx = build_context(

@@ -9,7 +9,10 @@ from pathlib import Path
 from auditkit.controls import ControlResults
 from auditkit.controls.waivers import WaiverWarning
 from auditkit.report import write_pack
-from auditkit.report.context import MessageTable, Scope, build_context, scoped_results, warning_rows
+from auditkit.report.context import build_context
+from auditkit.report.messages import MessageTable
+from auditkit.report.results import scoped_results, warning_rows
+from auditkit.report.scope import Scope
 from tests.report.factory import Q3, demo_store, results, settings
 
 EXPIRED = WaiverWarning(

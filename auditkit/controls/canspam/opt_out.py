@@ -1,0 +1,343 @@
+"""CS-002 and CS-003: commercial email offers a clear opt-out, and opt-outs are honoured.
+
+CS-002 looks for an opt-out link or reply instruction in the body or signature block
+(`auditkit.opt_out_text`), else a List-Unsubscribe header; CS-003 matches sends after a
+suppression against a 10-business-day deadline.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date
+from typing import Any
+
+import pyarrow as pa
+
+from auditkit.business_days import CALENDAR_VERSION, add_business_days
+from auditkit.controls.canspam.common import (
+    BODY_SOURCE,
+    commercial_scope,
+    mixed_note,
+    not_applicable_reason,
+    state_for,
+)
+from auditkit.controls.context import CheckContext
+from auditkit.controls.registry import Outcome, control
+from auditkit.evidence_sql import recipient_address_sql
+from auditkit.opt_out_text import (
+    OPT_OUT_GATE,
+    OPT_OUT_LINK,
+    OPT_OUT_NEGATED,
+    REPLY_GATE,
+    REPLY_INSTRUCTION,
+    REPLY_NEGATED,
+    first_match_sql,
+)
+
+OPT_OUT_BUSINESS_DAYS = 10
+
+# --- CS-002 --------------------------------------------------------------------------------
+# Links and reply instructions are recognised by `auditkit.opt_out_text` (the classifier
+# reads the same link patterns).
+# RFC 2369 List-Unsubscribe with a usable URI, in a stored header object: {"List-Unsubscribe":
+# "<https://…>"}, {"list-unsubscribe": ["<mailto:…>"]}, [{"name": "List-Unsubscribe", "value":
+# …}] or ["List-Unsubscribe: <…>"]. Header names are case-insensitive; "-Post" does not count.
+LIST_UNSUBSCRIBE_HEADER = (
+    r"(?i)list-unsubscribe(\"\s*:\s*\[?\s*\"|\"\s*,\s*\"values?\"\s*:\s*\[?\s*\"|\s*:\s*)"
+    r"([^\"]*?(https?://|mailto:)[^\"]*)"
+)
+# Where a record may carry headers. MultiMail documents none (multimail-api.md §5), but
+# imports and future API versions may: the raw record's `headers`, or `metadata.headers` /
+# `tags.headers`.
+HEADER_SOURCES = ("raw.headers", "metadata.headers", "tags.headers")
+OPT_OUT_CHECKED = (
+    BODY_SOURCE
+    + " + List-Unsubscribe header where the record carries headers ("
+    + ", ".join(HEADER_SOURCES)
+    + ")"
+)
+
+# Every commercial or mixed message with the opt-out it shows in the message, first match
+# each, in order of preference (materialised as ak_cs002: counts come from it in SQL, and
+# only the messages without one reach Python).
+CS_002_IN_MESSAGE_SQL = f"""
+WITH checked AS (
+    SELECT id, classification, reasons, metadata, tags,
+           coalesce(body_markdown, '') AS body, coalesce(signature_block, '') AS signature
+    FROM ak_classified
+    WHERE is_sent AND classification IN ('commercial', 'mixed')
+), recognised AS (
+    SELECT id, classification, reasons, metadata, tags,
+           {first_match_sql("body", OPT_OUT_LINK, OPT_OUT_NEGATED, OPT_OUT_GATE)} AS body_link,
+           {first_match_sql("body", REPLY_INSTRUCTION, REPLY_NEGATED, REPLY_GATE)} AS body_reply,
+           {first_match_sql("signature", OPT_OUT_LINK, OPT_OUT_NEGATED, OPT_OUT_GATE)}
+               AS signature_link,
+           {first_match_sql("signature", REPLY_INSTRUCTION, REPLY_NEGATED, REPLY_GATE)}
+               AS signature_reply
+    FROM checked
+)
+SELECT *,
+       CASE WHEN body_link IS NOT NULL THEN 'link_in_body'
+            WHEN body_reply IS NOT NULL THEN 'reply_instruction_in_body'
+            WHEN signature_link IS NOT NULL THEN 'link_in_signature'
+            WHEN signature_reply IS NOT NULL THEN 'reply_instruction_in_signature'
+       END AS mechanism
+FROM recognised
+"""
+# The messages with no opt-out in them, and a List-Unsubscribe header where the record
+# carries one. The stored record (raw) is joined for these few only: reading every raw
+# record of a quarter is the expensive part.
+CS_002_WITHOUT_SQL = f"""
+SELECT a.id, a.classification, a.reasons,
+       nullif(regexp_extract(concat_ws(' ', json_extract(e.raw, '$.headers')::VARCHAR,
+                                       json_extract(a.metadata, '$.headers')::VARCHAR,
+                                       json_extract(a.tags, '$.headers')::VARCHAR),
+                             '{LIST_UNSUBSCRIBE_HEADER.replace("'", "''")}', 2), '')
+           AS list_unsubscribe
+FROM ak_cs002 a LEFT JOIN multimail_emails e ON e.id = a.id
+WHERE a.mechanism IS NULL
+ORDER BY a.id
+"""
+CS_002_SQL = (
+    "CREATE OR REPLACE TEMP TABLE ak_cs002 AS "
+    + CS_002_IN_MESSAGE_SQL.strip()
+    + ";\n"
+    + CS_002_WITHOUT_SQL
+)
+
+
+_MECHANISM_TEXT = {
+    "link_in_body": "opt-out link in the body",
+    "reply_instruction_in_body": "reply instruction in the body",
+    "link_in_signature": "opt-out link in the signature block",
+    "reply_instruction_in_signature": "reply instruction in the signature block",
+    "list_unsubscribe_header": "List-Unsubscribe header only",
+}
+
+
+@control(
+    id="CS-002",
+    title="Commercial email without a clear opt-out",
+    severity="high",
+    rationale=(
+        "Commercial email must offer a working way to opt out, with a notice in the message. "
+        "Recognised, in the body markdown or mailbox signature block: a link whose URL or "
+        "mailto: says unsubscribe/opt-out/preferences; a URL or email address labelled as an "
+        "opt-out in the same clause ('Unsubscribe here: https://…', 'To opt out, visit …', "
+        "'Manage your email preferences: …', 'To unsubscribe, email …'); markdown or HTML "
+        "link text naming the opt-out; a reply instruction ('reply STOP', 'reply with "
+        "\"unsubscribe\"', 'reply to this email with REMOVE in the subject', 'to unsubscribe, "
+        "reply …'). Negated wording ('we will never unsubscribe you', 'do not reply') and "
+        "bare URLs without an opt-out label are not opt-outs. A List-Unsubscribe header "
+        "(RFC 2369) alone, where the record carries headers, is a review finding: it is a "
+        "mechanism, but whether the mail client's unsubscribe control is a clear and "
+        "conspicuous notice (§ 7704(a)(5)(A)(ii)) needs a human. Nothing found: fail (mixed "
+        "mail: review). Scope: sent commercial or mixed outbound email created in the period "
+        "(created_at)."
+    ),
+    reference="15 U.S.C. § 7704(a)(3), (a)(5)(A)(ii); 16 CFR 316.5; can-spam.md CS-05",
+    applies_to="commercial_email",
+    sql=CS_002_SQL,
+)
+def cs_002(ctx: CheckContext) -> Outcome:
+    commercial, total = commercial_scope(ctx)
+    if not commercial:
+        return Outcome(0, not_applicable=not_applicable_reason(total))
+    ctx.con.execute("CREATE OR REPLACE TEMP TABLE ak_cs002 AS " + CS_002_IN_MESSAGE_SQL)
+    try:
+        recognised = {
+            r["mechanism"]: r["n"]
+            for r in ctx.rows(
+                "SELECT mechanism, count(*) AS n FROM ak_cs002 WHERE mechanism IS NOT NULL "
+                "GROUP BY mechanism"
+            )
+        }
+        without = ctx.rows(CS_002_WITHOUT_SQL)
+    finally:
+        ctx.con.execute("DROP TABLE IF EXISTS temp.ak_cs002")
+    findings = []
+    for r in without:
+        evidence: dict[str, Any] = {
+            "classification": r["classification"],
+            "classification_reasons": r["reasons"],
+            "checked": OPT_OUT_CHECKED,
+        }
+        if r["list_unsubscribe"] is None:
+            findings.append(
+                ctx.finding(
+                    "email",
+                    r["id"],
+                    "No opt-out in the commercial message: no unsubscribe/opt-out link, labelled "
+                    "opt-out URL or address, reply-to-opt-out instruction or List-Unsubscribe "
+                    "header." + mixed_note(r["classification"]),
+                    evidence,
+                    state_for(r["classification"]),
+                )
+            )
+        else:
+            recognised["list_unsubscribe_header"] = recognised.get("list_unsubscribe_header", 0) + 1
+            findings.append(
+                ctx.finding(
+                    "email",
+                    r["id"],
+                    f"The only opt-out is the List-Unsubscribe header ({r['list_unsubscribe']}); "
+                    "the message itself shows no opt-out notice. Whether the mail client's "
+                    "unsubscribe control is a clear and conspicuous notice needs a human."
+                    + mixed_note(r["classification"]),
+                    {
+                        **evidence,
+                        "mechanism": "list_unsubscribe_header",
+                        "list_unsubscribe": r["list_unsubscribe"],
+                    },
+                    "review",
+                )
+            )
+    detail = ""
+    if recognised:
+        detail = "opt-out recognised: " + ", ".join(
+            f"{recognised[m]} {_MECHANISM_TEXT[m]}" for m in _MECHANISM_TEXT if m in recognised
+        )
+    return Outcome(commercial, findings, detail=detail)
+
+
+# --- CS-003 --------------------------------------------------------------------------------
+CS_003_MATCHES = f"""
+WITH recipient_lists AS (
+    SELECT id, classification, sent_at,
+           unnest(list_concat(coalesce(to_addresses, []::VARCHAR[]), coalesce(cc_addresses,
+               []::VARCHAR[]))) AS raw_address
+    FROM ak_classified
+    WHERE is_sent AND classification IN ('commercial', 'mixed')
+), recipients AS (
+    SELECT DISTINCT id, classification, sent_at,
+           {recipient_address_sql("raw_address")} AS address
+    FROM recipient_lists
+), after_opt_out AS (
+    SELECT r.id, r.classification, r.address, r.sent_at, d.suppression_id, d.suppressed_at,
+        d.reason,
+           d.deadline, (r.sent_at AT TIME ZONE 'UTC')::DATE > d.deadline AS late
+    FROM recipients r JOIN ak_optout_deadlines d ON d.address = r.address
+    WHERE r.sent_at >= d.suppressed_at
+)
+"""
+CS_003_SQL = (
+    CS_003_MATCHES
+    + """
+SELECT * FROM after_opt_out WHERE late ORDER BY id, address
+"""
+)
+# A suppression is an opt-out unless its reason names a delivery failure (a bounce is not a
+# request to stop); unknown and missing reasons count as opt-outs, the cautious reading.
+_IS_DELIVERY_FAILURE = (
+    "coalesce(list_bool_or([contains(lower(coalesce(reason, '')), p) "
+    "FOR p IN $delivery_failure_reasons]), false)"
+)
+_SUPPRESSIONS_SQL = f"""
+SELECT lower(trim(email_address)) AS address, arg_min(id, created_at) AS suppression_id,
+       min(created_at) AS suppressed_at, arg_min(reason, created_at) AS reason
+FROM multimail_suppressions
+WHERE email_address IS NOT NULL AND created_at IS NOT NULL AND NOT {_IS_DELIVERY_FAILURE}
+GROUP BY 1
+"""
+# Sends after a delivery-failure suppression to addresses that never opted out: not judged
+# by CS-003, but counted in its detail so a reviewer sees them.
+_AFTER_DELIVERY_FAILURE_SQL = f"""
+SELECT count(DISTINCT r.id)
+FROM recipients r
+JOIN (SELECT lower(trim(email_address)) AS address, min(created_at) AS failed_at
+      FROM multimail_suppressions
+      WHERE email_address IS NOT NULL AND created_at IS NOT NULL AND {_IS_DELIVERY_FAILURE}
+      GROUP BY 1) f ON f.address = r.address
+WHERE r.sent_at >= f.failed_at AND r.address NOT IN (SELECT address FROM ak_optout_deadlines)
+"""
+
+
+@control(
+    id="CS-003",
+    title="Opt-out not honoured within 10 business days",
+    severity="high",
+    rationale=(
+        "No commercial email may go to an address more than 10 business days after it opted out. "
+        "Every suppression counts as an opt-out except those whose reason names a delivery "
+        "failure ([controls] delivery_failure_reasons, default: bounce), which are counted in "
+        "the detail instead. The send time is delivered_at, else created_at; business days are "
+        "Mon–Fri minus US federal holidays (observed), counted from the UTC date of the "
+        "suppression's created_at; addresses match case-insensitively over To and Cc. A send "
+        "within the 10 days is not a failure. Scope: sent commercial or mixed outbound email "
+        "created in the period."
+    ),
+    reference="15 U.S.C. § 7704(a)(4); 16 CFR 316.5; can-spam.md CS-07",
+    applies_to="commercial_email",
+    sql=CS_003_SQL,
+)
+def cs_003(ctx: CheckContext) -> Outcome:
+    commercial, total = commercial_scope(ctx)
+    if not commercial:
+        return Outcome(0, not_applicable=not_applicable_reason(total))
+    failure_reasons = list(ctx.settings.delivery_failure_reasons)
+    suppressions = ctx.rows(_SUPPRESSIONS_SQL, delivery_failure_reasons=failure_reasons)
+    # One calendar computation per distinct suppression date, then a single join in SQL.
+    deadline_by_day: dict[date, date] = {}
+    for s in suppressions:
+        day = s["suppressed_at"].astimezone(UTC).date()
+        if day not in deadline_by_day:
+            deadline_by_day[day] = add_business_days(day, OPT_OUT_BUSINESS_DAYS)
+    deadlines = pa.table(
+        {
+            "address": [s["address"] for s in suppressions],
+            "suppression_id": [s["suppression_id"] for s in suppressions],
+            "suppressed_at": [s["suppressed_at"] for s in suppressions],
+            "reason": [s["reason"] for s in suppressions],
+            "deadline": [
+                deadline_by_day[s["suppressed_at"].astimezone(UTC).date()] for s in suppressions
+            ],
+        },
+        schema=pa.schema(
+            [
+                ("address", pa.string()),
+                ("suppression_id", pa.string()),
+                ("suppressed_at", pa.timestamp("us", tz="UTC")),
+                ("reason", pa.string()),
+                ("deadline", pa.date32()),
+            ]
+        ),
+    )
+    ctx.con.register("ak_optout_deadlines", deadlines)
+    try:
+        rows = ctx.rows(CS_003_SQL)
+        within = ctx.scalar(CS_003_MATCHES + "SELECT count(*) FROM after_opt_out WHERE NOT late")
+        after_failure = ctx.scalar(
+            CS_003_MATCHES + _AFTER_DELIVERY_FAILURE_SQL,
+            delivery_failure_reasons=failure_reasons,
+        )
+    finally:
+        ctx.con.unregister("ak_optout_deadlines")
+    findings = [
+        ctx.finding(
+            "email",
+            r["id"],
+            f"Sent to {r['address']} on {r['sent_at']:%Y-%m-%d}, after the opt-out deadline "
+            f"{r['deadline']:%Y-%m-%d} (10 business days after suppression on "
+            f"{r['suppressed_at']:%Y-%m-%d})." + mixed_note(r["classification"]),
+            {
+                "recipient": r["address"],
+                "sent_at": r["sent_at"],
+                "suppression_id": r["suppression_id"],
+                "suppressed_at": r["suppressed_at"],
+                "suppression_reason": r["reason"],
+                "deadline": r["deadline"],
+                "classification": r["classification"],
+                "calendar": CALENDAR_VERSION,
+            },
+            state_for(r["classification"]),
+        )
+        for r in rows
+    ]
+    notes = []
+    if within:
+        notes.append(f"{within} send(s) to suppressed addresses inside the 10-business-day window")
+    if after_failure:
+        notes.append(
+            f"{after_failure} send(s) to addresses suppressed only for a delivery failure "
+            f"(reason containing {', '.join(failure_reasons)}), not judged as opt-outs"
+        )
+    return Outcome(commercial, findings, detail="; ".join(notes))

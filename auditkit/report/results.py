@@ -1,0 +1,99 @@
+"""Control results as a pack shows them: finding ids, control and finding rows, the findings
+of a message or recipient pack, and the run's waiver warnings."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from auditkit.controls import ControlResults
+from auditkit.findings import ControlResult, Finding
+from auditkit.report.scope import Scope
+from auditkit.store import canonical_json
+
+MAX_EVIDENCE_CHARS = 300
+
+
+def finding_id(finding: Finding) -> str:
+    """Stable across runs and packs: the control and the target it is about."""
+    return f"{finding.control_id}:{finding.target_type}:{finding.target_id}"
+
+
+def _short_json(value: Any, limit: int) -> tuple[str, bool]:
+    text = canonical_json(value)
+    return (text, False) if len(text) <= limit else (text[:limit], True)
+
+
+def control_rows(results: Sequence[ControlResult]) -> list[dict[str, Any]]:
+    rows = []
+    for r in sorted(results, key=lambda r: r.id):
+        rows.append(
+            {
+                "id": r.id,
+                "title": r.title,
+                "severity": r.severity,
+                "status": r.status,
+                "checked": r.checked,
+                "detail": r.detail,
+                "rationale": r.rationale,
+                "reference": r.reference,
+                "open": sum(f.state == "open" for f in r.findings),
+                "waived": sum(f.state == "waived" for f in r.findings),
+                "review": sum(f.state == "review" for f in r.findings),
+            }
+        )
+    return rows
+
+
+def finding_rows(
+    results: Sequence[ControlResult], evidence_limit: int = MAX_EVIDENCE_CHARS
+) -> list[dict[str, Any]]:
+    """All findings, sorted (control, target type, target id), evidence capped for the PDF."""
+    rows = []
+    for r in results:
+        for f in r.findings:
+            evidence, cut = _short_json(f.evidence, evidence_limit)
+            waiver = dict(f.waiver) if f.waiver else None
+            rows.append(
+                {
+                    "id": finding_id(f),
+                    "control_id": f.control_id,
+                    "control_title": r.title,
+                    "severity": r.severity,
+                    "state": f.state,
+                    "target_type": f.target_type,
+                    "target_id": f.target_id,
+                    "message_id": f.message_id,
+                    "reason": f.reason,
+                    "evidence": evidence,
+                    "evidence_truncated": cut,
+                    "waiver_justification": str(waiver.get("justification", "")) if waiver else "",
+                    "waiver_approver": str(waiver.get("approver", "")) if waiver else "",
+                    "waiver_expires": str(waiver.get("expires", "")) if waiver else "",
+                }
+            )
+    rows.sort(key=lambda f: (f["control_id"], f["target_type"], f["target_id"]))
+    return rows
+
+
+def scoped_results(
+    results: Sequence[ControlResult], scope: Scope, message_ids: set[str] | None
+) -> list[ControlResult]:
+    """For a message or recipient pack keep only findings about the selected messages (the
+    run's waiver warnings come along: `run_controls` already limited them to its scope)."""
+    if scope.kind == "period" or message_ids is None:
+        kept = list(results)
+    else:
+        kept = [
+            replace(r, findings=tuple(f for f in r.findings if f.message_id in message_ids))
+            for r in results
+        ]
+    return ControlResults(kept, getattr(results, "warnings", ()))
+
+
+def warning_rows(results: Sequence[ControlResult]) -> list[dict[str, str]]:
+    """The run's waiver warnings (expired, or matching no finding) as plain dicts, in the
+    run's order, for the report's findings section and the manifest. Results that are not
+    `run_controls`' own (a plain list) have none."""
+    return [w.to_dict() for w in getattr(results, "warnings", ())]
