@@ -164,7 +164,8 @@ def _sql_iso(expr: str) -> str:
     when present."""
     expr = f"({expr})"
     return (
-        f"CASE WHEN {expr} IS NULL THEN NULL ELSE strftime(CAST({expr} AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S') || "
+        f"CASE WHEN {expr} IS NULL THEN NULL "
+        f"ELSE strftime(CAST({expr} AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S') || "
         f"CASE WHEN epoch_us({expr}) % 1000000 = 0 THEN '' "
         f"ELSE strftime(CAST({expr} AS TIMESTAMP), '.%f') END || 'Z' END"
     )
@@ -187,7 +188,8 @@ def _csv_field_sql(expr: str) -> str:
     # RE2 reads the \r and \n escapes; the SQL literal itself stays on one line.
     return (
         f"CASE WHEN {expr} IS NULL THEN '' "
-        f"""WHEN regexp_matches({expr}, '[",\\r\\n]') THEN '"' || replace({expr}, '"', '""') || '"' """
+        f"""WHEN regexp_matches({expr}, '[",\\r\\n]') """
+        f"""THEN '"' || replace({expr}, '"', '""') || '"' """
         f"ELSE {expr} END"
     )
 
@@ -271,7 +273,8 @@ def decisions_csv_sql(selected_sql: str, vocabulary: Vocabulary) -> str:
     sends AS (SELECT resource_id AS email_id, arg_min(actor_key_id, chain_seq) AS sent_by
               FROM multimail_audit_log WHERE {vocabulary.predicate("email_sent")}
               GROUP BY resource_id)
-    SELECT {s("a.id")} AS audit_id, CAST(a.chain_seq AS VARCHAR) AS chain_seq, {i("a.created_at")} AS created_at,
+    SELECT {s("a.id")} AS audit_id, CAST(a.chain_seq AS VARCHAR) AS chain_seq,
+           {i("a.created_at")} AS created_at,
            {s("a.action")} AS action,
            CASE WHEN {approved} THEN 'approved' WHEN {rejected} THEN 'rejected' ELSE 'cancelled' END
                AS decision,
@@ -301,11 +304,13 @@ def audit_log_csv_sql(selected_sql: str, vocabulary: Vocabulary) -> str:
     i = _sql_iso
     return f"""
     WITH sel AS ({selected_sql})
-    SELECT {s("a.id")} AS audit_id, CAST(a.chain_seq AS VARCHAR) AS chain_seq, {i("a.created_at")} AS created_at,
+    SELECT {s("a.id")} AS audit_id, CAST(a.chain_seq AS VARCHAR) AS chain_seq,
+           {i("a.created_at")} AS created_at,
            {s("a.action")} AS action, {s("a.resource_type")} AS resource_type,
            {s("a.resource_id")} AS resource_id, {s("a.actor_key_id")} AS actor_key_id,
            {s("CAST(a.metadata AS VARCHAR)")} AS metadata, a.raw_sha256 AS raw_sha256,
-           a.chain_hash AS chain_hash, {s("a.run_id")} AS run_id, {i("a.harvested_at")} AS harvested_at
+           a.chain_hash AS chain_hash, {s("a.run_id")} AS run_id,
+           {i("a.harvested_at")} AS harvested_at
     FROM multimail_audit_log a
     WHERE CASE WHEN $use_period AND NOT $use_recipient
                THEN a.created_at >= $start AND a.created_at < $end
