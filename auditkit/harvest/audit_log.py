@@ -153,30 +153,29 @@ def finish_audit_walk(
         with books.quarantined() as quarantine:
             store.commit_batch(quarantine=quarantine)
         return
-    with store.transaction():  # the chain and the batch's books below: one transaction
-        events = [
+    events = [
+        books.integrity_event(
+            "audit_entry", entry_id, "changed", stored_sha, stored_raw, source_sha, source_raw
+        )
+        for entry_id, stored_sha, stored_raw, source_sha, source_raw in (
+            staging.changed_entries(store)
+        )
+    ]
+    if full_scan and walk.complete:
+        events += [
             books.integrity_event(
-                "audit_entry", entry_id, "changed", stored_sha, stored_raw, source_sha, source_raw
+                "audit_entry", entry_id, "removed", stored_sha, stored_raw, None, None
             )
-            for entry_id, stored_sha, stored_raw, source_sha, source_raw in (
-                staging.changed_entries(store)
-            )
+            for entry_id, stored_sha, stored_raw in staging.unstaged_entries(store)
         ]
-        if full_scan and walk.complete:
-            events += [
-                books.integrity_event(
-                    "audit_entry", entry_id, "removed", stored_sha, stored_raw, None, None
-                )
-                for entry_id, stored_sha, stored_raw in staging.unstaged_entries(store)
-            ]
-        seq, prev_hash = staging.chain_tail(store)
-        added = staging.append_chained(store, _chain_links(walk, seq, prev_hash))
-        with books.quarantined() as quarantine:
-            store.commit_batch(
-                integrity=events,
-                quarantine=quarantine,
-                cursors=[books.cursor("audit_log", walk.newest_id)],
-            )
+    seq, prev_hash = staging.chain_tail(store)
+    with books.quarantined() as quarantine:
+        added = store.commit_batch(
+            also=[staging.ChainAppend(_chain_links(walk, seq, prev_hash))],
+            integrity=events,
+            quarantine=quarantine,
+            cursors=[books.cursor("audit_log", walk.newest_id)],
+        )
     books.count("audit_log", added)
     books.finish("audit_log", added)
 

@@ -20,9 +20,8 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
@@ -34,7 +33,7 @@ from auditkit.store.canonical import canonical_json, sha256_hex
 from auditkit.store.digests import content_digest, snapshot_digest
 from auditkit.store.processes import describe_process, lock_holder, process_command
 from auditkit.store.schema import HARVESTED_TABLES, MIGRATIONS, Migration, applied_migrations
-from auditkit.store.upsert import delete_where_in, rows_to_arrow, upsert
+from auditkit.store.upsert import Load, Rows, rows_to_arrow, upsert
 
 __all__ = [
     "CHECKPOINT_THRESHOLD",
@@ -43,6 +42,8 @@ __all__ = [
     "Cursor",
     "IntegrityEvent",
     "Load",
+    "Rows",
+    "TableWrite",
     "Migration",
     "Quarantined",
     "Store",
@@ -59,23 +60,12 @@ __all__ = [
 # How much WAL a writer accumulates before DuckDB folds it into the data file.
 CHECKPOINT_THRESHOLD = "256MB"
 
-Rows = pa.Table | Sequence[Mapping[str, Any]]
 
+class TableWrite(Protocol):
+    """One table's part of a batch: `Load` (rows upserted by key) or
+    `audit_chain.ChainAppend` (staged audit entries appended on the hash chain)."""
 
-@dataclass(frozen=True)
-class Load:
-    """Rows for one table in a batch, upserted by `pk`.
-
-    `replace_all` first empties the table (a snapshot, such as the approval queue);
-    `replace_where=(column, values)` first deletes the rows whose column holds one of the
-    values (results re-checked as a whole, such as a message's DKIM signatures).
-    """
-
-    table: str
-    rows: Rows
-    pk: str | Sequence[str] = "id"
-    replace_all: bool = False
-    replace_where: tuple[str, Sequence[Any]] | None = None
+    def write(self, store: Store) -> int: ...
 
 
 class Store:
@@ -212,7 +202,7 @@ class Store:
         *,
         pk: str | Sequence[str] = "id",
         replace_all: bool = False,
-        also: Sequence[Load] = (),
+        also: Sequence[TableWrite] = (),
         cursors: Sequence[Cursor] = (),
         quarantine: Sequence[Quarantined] = (),
         integrity: Sequence[IntegrityEvent] = (),
@@ -222,25 +212,21 @@ class Store:
 
         This is the store's one write rule: rows, quarantine and cursor land together or
         not at all, so a run killed at any point leaves no cursor past data that did not
-        land. `table`/`rows` are upserted as `upsert` does (`also`: more tables in the same
-        transaction); a batch may be bookkeeping only (no table). Inside a caller's
-        `transaction()` it joins that one. Returns the number of rows given for `table`.
+        land. `table`/`rows` are upserted as `upsert` does (`replace_all` empties the table
+        first: a snapshot); `also` adds more tables' writes to the same transaction; a batch
+        may be bookkeeping only. Inside a caller's `transaction()` it joins that one.
+        Returns the number of rows written, all tables together.
         """
-        loads = [Load(table, rows, pk, replace_all)] if table is not None else []
-        loads.extend(also)
+        writes: list[TableWrite] = []
+        if table is not None:
+            writes.append(Load(table, rows, pk, replace_all=replace_all))
+        writes.extend(also)
         written = 0
         with self.atomic():
             for event in integrity:
                 books.write_integrity_event(self.con, event)
-            for load in loads:
-                if load.replace_all:
-                    self.con.execute(f"DELETE FROM {load.table}")
-                if load.replace_where is not None:
-                    column, values = load.replace_where
-                    delete_where_in(self, load.table, column, values)
-                n = self.upsert(load.table, load.rows, load.pk)
-                if load.table == table:
-                    written = n
+            for write in writes:
+                written += write.write(self)
             for record in quarantine:
                 books.write_quarantine(self.con, record)
             for cursor in cursors:

@@ -11,6 +11,7 @@ this module reads and writes the rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -109,12 +110,24 @@ def new_entries_in_chain_order(
     ).to_arrow_reader(batch_rows)
 
 
+@dataclass(frozen=True)
+class ChainAppend:
+    """A batch's write (`Store.commit_batch(also=[...])`): the staged entries named by
+    `links` (tables of id, chain_seq, chain_hash, streamed) moved into multimail_audit_log
+    on the hash chain, and the staging table emptied."""
+
+    links: Iterable[pa.Table]
+
+    def write(self, store: Store) -> int:
+        return append_chained(store, self.links)
+
+
 def append_chained(store: Store, links: Iterable[pa.Table]) -> int:
     """Move the staged entries named by `links` (tables of id, chain_seq, chain_hash) into
     multimail_audit_log and empty the staging table; returns how many were added.
 
-    Call inside the caller's transaction. Links first (small rows), then one insert
-    joining them to the staged entries.
+    Call inside a transaction (`ChainAppend` in a `commit_batch`). Links first (small
+    rows), then one insert joining them to the staged entries.
     """
     con = store.con
     columns = ", ".join(f'"{c}"' for c in AUDIT_LOG_COLUMNS)

@@ -7,7 +7,8 @@ statements. `Store.upsert` and `Store.commit_batch` call `upsert` here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -19,6 +20,33 @@ if TYPE_CHECKING:
 
 # The view name each batch is registered under while it loads.
 BATCH_VIEW = "_auditkit_batch"
+
+Rows: TypeAlias = pa.Table | Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Load:
+    """Rows for one table in a batch (`Store.commit_batch`), upserted by `pk`.
+
+    `replace_all` first empties the table (a snapshot, such as the approval queue);
+    `replace_where=(column, values)` first deletes the rows whose column holds one of the
+    values (results re-checked as a whole, such as a message's DKIM signatures).
+    """
+
+    table: str
+    rows: Rows
+    pk: str | Sequence[str] = "id"
+    replace_all: bool = False
+    replace_where: tuple[str, Sequence[Any]] | None = None
+
+    def write(self, store: Store) -> int:
+        if self.replace_all:
+            store.con.execute(f"DELETE FROM {self.table}")
+        if self.replace_where is not None:
+            column, values = self.replace_where
+            delete_where_in(store, self.table, column, values)
+        return store.upsert(self.table, self.rows, self.pk)
+
 
 _ARROW_TYPES = {
     "VARCHAR": pa.string(),
@@ -35,7 +63,7 @@ _ARROW_TYPES = {
 def upsert(
     store: Store,
     table: str,
-    rows: pa.Table | Sequence[Mapping[str, Any]],
+    rows: Rows,
     pk: str | Sequence[str] = "id",
 ) -> int:
     """Insert or replace rows by primary key, in bulk through Arrow (see `Store.upsert`)."""
