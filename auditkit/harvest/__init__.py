@@ -23,22 +23,17 @@ One module per stage, each given the store and the run's books (`RunRecorder`):
 
 from __future__ import annotations
 
-from auditkit.harvest.enrichment import INTERCOM_BATCH
 from auditkit.harvest.file_import import import_emails, read_records_file
 from auditkit.harvest.mailboxes import COMMIT_ROWS
 from auditkit.harvest.recorder import HarvestResult, Progress, RunRecorder, new_run_id
 from auditkit.harvest.run import harvest, require_api_key
-from auditkit.store.digests import content_digest
-from auditkit.store.harvest_state import WORKSPACE_SQL, StoredEmail
+from auditkit.store.digests import content_digest  # a store query; kept here for callers
 
 __all__ = [
     "COMMIT_ROWS",
-    "INTERCOM_BATCH",
-    "WORKSPACE_SQL",
     "HarvestResult",
     "Progress",
     "RunRecorder",
-    "StoredEmail",
     "content_digest",
     "harvest",
     "import_emails",
