@@ -25,7 +25,8 @@ from pathlib import Path
 import httpx
 
 from auditkit.config import Settings
-from auditkit.harvest import COMMIT_ROWS, harvest, import_emails
+from auditkit.harvest import harvest, import_emails
+from auditkit.harvest.mailboxes import COMMIT_ROWS
 from auditkit.normalise import normalise_email
 from auditkit.sources.multimail import AUDIT_PAGE_LIMIT
 from auditkit.store import Store

@@ -14,9 +14,9 @@ import pytest
 
 from auditkit.config import Settings
 from auditkit.errors import ConfigError, SourceAuthError
-from auditkit.harvest import content_digest, harvest, import_emails
+from auditkit.harvest import harvest, import_emails
 from auditkit.sources.client import RetryTransport
-from auditkit.store import HARVESTED_TABLES, Store
+from auditkit.store import HARVESTED_TABLES, Store, content_digest
 from tests.conftest import IC_TOKEN, MM_KEY
 
 
@@ -620,3 +620,11 @@ def test_pending_queue_without_oversight_scope_is_a_counted_skip(
         assert result.skipped["pending_no_oversight_scope"] == 1
         assert store.count("multimail_pending") == 0
         assert store.count("multimail_audit_log") == 250  # later stages still ran
+
+
+def test_watermarks_are_kept_under_the_multimail_source() -> None:
+    # The store names the source itself (it knows nothing of HTTP); the two must agree.
+    from auditkit.sources import multimail
+    from auditkit.store.books import WATERMARK_SOURCE
+
+    assert WATERMARK_SOURCE == multimail.SOURCE

@@ -10,7 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from auditkit.config import Settings
-from auditkit.harvest import content_digest, harvest
+from auditkit.harvest import harvest
 from auditkit.sources.client import RetryTransport
-from auditkit.store import Store
+from auditkit.store import Store, content_digest
 from tests.conftest import IC_TOKEN, MM_KEY, ROOT
 
 pytestmark = pytest.mark.slow
@@ -488,6 +488,11 @@ def test_cli_harvest_json_summary(cli_env: Any, tmp_path: Path, baseline: dict[s
     assert status.exit_code == 0, status.output
     listed = json.loads(status.stdout)["mailboxes"]
     assert listed and all(m["outbound_listed_in_full_at"] for m in listed)
+    with Store(db, read_only=True) as store:  # the library call gives what status prints
+        doc = store.status().to_dict(str(db), datetime.now(UTC))
+    shown = json.loads(status.stdout)
+    del doc["hours_since_last_successful_harvest"], shown["hours_since_last_successful_harvest"]
+    assert json.loads(json.dumps(doc, sort_keys=True, default=str)) == shown
     text = CliRunner().invoke(cli, ["status", "--db", str(db)])
     assert (
         "mailboxes (address, id), outbound listing:" in text.stdout

@@ -172,7 +172,7 @@ def test_wrong_eu_token_is_an_auth_error_naming_the_eu_variable(tmp_path: Path) 
 
 def test_guide_shape_metadata_names_the_workspace(tmp_path: Path) -> None:
     """Guide-shaped records carry the workspace in `metadata`, which harvest reads too."""
-    from auditkit.harvest import WORKSPACE_SQL
+    from auditkit.store.harvest_state import WORKSPACE_SQL
 
     with Store(":memory:") as store:
         store.con.execute(

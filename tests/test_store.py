@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 from auditkit.errors import StoreError
-from auditkit.store import MIGRATIONS, Store, canonical_json, sha256_hex
+from auditkit.store import (
+    MIGRATIONS,
+    Cursor,
+    IntegrityEvent,
+    Load,
+    Quarantined,
+    Store,
+    canonical_json,
+    sha256_hex,
+)
 
 NOW = datetime(2026, 10, 1, tzinfo=UTC)
 
@@ -135,6 +144,85 @@ def test_cursor_rolls_back_with_its_data() -> None:
             store.upsert("multimail_api_keys", [key_row("k1", "n", None)])
             store.set_cursor("multimail", "api_keys", "c1", "r1")
         assert store.get_cursor("multimail", "api_keys") == "c1"
+
+
+def test_commit_batch_lands_rows_books_and_cursors_together_or_not_at_all() -> None:
+    quarantined = [Quarantined("r1", "multimail", "/v1/api-keys", "missing id", '{"x":1}')]
+    event = IntegrityEvent("r1", "email", "e1", "changed", "a", '{"a":1}', "b", '{"b":1}')
+    cursor = Cursor("multimail", "api_keys", "c1", "r1")
+    with Store(":memory:") as store:
+        with pytest.raises(StoreError, match="has no column 'bogus'"):
+            store.commit_batch(
+                "multimail_api_keys",
+                [key_row("k1", "n", None)],
+                also=[Load("multimail_domains", [{"bogus": 1}])],
+                cursors=[cursor],
+                quarantine=quarantined,
+                integrity=[event],
+            )
+        for table in ("multimail_api_keys", "quarantine", "integrity_events"):
+            assert store.count(table) == 0
+        assert store.get_cursor("multimail", "api_keys") is None
+        written = store.commit_batch(
+            "multimail_api_keys",
+            [key_row("k1", "n", None), key_row("k2", "m", None)],
+            cursors=[cursor],
+            quarantine=quarantined,
+            integrity=[event, event],  # the same change twice is one event
+        )
+        assert written == 2
+        assert [store.count(t) for t in ("quarantine", "integrity_events")] == [1, 1]
+        assert store.get_cursor("multimail", "api_keys") == "c1"
+        # A snapshot replaces the whole table; replace_where only the rows it names.
+        store.commit_batch("multimail_api_keys", [key_row("k3", "o", None)], replace_all=True)
+        assert store.query("SELECT id FROM multimail_api_keys") == [("k3",)]
+        store.commit_batch(
+            also=[
+                Load(
+                    "multimail_api_keys",
+                    [key_row("k4", "p", None)],
+                    replace_where=("id", ["k3", "absent"]),
+                )
+            ]
+        )
+        assert store.query("SELECT id FROM multimail_api_keys") == [("k4",)]
+
+
+def test_status_counts_runs_and_listing_watermarks() -> None:
+    with Store(":memory:") as store:
+        assert store.status().last_successful_harvest is None
+        store.start_run("r1", "harvest", {})
+        store.finish_run("r1", "ok", {})
+        store.start_run("r2", "harvest", {})
+        store.upsert("multimail_api_keys", [key_row("k1", "n", None)])
+        raw = canonical_json({"id": "mb1"})
+        store.upsert(
+            "multimail_mailboxes",
+            [
+                {"id": mb, "address": f"{mb}@x.example", "raw": raw, "raw_sha256": sha256_hex(raw)}
+                | {"run_id": "r1", "harvested_at": NOW}
+                for mb in ("mb1", "mb2")
+            ],
+        )
+        store.set_cursor("multimail", "emails_listed:mb1:outbound", NOW.isoformat(), "r1")
+        status = store.status()
+        assert status.counts["multimail_api_keys"] == 1 and status.counts["quarantine"] == 0
+        assert {(r[0], r[4]) for r in status.runs} == {("r1", "ok"), ("r2", "running")}
+        assert status.mailboxes == [
+            ("mb1", "mb1@x.example", NOW.isoformat()),
+            ("mb2", "mb2@x.example", None),
+        ]
+        assert status.last_successful_harvest is not None
+        doc = status.to_dict("s.duckdb", status.last_successful_harvest)
+        assert doc["hours_since_last_successful_harvest"] == 0
+        assert doc["runs"][0].keys() == {
+            "run_id",
+            "command",
+            "started_at",
+            "finished_at",
+            "outcome",
+            "duration_seconds",
+        }
 
 
 def test_quarantine_is_idempotent() -> None:

@@ -1,0 +1,198 @@
+"""The audit-log walk and its hash chain.
+
+A thread of its own pages the audit log (newest first, cursor-chained, so one page at a
+time) while the mail is harvested, staging what it reads in the store's staging table
+through its own connection, so memory holds ids, not entries. After the mail, the walk is
+topped up from the newest entry, then one transaction records integrity events (stored
+entries that changed or, after a full scan, vanished), appends the new entries oldest first
+to the hash chain and empties the staging table.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import httpx
+import pyarrow as pa
+
+from auditkit.errors import SourceError
+from auditkit.harvest.account import normalise_page
+from auditkit.harvest.recorder import RunRecorder
+from auditkit.normalise import normalise_audit_entry
+from auditkit.sources import multimail
+from auditkit.sources.paging import paginate
+from auditkit.store import Store, sha256_hex
+from auditkit.store import audit_chain as staging
+
+# Rows per staging insert, and rows per chain batch.
+AUDIT_STAGING_ROWS = 5000
+AUDIT_CHAIN_BATCH = 50_000
+
+
+@dataclass
+class AuditWalk:
+    """The audit-log walk: what it knows, its own store connection, and how it ended."""
+
+    stored_ids: set[str]  # entries in multimail_audit_log when the run began
+    con: duckdb.DuckDBPyConnection  # the walk's own connection: it writes from its thread
+    complete: bool = False  # a pass read the log to its end
+    newest_id: str | None = None
+    error: BaseException | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+
+def start_audit_walk(
+    client: httpx.Client, store: Store, books: RunRecorder, *, full_scan: bool
+) -> AuditWalk:
+    """Page the audit log in a thread of its own while the mail is harvested.
+
+    Its pages chain by an opaque cursor, so they cannot be fetched in parallel with each
+    other; walking them beside the detail reads instead of after them took a 20,000-email
+    harvest from 1.48x to about 1.16x of the concurrency-bound limit.
+    """
+    staging.reset_staging(store)
+    walk = AuditWalk(stored_ids=staging.stored_entry_ids(store), con=store.con.cursor())
+    walk.thread = threading.Thread(
+        target=_walk,
+        args=(client, store, books, walk),
+        kwargs={"full_scan": full_scan, "top_up": False},
+        name="harvest-audit-log",
+        daemon=True,
+    )
+    walk.thread.start()
+    return walk
+
+
+def stop_audit_walk(walk: AuditWalk) -> None:
+    """End the walk however the run ends: a failed run must not leave it paging."""
+    walk.stop.set()
+    if walk.thread is not None:
+        # The client is closed by now, so a request in flight ends at once; a retry
+        # back-off may not, and a connection in use must not be closed.
+        walk.thread.join(timeout=5)
+    if walk.thread is None or not walk.thread.is_alive():
+        walk.con.close()
+
+
+def _walk(
+    client: httpx.Client,
+    store: Store,
+    books: RunRecorder,
+    walk: AuditWalk,
+    *,
+    full_scan: bool,
+    top_up: bool,
+) -> None:
+    """Newest first until an entry already stored (or already staged, when topping up),
+    or to the end on a full scan, staging every entry met. Runs in the walk's thread
+    for the first pass; errors are left on the walk for the main thread."""
+    endpoint = multimail.AUDIT_LOG
+    newest_id: str | None = None
+    pending: list[dict[str, Any]] = []
+    try:
+        pages = paginate(
+            client,
+            endpoint.path,
+            endpoint.paginator,
+            params=endpoint.params,
+            on_bad_page=books.on_bad_page,
+        )
+        met_known = False
+        for page in pages:
+            if walk.stop.is_set():
+                pages.close()
+                return
+            rows = normalise_page(books, page, normalise_audit_entry, endpoint.path)
+            staged = staging.staged_ids(walk.con, [r["id"] for r in rows]) if top_up else set()
+            for row in rows:
+                newest_id = newest_id or row["id"]
+                if row["id"] in staged:
+                    met_known = True
+                    continue
+                row["is_new"] = row["id"] not in walk.stored_ids
+                met_known = met_known or not row["is_new"]
+                pending.append(row)
+            if len(pending) >= AUDIT_STAGING_ROWS:
+                staging.stage_rows(store, walk.con, pending)
+                pending = []
+            if met_known and not full_scan:
+                pages.close()
+                break
+        else:
+            walk.complete = True
+        staging.stage_rows(store, walk.con, pending)
+    except BaseException as exc:  # reported by the main thread, which owns the run
+        walk.error = exc
+        return
+    walk.newest_id = newest_id or walk.newest_id
+
+
+def finish_audit_walk(
+    client: httpx.Client, store: Store, books: RunRecorder, walk: AuditWalk, *, full_scan: bool
+) -> None:
+    """Finish the walk, top it up, then move every new entry in one transaction.
+
+    The top-up pass starts after the mail is stored, so every message harvested has its
+    audit entries too. All new entries land in one transaction, oldest first on the hash
+    chain: a run killed half-way leaves nothing behind, so the next run cannot stop early
+    at an entry a dead run stored and skip the older ones it never reached.
+    """
+    assert walk.thread is not None
+    walk.thread.join()
+    if walk.error is None:
+        _walk(client, store, books, walk, full_scan=False, top_up=True)
+    if walk.error is not None:
+        if not isinstance(walk.error, SourceError):
+            raise walk.error
+        books.stage_failed("audit_log", walk.error)
+        with books.quarantined() as quarantine:
+            store.commit_batch(quarantine=quarantine)
+        return
+    events = [
+        books.integrity_event(
+            "audit_entry", entry_id, "changed", stored_sha, stored_raw, source_sha, source_raw
+        )
+        for entry_id, stored_sha, stored_raw, source_sha, source_raw in (
+            staging.changed_entries(store)
+        )
+    ]
+    if full_scan and walk.complete:
+        events += [
+            books.integrity_event(
+                "audit_entry", entry_id, "removed", stored_sha, stored_raw, None, None
+            )
+            for entry_id, stored_sha, stored_raw in staging.unstaged_entries(store)
+        ]
+    seq, prev_hash = staging.chain_tail(store)
+    with books.quarantined() as quarantine:
+        added = store.commit_batch(
+            also=[staging.ChainAppend(_chain_links(walk, seq, prev_hash))],
+            integrity=events,
+            quarantine=quarantine,
+            cursors=[books.cursor("audit_log", walk.newest_id)],
+        )
+    books.count("audit_log", added)
+    books.finish("audit_log", added)
+
+
+def _chain_links(walk: AuditWalk, seq: int, prev_hash: str) -> Iterator[pa.Table]:
+    """(id, chain_seq, chain_hash) of the staged new entries in (created_at, id) order, a
+    batch at a time: the walk's connection streams them (committed), the caller's
+    transaction writes. chain_hash = sha256(previous chain_hash || raw_sha256)."""
+    ordered = staging.new_entries_in_chain_order(walk.con, AUDIT_CHAIN_BATCH)
+    with ordered:
+        for batch in ordered:
+            ids, seqs, hashes = batch.column(0).to_pylist(), [], []
+            for digest in batch.column(1).to_pylist():
+                seq += 1
+                prev_hash = sha256_hex(prev_hash + digest)
+                seqs.append(seq)
+                hashes.append(prev_hash)
+            yield pa.table(
+                {"id": ids, "chain_seq": pa.array(seqs, pa.int64()), "chain_hash": hashes}
+            )

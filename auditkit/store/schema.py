@@ -1,0 +1,227 @@
+"""The store's schema: versioned migrations (the only DDL in auditkit) and the list of
+harvested tables.
+
+Migration `0001_initial` is the source of truth for the harvested tables. Never edit a
+migration that has shipped: add a new one. `Store` applies them on open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import duckdb
+
+# Columns every harvested table carries, after its typed columns.
+PROVENANCE = """
+    raw JSON NOT NULL,
+    raw_sha256 VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    harvested_at TIMESTAMPTZ NOT NULL
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    apply: Callable[[duckdb.DuckDBPyConnection], None]
+
+
+MIGRATIONS: list[Migration] = []
+
+
+def migration(
+    name: str,
+) -> Callable[
+    [Callable[[duckdb.DuckDBPyConnection], None]], Callable[[duckdb.DuckDBPyConnection], None]
+]:
+    """Register a migration; order of registration is order of application. Never edit one
+    that has shipped: add a new one."""
+
+    def register(
+        fn: Callable[[duckdb.DuckDBPyConnection], None],
+    ) -> Callable[[duckdb.DuckDBPyConnection], None]:
+        MIGRATIONS.append(Migration(name, fn))
+        return fn
+
+    return register
+
+
+@migration("0001_initial")
+def _initial(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"""
+    CREATE TABLE _auditkit_cursors (
+        source VARCHAR NOT NULL, resource VARCHAR NOT NULL, value VARCHAR,
+        run_id VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (source, resource));
+    CREATE TABLE harvest_runs (
+        run_id VARCHAR PRIMARY KEY, command VARCHAR NOT NULL,
+        started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ,
+        outcome VARCHAR NOT NULL,            -- running | ok | partial | failed
+        params JSON, counts JSON, duration_seconds DOUBLE, error VARCHAR);
+    CREATE TABLE quarantine (
+        id VARCHAR PRIMARY KEY,              -- sha256(source|endpoint|raw_text)
+        run_id VARCHAR NOT NULL, source VARCHAR NOT NULL, endpoint VARCHAR NOT NULL,
+        record_id VARCHAR, reason VARCHAR NOT NULL, raw_text VARCHAR NOT NULL,
+        quarantined_at TIMESTAMPTZ NOT NULL);
+    CREATE TABLE integrity_events (
+        id VARCHAR PRIMARY KEY,              -- sha256(record_type|record_id|stored_sha256|source_sha256)
+        run_id VARCHAR NOT NULL, detected_at TIMESTAMPTZ NOT NULL,
+        record_type VARCHAR NOT NULL,        -- audit_entry | email
+        record_id VARCHAR NOT NULL,
+        change VARCHAR NOT NULL,             -- changed | removed
+        stored_sha256 VARCHAR, source_sha256 VARCHAR,
+        stored_raw JSON, source_raw JSON);
+
+    CREATE TABLE multimail_account (
+        id VARCHAR PRIMARY KEY, name VARCHAR, slug VARCHAR, plan VARCHAR,
+        oversight_email VARCHAR, physical_address VARCHAR,
+        is_active BOOLEAN, sending_disabled BOOLEAN, {PROVENANCE});
+    CREATE TABLE multimail_mailboxes (
+        id VARCHAR PRIMARY KEY, address VARCHAR, display_name VARCHAR,
+        oversight_mode VARCHAR, auto_cc VARCHAR, auto_bcc VARCHAR, signature_block VARCHAR,
+        default_gate_timing VARCHAR, created_at TIMESTAMPTZ, is_active BOOLEAN, {PROVENANCE});
+    CREATE TABLE multimail_api_keys (
+        id VARCHAR PRIMARY KEY, name VARCHAR, prefix VARCHAR, scopes VARCHAR[],
+        created_at TIMESTAMPTZ, last_used_at TIMESTAMPTZ, is_active BOOLEAN, {PROVENANCE});
+    CREATE TABLE multimail_domains (
+        id VARCHAR PRIMARY KEY, domain VARCHAR, status VARCHAR,
+        dkim_verified BOOLEAN, spf_verified BOOLEAN, mx_verified BOOLEAN,
+        return_path_verified BOOLEAN, created_at TIMESTAMPTZ, verified_at TIMESTAMPTZ,
+        {PROVENANCE});
+    CREATE TABLE multimail_webhooks (
+        id VARCHAR PRIMARY KEY, url VARCHAR, events VARCHAR[], mailbox_id VARCHAR,
+        created_at TIMESTAMPTZ, {PROVENANCE});   -- raw never holds signing_secret
+    CREATE TABLE multimail_suppressions (
+        id VARCHAR PRIMARY KEY, email_address VARCHAR, reason VARCHAR, mailbox_id VARCHAR,
+        created_at TIMESTAMPTZ, {PROVENANCE});
+    CREATE TABLE multimail_pending (
+        id VARCHAR PRIMARY KEY, mailbox_id VARCHAR, direction VARCHAR, from_address VARCHAR,
+        to_addresses VARCHAR[], subject VARCHAR, status VARCHAR, created_at TIMESTAMPTZ,
+        {PROVENANCE});
+    CREATE TABLE multimail_emails (
+        id VARCHAR PRIMARY KEY,
+        mailbox_id VARCHAR, direction VARCHAR,
+        from_address VARCHAR, to_addresses VARCHAR[], cc_addresses VARCHAR[],
+        subject VARCHAR, status VARCHAR,
+        created_at TIMESTAMPTZ,              -- the API's received_at: when the message was created
+        thread_id VARCHAR, body_markdown VARCHAR,
+        has_attachments BOOLEAN, attachments JSON,
+        delivered_at TIMESTAMPTZ, bounced_at TIMESTAMPTZ, bounce_type VARCHAR,
+        approved_at TIMESTAMPTZ, approved_by VARCHAR,
+        decision VARCHAR,                    -- approved | rejected | NULL (guide shape only)
+        decision_note VARCHAR,
+        dkim_verified BOOLEAN,               -- per-message flag (guide shape only)
+        conversation_id VARCHAR,             -- Intercom conversation this email came from
+        agent VARCHAR,                       -- tags.agent / metadata.agent when present
+        tags JSON, metadata JSON,
+        spam_score INTEGER, spam_verdict VARCHAR,
+        source_shape VARCHAR NOT NULL,       -- v1 | guide
+        is_final BOOLEAN NOT NULL,
+        first_harvested_at TIMESTAMPTZ NOT NULL,
+        {PROVENANCE});
+    CREATE TABLE multimail_audit_log (
+        id VARCHAR PRIMARY KEY, action VARCHAR, resource_type VARCHAR, resource_id VARCHAR,
+        actor_key_id VARCHAR, metadata JSON, created_at TIMESTAMPTZ,
+        chain_seq BIGINT NOT NULL,           -- order of first harvest (hash chain position)
+        chain_hash VARCHAR NOT NULL,         -- sha256(previous chain_hash || raw_sha256)
+        {PROVENANCE});
+    CREATE TABLE intercom_conversations (
+        id VARCHAR PRIMARY KEY,
+        found BOOLEAN NOT NULL,              -- false: Intercom answered 404
+        http_status INTEGER NOT NULL,
+        state VARCHAR, created_at TIMESTAMPTZ, updated_at TIMESTAMPTZ, closed_at TIMESTAMPTZ,
+        contact_id VARCHAR, contact_email VARCHAR,
+        admin_assignee_id VARCHAR, team_assignee_id VARCHAR,
+        ai_agent_participated BOOLEAN, ai_resolution_state VARCHAR,
+        resolved_by VARCHAR,                 -- ai_agent | teammate | NULL
+        tags VARCHAR[], part_count INTEGER, parts_truncated BOOLEAN,
+        region VARCHAR, app_id VARCHAR, inbox_url VARCHAR, intercom_version VARCHAR,
+        fetched_at TIMESTAMPTZ NOT NULL,
+        {PROVENANCE});
+    """)
+
+
+@migration("0002_sent_mail_archive")
+def _sent_mail_archive(con: duckdb.DuckDBPyConnection) -> None:
+    # Copies of sent messages (journal mailbox / .eml exports) and independent DKIM results.
+    con.execute("""
+    CREATE TABLE archive_messages (
+        sha256 VARCHAR PRIMARY KEY,          -- of the raw message bytes
+        source_path VARCHAR NOT NULL,        -- file (and mbox index / Maildir key) it came from
+        message_id_header VARCHAR, multimail_id_header VARCHAR,
+        email_id VARCHAR,                    -- matched multimail_emails.id, NULL if unmatched/ambiguous
+        match_method VARCHAR NOT NULL,       -- header | heuristic | ambiguous | none
+        match_candidates VARCHAR[],
+        from_address VARCHAR, to_addresses VARCHAR[], subject VARCHAR, date_header TIMESTAMPTZ,
+        identity_header VARCHAR,             -- X-MultiMail-Identity
+        agent_header VARCHAR,                -- X-MultiMail-Agent
+        agent_identity_header VARCHAR,       -- X-Agent-Identity
+        body_sha256 VARCHAR,
+        body_matches_approved BOOLEAN,       -- NULL when there is nothing to compare with
+        body_diff_summary VARCHAR,
+        size_bytes BIGINT NOT NULL,
+        raw_compressed BLOB NOT NULL,        -- zlib-compressed raw bytes
+        run_id VARCHAR NOT NULL, harvested_at TIMESTAMPTZ NOT NULL);
+    CREATE TABLE archive_dkim_results (
+        sha256 VARCHAR NOT NULL, signature_index INTEGER NOT NULL,
+        domain VARCHAR, selector VARCHAR,
+        result VARCHAR NOT NULL,             -- pass | fail | none | temperror | permerror
+        reason VARCHAR,
+        aligned_with_from BOOLEAN,
+        key_record_id VARCHAR,               -- dkim_key_records.id used for the check
+        verified_at TIMESTAMPTZ NOT NULL, run_id VARCHAR NOT NULL,
+        PRIMARY KEY (sha256, signature_index));
+    CREATE TABLE dkim_key_records (
+        id VARCHAR PRIMARY KEY,              -- sha256(selector|domain|record_text)
+        selector VARCHAR NOT NULL, domain VARCHAR NOT NULL, record_text VARCHAR,
+        fetched_at TIMESTAMPTZ NOT NULL,
+        resolver VARCHAR,                    -- resolver address, or 'keys-file:<path>'
+        source VARCHAR NOT NULL);            -- dns | keys-file
+    """)
+
+
+@migration("0003_audit_walk_staging")
+def _audit_walk_staging(con: duckdb.DuckDBPyConnection) -> None:
+    # Scratch for the harvester's audit-log walk: entries land here page by page (so a large
+    # first harvest does not hold them in memory) and move into multimail_audit_log, on the
+    # hash chain, in one transaction at the end. Every harvest empties it first.
+    con.execute("""
+    CREATE TABLE _auditkit_audit_walk (
+        id VARCHAR PRIMARY KEY,
+        is_new BOOLEAN NOT NULL,             -- false: stored before (changed/removed checks)
+        action VARCHAR, resource_type VARCHAR, resource_id VARCHAR, actor_key_id VARCHAR,
+        metadata JSON, created_at TIMESTAMPTZ,
+        raw JSON NOT NULL, raw_sha256 VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
+        harvested_at TIMESTAMPTZ NOT NULL);
+    """)
+
+
+# Every table filled from a source (bookkeeping tables excluded): digests, pack snapshots
+# and status counts all use this one list.
+HARVESTED_TABLES = (
+    "multimail_account",
+    "multimail_mailboxes",
+    "multimail_api_keys",
+    "multimail_domains",
+    "multimail_webhooks",
+    "multimail_suppressions",
+    "multimail_pending",
+    "multimail_emails",
+    "multimail_audit_log",
+    "intercom_conversations",
+)
+
+
+def applied_migrations(con: duckdb.DuckDBPyConnection, *, read_only: bool) -> list[str]:
+    """Names of the migrations recorded in the store (a writer creates the record table)."""
+    if not read_only:
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS _auditkit_migrations ("
+            "name VARCHAR PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL)"
+        )
+    try:
+        rows = con.execute("SELECT name FROM _auditkit_migrations ORDER BY name").fetchall()
+    except duckdb.CatalogException:
+        return []
+    return [r[0] for r in rows]
