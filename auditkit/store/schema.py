@@ -65,7 +65,8 @@ def _initial(con: duckdb.DuckDBPyConnection) -> None:
         record_id VARCHAR, reason VARCHAR NOT NULL, raw_text VARCHAR NOT NULL,
         quarantined_at TIMESTAMPTZ NOT NULL);
     CREATE TABLE integrity_events (
-        id VARCHAR PRIMARY KEY,              -- sha256(record_type|record_id|stored_sha256|source_sha256)
+        -- id: sha256(record_type|record_id|stored_sha256|source_sha256)
+        id VARCHAR PRIMARY KEY,
         run_id VARCHAR NOT NULL, detected_at TIMESTAMPTZ NOT NULL,
         record_type VARCHAR NOT NULL,        -- audit_entry | email
         record_id VARCHAR NOT NULL,
@@ -150,7 +151,7 @@ def _sent_mail_archive(con: duckdb.DuckDBPyConnection) -> None:
         sha256 VARCHAR PRIMARY KEY,          -- of the raw message bytes
         source_path VARCHAR NOT NULL,        -- file (and mbox index / Maildir key) it came from
         message_id_header VARCHAR, multimail_id_header VARCHAR,
-        email_id VARCHAR,                    -- matched multimail_emails.id, NULL if unmatched/ambiguous
+        email_id VARCHAR,                    -- matched email id; NULL: unmatched or ambiguous
         match_method VARCHAR NOT NULL,       -- header | heuristic | ambiguous | none
         match_candidates VARCHAR[],
         from_address VARCHAR, to_addresses VARCHAR[], subject VARCHAR, date_header TIMESTAMPTZ,
