@@ -44,7 +44,7 @@ def resolve_vocabulary(
     con: duckdb.DuckDBPyConnection, configured: Mapping[str, Sequence[Matcher]] | None = None
 ) -> Vocabulary:
     """The mapping in force: configured meanings as given, the rest inferred from the store."""
-    return _Inference(con, dict(configured or {})).run()
+    return _Inference(con, {k: tuple(v) for k, v in (configured or {}).items()}).run()
 
 
 def _share_confidence(support: int, eligible: int) -> Literal["high", "medium"] | None:

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 from auditkit.classify import CLASSIFIER_VERSION, ClassificationRules
 from auditkit.config import Settings
@@ -140,7 +141,7 @@ def _run_one(
     """The control's result, and whether its findings are complete (it reached a verdict on
     everything in scope): only then can a waiver be said to match no finding."""
     ctx.control_id = ctl.id
-    meta = {
+    meta: dict[str, Any] = {
         "id": ctl.id,
         "title": ctl.title,
         "severity": ctl.severity,

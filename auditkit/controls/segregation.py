@@ -17,6 +17,7 @@ from auditkit.controls.context import CheckContext
 from auditkit.controls.oversight import OVERSIGHT_REF
 from auditkit.controls.registry import Outcome, control
 from auditkit.evidence_sql import REVIEWER_PATHS, approver_kind_sql
+from auditkit.findings import FindingState
 from auditkit.vocabulary import SYMBOLIC, Vocabulary, sql_literal
 
 # --- OVS-004 -------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ def ovs_005(ctx: CheckContext) -> Outcome:
     for key in keys:
         intervals, revoked_at = _scope_intervals(key, "key_created", "key_revoked")
         active_until = revoked_at
-        state = "open"
+        state: FindingState = "open"
         if not key["is_active"] and revoked_at is None:
             used_in_period = key["last_used_at"] is not None and key["last_used_at"] >= start
             if not used_in_period:

@@ -64,8 +64,9 @@ def safe_href(url: str | None) -> str | None:
     return url if isinstance(url, str) and url.startswith("https://") else None
 
 
-def human_duration(seconds: float | None) -> str:
-    if _defined(seconds) is None:
+def human_duration(value: float | None) -> str:
+    seconds = _defined(value)
+    if seconds is None:
         return "—"
     if seconds < 120:
         return f"{seconds:.0f} s"

@@ -9,7 +9,7 @@ when a cursor does not advance.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,7 +39,8 @@ def records_at(body: Any, record_paths: tuple[str, ...], *, where: str) -> list[
 
 
 class Paginator(Protocol):
-    record_paths: tuple[str, ...]
+    @property
+    def record_paths(self) -> tuple[str, ...]: ...
 
     def params_for(self, cursor: str | None) -> dict[str, str]: ...
 
@@ -107,7 +108,7 @@ def paginate(
     credential: str = "MULTIMAIL_API_KEY",
     on_bad_page: Callable[[PayloadError], None] | None = None,
     bad_page_retries: int = 2,
-) -> Iterator[Page]:
+) -> Generator[Page, None, None]:
     """Yield every page of `path` in order, records de-duplicated by `pk` across pages.
 
     Stops on a null cursor or an empty page. A body that is not JSON (or has no record list)

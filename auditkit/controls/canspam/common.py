@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from auditkit.controls.context import CheckContext
+from auditkit.findings import FindingState
 
 BODY_SOURCE = "body_markdown (author's draft as stored) + mailbox signature_block"
 
 
-def state_for(classification: str) -> str:
+def state_for(classification: str) -> FindingState:
     """A finding's state: `review` on mixed mail (a human decides its primary purpose)."""
     return "review" if classification == "mixed" else "open"
 
