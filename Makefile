@@ -1,23 +1,35 @@
 # The two commands a new user needs: `make demo` and `make test`.
-# Both create .venv on first use and install auditkit with its test extras.
+# Both create .venv on first use and install auditkit with its test and lint extras.
+# `make test-fast` skips the end-to-end runs (marked slow) and PDF rendering, for the
+# edit-test loop; `make lint` is the gate CI runs before the tests.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test benchmark clean
+.PHONY: demo test test-fast lint benchmark clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/auditkit demo --out reports/demo
 
+# -n auto: one worker per core (pytest-xdist); --dist loadfile keeps a file's tests, and
+# so its module fixtures, on one worker.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -n auto -m "not slow and not pdf"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 benchmark: $(STAMP)
 	$(BIN)/python -m benchmarks
