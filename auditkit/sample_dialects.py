@@ -618,7 +618,7 @@ def _mutation_applies(
 def _resign_archive(src: Path, dest: Path) -> int:
     """Regenerate dest/archive from the rendered emails with the dataset's own test keys.
     The archive picks messages by id and delivery only, so its cases must come out the same."""
-    from auditkit import archive_sample
+    from auditkit.devtools import archive_sample
 
     expected_src = src / "archive" / "expected.json"
     label = _read_json(expected_src).get("source_emails", "multimail/emails.jsonl")

@@ -27,14 +27,14 @@ from auditkit.archive import (
     raw_message,
     stored_key_lookup,
 )
-from auditkit.archive_sample import (
+from auditkit.cli.base import cli
+from auditkit.devtools.archive_sample import (
     SourceEmail,
     generate,
     load_source_emails,
     public_key_record,
     synthetic_source_emails,
 )
-from auditkit.cli.base import cli
 from auditkit.dkim import DnsKeyLookup, KeyRecord, PinnedKeyLookup, load_keys_file, sign_message
 from auditkit.store import Store, canonical_json, sha256_hex
 from tests.conftest import ROOT, SAMPLE_DATA
