@@ -52,8 +52,8 @@ def _expected_without_config() -> set[Key]:
 def dialect_results(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, list[ControlResult], Any]]:
+    from auditkit.devtools.sandbox import SandboxServer
     from auditkit.harvest import harvest
-    from auditkit.sandbox import SandboxServer
 
     name = request.param
     db = tmp_path_factory.mktemp(name) / "auditkit.duckdb"

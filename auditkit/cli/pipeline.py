@@ -186,8 +186,8 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
       auditkit demo
       auditkit demo --out /tmp/pack --json
     """
+    from auditkit.devtools.sandbox import SandboxServer
     from auditkit.pack import check_replaceable
-    from auditkit.sandbox import SandboxServer
 
     # Before the stale demo store next to it is deleted: a --out holding files auditkit did
     # not write changes nothing at all. A previous demo pack is replaced as usual.

@@ -95,7 +95,7 @@ def sandbox(
       auditkit sandbox --data /tmp/bench-1m --mutated
       auditkit sandbox --dialect decide-key           # the sample quarter in another dialect
     """
-    from auditkit.sandbox import SandboxServer
+    from auditkit.devtools.sandbox import SandboxServer
 
     data_dir = data_dir or bundled_sample_data()
     if not (data_dir / "multimail").is_dir():
