@@ -97,8 +97,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from auditkit.devtools.sample.world import PHYSICAL_ADDRESS, UNSUBSCRIBE_URL
 from auditkit.errors import ConfigError
-from auditkit.sample import PHYSICAL_ADDRESS, UNSUBSCRIBE_URL
 
 logger = logging.getLogger(__name__)
 
