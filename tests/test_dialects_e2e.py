@@ -21,8 +21,8 @@ import pytest
 
 from auditkit import config
 from auditkit.controls import run_controls
+from auditkit.devtools.dialects import DIALECTS, rendered
 from auditkit.findings import ControlResult, parse_period
-from auditkit.sample_dialects import DIALECTS, rendered
 from auditkit.store import Store
 from auditkit.vocabulary_inference import resolve_vocabulary
 from tests.conftest import IC_EU_TOKEN, IC_TOKEN, MM_KEY, SAMPLE_DATA

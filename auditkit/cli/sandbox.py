@@ -106,7 +106,7 @@ def sandbox(
     with ExitStack() as stack:  # the sandbox stops before a rendered folder is removed
         served, described = data_dir, str(data_dir)
         if dialect is not None:
-            from auditkit.sample_dialects import rendered
+            from auditkit.devtools.dialects import rendered
 
             served = stack.enter_context(rendered(dialect, data_dir))
             described = f"{data_dir}, rendered in dialect {dialect}"
