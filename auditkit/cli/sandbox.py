@@ -8,14 +8,8 @@ from pathlib import Path
 
 import click
 
-import auditkit
 from auditkit.cli.base import cli
 from auditkit.errors import ConfigError
-
-
-def bundled_sample_data() -> Path:
-    """The repository's `sample_data/` folder, next to the package."""
-    return Path(auditkit.__file__).resolve().parent.parent / "sample_data"
 
 
 @cli.command()
@@ -95,6 +89,7 @@ def sandbox(
       auditkit sandbox --data /tmp/bench-1m --mutated
       auditkit sandbox --dialect decide-key           # the sample quarter in another dialect
     """
+    from auditkit.devtools import bundled_sample_data
     from auditkit.devtools.sandbox import SandboxServer
 
     data_dir = data_dir or bundled_sample_data()

@@ -31,13 +31,14 @@ from typing import Any
 
 import dkim.crypto
 
+from auditkit.devtools import bundled_sample_data
 from auditkit.dkim import sign_message
 from auditkit.store import canonical_json
 
 SEED = 42
 SELECTOR = "mm2026"
 DOMAIN = "northwind.example"
-DNS_DIR = Path(__file__).resolve().parent.parent.parent / "sample_data" / "dns"
+DNS_DIR = bundled_sample_data() / "dns"
 TEST_KEY = DNS_DIR / "test-dkim-private.pem"
 WRONG_TEST_KEY = DNS_DIR / "test-dkim-wrong-private.pem"
 # SMTP line endings, but long header tokens (the identity claim) stay one unencoded token.

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from auditkit.devtools import bundled_sample_data
 from auditkit.devtools.dialects.axes import Dialect, get_dialect
 from auditkit.devtools.dialects.rewrite import (
     APPROVED,
@@ -24,8 +25,6 @@ from auditkit.errors import ConfigError
 
 # The logger name dialect rendering has always logged under.
 logger = logging.getLogger("auditkit.sample_dialects")
-
-BUNDLED_SAMPLE_DATA = Path(__file__).resolve().parent.parent.parent.parent / "sample_data"
 
 
 def dumps(record: Any) -> str:
@@ -57,7 +56,7 @@ def render(src: Path | None, dest: Path, dialect: str | Dialect) -> dict[str, An
     """Copy the dataset folder `src` (None: the bundled sample_data/) to `dest` (new or empty)
     and rewrite it in `dialect`. Returns counts of what was rewritten, dropped and inserted."""
     d = get_dialect(dialect)
-    src = Path(src) if src is not None else BUNDLED_SAMPLE_DATA
+    src = Path(src) if src is not None else bundled_sample_data()
     dest = Path(dest)
     mm_src = src / "multimail"
     if not (mm_src / "emails.jsonl").is_file() or not (mm_src / "audit_log.jsonl").is_file():
