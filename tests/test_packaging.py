@@ -22,6 +22,14 @@ from tests.conftest import ROOT, SAMPLE_DATA
 PACKAGED = ROOT / "auditkit" / "devtools" / "sample_data"
 
 
+def run(args: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=300, **kwargs
+    )
+    assert result.returncode == 0, f"{args} exited {result.returncode}:\n{result.stderr}"
+    return result
+
+
 def sample_files(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
 
@@ -34,12 +42,29 @@ def test_the_package_reaches_the_top_level_sample_data() -> None:
     assert bundled_sample_data() == SAMPLE_DATA.resolve()
 
 
-def run(args: list[str | Path], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(a) for a in args], capture_output=True, text=True, timeout=300, **kwargs
+# Allowed to use the fixtures: the `sandbox` and `demo` commands (and the run they share).
+MAY_IMPORT_DEVTOOLS = (
+    "auditkit.devtools",
+    "auditkit.cli",
+    "auditkit.pipeline",
+    "auditkit.__main__",
+)
+
+
+def test_production_modules_do_not_import_devtools() -> None:
+    names = []
+    for path in sorted((ROOT / "auditkit").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        if not name.startswith(MAY_IMPORT_DEVTOOLS):
+            names.append(name)
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}: importlib.import_module(name)\n"
+        "print(sorted(n for n in sys.modules if n.startswith('auditkit.devtools')))\n"
     )
-    assert result.returncode == 0, f"{args} exited {result.returncode}:\n{result.stderr}"
-    return result
+    result = run([sys.executable, "-c", code], cwd=ROOT)
+    assert len(names) > 20 and result.stdout.strip() == "[]", result.stdout
 
 
 @pytest.mark.slow
