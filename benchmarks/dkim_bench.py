@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from auditkit.archive import harvest_archive, iter_archive, parse_message
-from auditkit.archive_sample import (
+from auditkit.devtools.archive_sample import (
     DOMAIN,
     SELECTOR,
     TEST_KEY,

@@ -38,7 +38,7 @@ SEQUENTIAL_SAMPLE = 400  # detail calls timed one at a time; scaled up to the fu
 SANDBOX_SCRIPT = """
 import sys, time
 from pathlib import Path
-from auditkit.sandbox import SandboxServer
+from auditkit.devtools.sandbox import SandboxServer
 server = SandboxServer(Path(sys.argv[1]), api_key=sys.argv[2], intercom_token="ic_bench",
                        latency_ms=float(sys.argv[3]))
 server.start()

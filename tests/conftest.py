@@ -46,7 +46,7 @@ def sample_data() -> Path:
 @pytest.fixture
 def sandbox(sample_data: Path) -> Iterator[object]:
     """The sandbox API on 127.0.0.1 (port 0) serving the sample quarter, over real sockets."""
-    from auditkit.sandbox import SandboxServer
+    from auditkit.devtools.sandbox import SandboxServer
 
     server = SandboxServer(
         sample_data, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN

@@ -24,14 +24,14 @@ from auditkit.archive import (
     raw_message,
     stored_key_lookup,
 )
-from auditkit.archive_sample import (
+from auditkit.cli.base import cli
+from auditkit.devtools.archive_sample import (
     SourceEmail,
     generate,
     load_source_emails,
     public_key_record,
     synthetic_source_emails,
 )
-from auditkit.cli.base import cli
 from auditkit.dkim import sign_message
 from auditkit.dkim_keys import DnsKeyLookup, KeyRecord, PinnedKeyLookup, load_keys_file
 from auditkit.evidence_sql import ALTERED_CONTENT_SQL, INDEPENDENT_DKIM_SQL, MISSING_IDENTITY_SQL

@@ -21,8 +21,8 @@ import pytest
 
 from auditkit import config
 from auditkit.controls import run_controls
+from auditkit.devtools.dialects import DIALECTS, rendered
 from auditkit.findings import ControlResult, parse_period
-from auditkit.sample_dialects import DIALECTS, rendered
 from auditkit.store import Store
 from auditkit.vocabulary_inference import resolve_vocabulary
 from tests.conftest import IC_EU_TOKEN, IC_TOKEN, MM_KEY, SAMPLE_DATA
@@ -52,8 +52,8 @@ def _expected_without_config() -> set[Key]:
 def dialect_results(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, list[ControlResult], Any]]:
+    from auditkit.devtools.sandbox import SandboxServer
     from auditkit.harvest import harvest
-    from auditkit.sandbox import SandboxServer
 
     name = request.param
     db = tmp_path_factory.mktemp(name) / "auditkit.duckdb"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from auditkit.archive_sample import public_key_record
+from auditkit.devtools.archive_sample import public_key_record
 from auditkit.dkim import (
     BODY_HASH_MISMATCH,
     SignatureResult,

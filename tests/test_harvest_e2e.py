@@ -116,7 +116,7 @@ def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def start_sandbox(data: Path, **kwargs: Any) -> Any:
-    from auditkit.sandbox import SandboxServer
+    from auditkit.devtools.sandbox import SandboxServer
 
     server = SandboxServer(data, api_key=MM_KEY, intercom_token=IC_TOKEN, **kwargs)
     server.start()

@@ -205,7 +205,7 @@ def test_sandbox_eu_workspace_has_its_own_token(sandbox: Any) -> None:
 def test_sample_quarter_stores_both_workspaces_with_their_regions(
     sample_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from auditkit.sandbox import SandboxServer
+    from auditkit.devtools.sandbox import SandboxServer
 
     eu_emails = [
         json.loads(line)

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from auditkit.business_days import business_days_between
-from auditkit.sample import PHYSICAL_ADDRESS, REVIEWERS, UNSUBSCRIBE_URL, generate, main
+from auditkit.devtools.sample import PHYSICAL_ADDRESS, REVIEWERS, UNSUBSCRIBE_URL, generate, main
 from tests.conftest import SAMPLE_DATA
 
 GENERATED = (

@@ -24,9 +24,9 @@ import pytest
 from click.testing import CliRunner
 
 from auditkit.cli import cli
+from auditkit.devtools.dialects import DIALECTS, Dialect, main, render, rendered
+from auditkit.devtools.sandbox import SandboxServer
 from auditkit.errors import ConfigError
-from auditkit.sample_dialects import DIALECTS, Dialect, main, render, rendered
-from auditkit.sandbox import SandboxServer
 from tests.conftest import SAMPLE_DATA
 
 NON_CANONICAL = [name for name in DIALECTS if name != "canonical"]

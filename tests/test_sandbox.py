@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from auditkit.devtools.sandbox import LoggedRequest, RequestLog, SandboxServer
 from auditkit.errors import ConfigError
-from auditkit.sandbox import LoggedRequest, RequestLog, SandboxServer
 from tests.conftest import IC_TOKEN, MM_KEY, ROOT
 
 SCHEMAS_FILE = ROOT.parent / "shared" / "reference" / "multimail-schemas.json"

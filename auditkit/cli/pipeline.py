@@ -10,7 +10,6 @@ from pathlib import Path
 
 import click
 
-import auditkit
 from auditkit.cli.base import (
     cli,
     echo_json,
@@ -149,10 +148,6 @@ def run(
         raise NothingToDoError(nothing_checked(p))
 
 
-def default_sample_data() -> Path:
-    return Path(auditkit.__file__).resolve().parent.parent / "sample_data"
-
-
 @cli.command()
 @click.option(
     "--out",
@@ -186,13 +181,14 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
       auditkit demo
       auditkit demo --out /tmp/pack --json
     """
+    from auditkit.devtools import bundled_sample_data
+    from auditkit.devtools.sandbox import SandboxServer
     from auditkit.pack import check_replaceable
-    from auditkit.sandbox import SandboxServer
 
     # Before the stale demo store next to it is deleted: a --out holding files auditkit did
     # not write changes nothing at all. A previous demo pack is replaced as usual.
     check_replaceable(out_dir)
-    data_dir = data_dir or default_sample_data()
+    data_dir = data_dir or bundled_sample_data()
     if not (data_dir / "multimail").is_dir():
         raise ConfigError(f"sample data not found in {data_dir}; pass --data DIR")
     # The bundled sample ships an archive and its pinned keys; a --data set may not.

@@ -8,14 +8,8 @@ from pathlib import Path
 
 import click
 
-import auditkit
 from auditkit.cli.base import cli
 from auditkit.errors import ConfigError
-
-
-def bundled_sample_data() -> Path:
-    """The repository's `sample_data/` folder, next to the package."""
-    return Path(auditkit.__file__).resolve().parent.parent / "sample_data"
 
 
 @cli.command()
@@ -95,7 +89,8 @@ def sandbox(
       auditkit sandbox --data /tmp/bench-1m --mutated
       auditkit sandbox --dialect decide-key           # the sample quarter in another dialect
     """
-    from auditkit.sandbox import SandboxServer
+    from auditkit.devtools import bundled_sample_data
+    from auditkit.devtools.sandbox import SandboxServer
 
     data_dir = data_dir or bundled_sample_data()
     if not (data_dir / "multimail").is_dir():
@@ -106,7 +101,7 @@ def sandbox(
     with ExitStack() as stack:  # the sandbox stops before a rendered folder is removed
         served, described = data_dir, str(data_dir)
         if dialect is not None:
-            from auditkit.sample_dialects import rendered
+            from auditkit.devtools.dialects import rendered
 
             served = stack.enter_context(rendered(dialect, data_dir))
             described = f"{data_dir}, rendered in dialect {dialect}"

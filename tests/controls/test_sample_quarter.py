@@ -24,7 +24,10 @@ _MISSING = [
         ("sample_data/expected_findings.json", (SAMPLE_DATA / "expected_findings.json").is_file()),
         ("sample_data/auditkit.toml", (SAMPLE_DATA / "auditkit.toml").is_file()),
         ("auditkit.harvest", importlib.util.find_spec("auditkit.harvest") is not None),
-        ("auditkit.sandbox", importlib.util.find_spec("auditkit.sandbox") is not None),
+        (
+            "auditkit.devtools.sandbox",
+            importlib.util.find_spec("auditkit.devtools.sandbox") is not None,
+        ),
     )
     if not present
 ]
@@ -38,8 +41,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def sample_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, config.Settings]:
+    from auditkit.devtools.sandbox import SandboxServer
     from auditkit.harvest import harvest
-    from auditkit.sandbox import SandboxServer
 
     db = tmp_path_factory.mktemp("sample") / "auditkit.duckdb"
     with SandboxServer(

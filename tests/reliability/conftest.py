@@ -55,7 +55,7 @@ def dataset_copy(small_dataset: Path, tmp_path: Path) -> Path:
 
 @contextmanager
 def running_sandbox(data_dir: Path, **kwargs: object) -> Iterator[object]:
-    from auditkit.sandbox import SandboxServer
+    from auditkit.devtools.sandbox import SandboxServer
 
     server = SandboxServer(data_dir, api_key=MM_KEY, intercom_token=IC_TOKEN, **kwargs)  # type: ignore[arg-type]
     server.start()
