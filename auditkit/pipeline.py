@@ -66,7 +66,7 @@ def run_pipeline(
     out_dir: Path,
     *,
     harvest_kwargs: dict[str, Any] | None = None,
-    between_harvests: Callable[[], None] | None = None,
+    between_harvests: Callable[[], object] | None = None,
     archive_paths: Sequence[Path] = (),
     archive_keys: Path | None = None,
     log: Callable[[str], None] = logger.info,

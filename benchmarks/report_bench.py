@@ -37,7 +37,8 @@ def synthetic_results(store: Store, findings: int) -> list[ControlResult]:
     ids = [
         r[0]
         for r in store.query(
-            f"SELECT id FROM multimail_emails WHERE hash(id) % {every} = 0 ORDER BY id LIMIT {findings}"
+            f"SELECT id FROM multimail_emails WHERE hash(id) % {every} = 0 "
+            f"ORDER BY id LIMIT {findings}"
         )
     ]
     controls = [
@@ -160,10 +161,12 @@ def main() -> None:
     print(f"| whole pack, process wall time incl. start-up | {wall:.1f} s | |")
     print(f"| peak RSS of the pack process | {peak_mb:,.0f} MB | < 1,500 MB |")
     print(
-        f"| `auditkit evidence ID` (one message, subprocess incl. start-up and controls) | {single_s:.2f} s | < 3 s |"
+        "| `auditkit evidence ID` (one message, subprocess incl. start-up and controls) "
+        f"| {single_s:.2f} s | < 3 s |"
     )
     print(
-        f"| message evidence pages in the PDF | {report['counts'].get('message_pages', 0):,} | flagged ≤ 200 + sample 25 |"
+        "| message evidence pages in the PDF "
+        f"| {report['counts'].get('message_pages', 0):,} | flagged ≤ 200 + sample 25 |"
     )
     print(
         "\nPhases (elapsed inside `write_pack`): "

@@ -23,7 +23,7 @@ from auditkit.controls import nothing_checked
 from auditkit.errors import ConfigError, NothingToDoError, SourceError
 from auditkit.findings import parse_period, verdict_exit_code
 from auditkit.pipeline import PipelineResult, run_pipeline
-from auditkit.store import HARVESTED_TABLES, Store
+from auditkit.store import Store
 
 
 def _stage_logger(quiet: bool) -> Callable[[str], None]:
@@ -60,7 +60,8 @@ def _require_complete_harvest(result: PipelineResult) -> None:
         raise SourceError(
             f"harvest {harvest.get('run_id')} was partial ({len(errors)} stage(s) failed"
             + (f", first: {errors[0]}" if errors else "")
-            + f"); the pack in {result.pack_dir} covers only what the store holds; rerun to complete it"
+            + f"); the pack in {result.pack_dir} covers only what the store holds; "
+            "rerun to complete it"
         )
 
 
@@ -238,74 +239,35 @@ def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> Non
       auditkit status --db reports/demo.duckdb --json
     """
     settings = load_settings(config_file, db_path=db_path)
-    tables = [*HARVESTED_TABLES, "quarantine", "integrity_events"]
     with Store(settings.db_path, read_only=True) as store:
-        counts = {t: store.count(t) for t in tables}
-        runs = store.query(
-            "SELECT run_id, command, started_at, finished_at, outcome, duration_seconds "
-            "FROM harvest_runs ORDER BY started_at DESC LIMIT 10"
-        )
-        last_ok = store.query("SELECT max(finished_at) FROM harvest_runs WHERE outcome = 'ok'")[0][
-            0
-        ]
-        # Whether each mailbox's outbound mail has been listed in full once (the harvester's
-        # watermark): until then every harvest lists it in full again.
-        listings = store.query(
-            "SELECT m.id, m.address, c.value FROM multimail_mailboxes m LEFT JOIN _auditkit_cursors c "
-            "ON c.source = 'multimail' AND c.resource = 'emails_listed:' || m.id || ':outbound' "
-            "ORDER BY m.address, m.id"
-        )
-    age_hours = None if last_ok is None else (datetime.now(UTC) - last_ok).total_seconds() / 3600
+        state = store.status()
+    now = datetime.now(UTC)
     if as_json:
-        echo_json(
-            {
-                "store": str(settings.db_path),
-                "counts": counts,
-                "last_successful_harvest": last_ok.isoformat() if last_ok else None,
-                "hours_since_last_successful_harvest": None
-                if age_hours is None
-                else round(age_hours, 2),
-                "runs": [
-                    dict(
-                        zip(
-                            [
-                                "run_id",
-                                "command",
-                                "started_at",
-                                "finished_at",
-                                "outcome",
-                                "duration_seconds",
-                            ],
-                            r,
-                            strict=True,
-                        )
-                    )
-                    for r in runs
-                ],
-                "mailboxes": [
-                    {"id": i, "address": a, "outbound_listed_in_full_at": v} for i, a, v in listings
-                ],
-            }
-        )
+        echo_json(state.to_dict(str(settings.db_path), now))
         return
+    last_ok, age_hours = (
+        state.last_successful_harvest,
+        state.hours_since_last_successful_harvest(now),
+    )
     click.echo(f"store: {settings.db_path}")
     click.echo(
         "last successful harvest: "
         + ("never" if last_ok is None else f"{last_ok:%Y-%m-%d %H:%M} UTC ({age_hours:.1f} h ago)")
     )
-    for t, n in counts.items():
+    for t, n in state.counts.items():
         click.echo(f"  {t:26} {n:>9,}")
-    if listings:
+    if state.mailboxes:
         # Both names: `harvest --mailbox` takes either.
         click.echo("mailboxes (address, id), outbound listing:")
-        for _id, address, listed_at in listings:
-            state = (
-                f"complete as of {listed_at[:16].replace('T', ' ')} UTC; harvests list the lookback window"
+        for _id, address, listed_at in state.mailboxes:
+            listing = (
+                f"complete as of {listed_at[:16].replace('T', ' ')} UTC; "
+                "harvests list the lookback window"
                 if listed_at
                 else "never complete yet; the next harvest lists it in full"
             )
-            click.echo(f"  {address or '(no address)':34} {_id:28} {state}")
+            click.echo(f"  {address or '(no address)':34} {_id:28} {listing}")
     click.echo("recent runs:")
-    for run_id, command, started, _finished, outcome, secs in runs:
+    for run_id, command, started, _finished, outcome, secs in state.runs:
         dur = "" if secs is None else f"{secs:.1f}s"
         click.echo(f"  {started:%Y-%m-%d %H:%M:%S}  {command:8} {outcome:8} {dur:>8}  {run_id}")

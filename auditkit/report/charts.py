@@ -10,14 +10,17 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-SVG_RC = {
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
+SVG_RC: dict[RcKeyType, Any] = {
     "svg.hashsalt": "auditkit-report",
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",

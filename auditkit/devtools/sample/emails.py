@@ -84,6 +84,7 @@ class Emails(Conversations):
             reviewer = reviewer or rng.choice(REVIEWERS)[1]
             decided_at = decided_at or created + self._latency()
         if outcome in ("approved", "scheduled", "send_failed", "bounced"):
+            assert decided_at is not None  # set just above
             approved_at = approved_at or decided_at
             approved_by = reviewer
             if approval_entry is not False:
@@ -106,6 +107,7 @@ class Emails(Conversations):
                 bounced_at, bounce_type = sent_at, "HardBounce"
                 self._add_suppression(sent_at + timedelta(seconds=2), to, "hard_bounce", None)
         elif outcome == "rejected":
+            assert decided_at is not None
             status = "rejected"
             self._audit(
                 decided_at,

@@ -76,6 +76,7 @@ class SandboxServer(MultiMailRoutes, IntercomRoutes):
         if self._server is None:
             raise RuntimeError("the sandbox is not running: call start() first")
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server: (host, port)
         return f"http://{host}:{port}"
 
     def aim(self, settings: Settings) -> Settings:
