@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -343,6 +345,7 @@ def test_tampered_audit_log_is_detected(small_sandbox: Any, small_sample: Path) 
 
 HARVEST_SCRIPT = """
 import sys
+import threading
 from pathlib import Path
 from auditkit.config import Settings
 from auditkit.harvest import harvest
@@ -350,8 +353,13 @@ from auditkit.store import Store
 url, db, key, token = sys.argv[1:5]
 settings = Settings(db_path=Path(db), multimail_api_url=url, multimail_api_key=key,
                     intercom_api_url=url, intercom_access_token=token, concurrency=8)
+class Finished:
+    # Each stage's end, printed as it happens: the kill test waits on these lines.
+    def start(self, stage, total): pass
+    def advance(self, stage, n): pass
+    def finish(self, stage, count): print("finished", stage, flush=True)
 with Store(db) as store:
-    print(harvest(settings, store).outcome)
+    print(harvest(settings, store, progress=Finished()).outcome)
 """
 
 
@@ -375,34 +383,56 @@ def served_since(server: Any, mark: int) -> list[Any]:
     return server.requests.snapshot()[mark:]
 
 
+# A hold: the matching requests (retries included) get no answer until the server stops, so
+# the harvest cannot get past them however fast or slow the machine is.
+HOLD = {"kind": "timeout", "times": 100_000, "seconds": 3600.0}
+
+
 class KillPoint(NamedTuple):
     name: str
-    reached: Callable[[list[Any]], bool]  # over the requests the doomed process has made
-    arm: Callable[[Any], None] | None = None  # sandbox faults that hold the process in place
+    hold: str  # path regex of the requests held, so the run stops in place
+    reached: Callable[[list[Any], list[str]], bool]  # (requests served, lines printed)
 
 
 def kill_points(sample: Path) -> list[KillPoint]:
-    """When to kill, judged from the sandbox's request log rather than wall time, so each
-    kill lands in the same phase on a slow CI machine and a fast laptop: once mail of the
-    third mailbox is being read (earlier mailboxes committed, later ones not); after all
-    mail, while the first audit-log request hangs (so the audit log cannot have committed);
-    and part-way through Intercom enrichment."""
-    third = json.loads((sample / "multimail" / "mailboxes.json").read_text())["mailboxes"][2]["id"]
+    """Where to kill, each fixed by what the run cannot get past rather than by wall time,
+    so each kill lands in the same state on a loaded CI machine and a fast laptop:
+    - mid-mailboxes: the third mailbox's detail reads are held, and the second mailbox has
+      finished (mail is committed in listing order, so exactly the first two are stored);
+    - audit log in flight: every audit-log request is held, and the pending list is asked
+      for (which happens after all mail is committed): all mail, no audit log;
+    - Intercom: Intercom conversation reads are held, and one was asked for (the audit log
+      is committed before enrichment starts): all mail and audit log, no conversation."""
+    mailboxes = json.loads((sample / "multimail" / "mailboxes.json").read_text())["mailboxes"]
+    second = f"mailbox {mailboxes[1].get('address') or mailboxes[1]['id']}"
+    third = mailboxes[2]["id"]
     return [
         KillPoint(
-            "mid-mailboxes", lambda log: any(e.kind == "detail" and third in e.path for e in log)
+            "mid-mailboxes",
+            rf"^/v1/mailboxes/{re.escape(third)}/emails/[^/]+$",
+            lambda _log, lines: f"finished {second}" in lines,
         ),
         KillPoint(
             "audit log in flight",
-            lambda log: any(e.kind == "pending" for e in log),
-            arm=lambda server: server.faults.add(
-                r"^/v1/audit-log", "timeout", times=1, seconds=2.0
-            ),
+            r"^/v1/audit-log",
+            lambda log, _lines: any(e.kind == "pending" for e in log),
         ),
         KillPoint(
-            "mid-Intercom", lambda log: sum(e.kind == "intercom_conversation" for e in log) >= 100
+            "Intercom held",
+            r"/conversations/",
+            lambda log, _lines: any(e.kind == "intercom_conversation" for e in log),
         ),
     ]
+
+
+def _read_lines(stream: Any, into: list[str]) -> threading.Thread:
+    def pump() -> None:
+        for line in stream:
+            into.append(line.strip())
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
 
 
 def test_sigkill_at_several_points_then_rerun_equals_a_clean_run(
@@ -410,51 +440,58 @@ def test_sigkill_at_several_points_then_rerun_equals_a_clean_run(
 ) -> None:
     server = start_sandbox(small_sample, latency_ms=2)
     db = tmp_path / "killed.duckdb"
+    mailboxes = json.loads((small_sample / "multimail" / "mailboxes.json").read_text())
+    first_two = {m["id"] for m in mailboxes["mailboxes"][:2]}
     try:
         after_kill = []
         for point in kill_points(small_sample):
-            if point.arm is not None:
-                point.arm(server)
+            server.faults.add(point.hold, **HOLD)
             mark = len(server.requests)
             proc = start_harvest(server, db)
-            deadline = time.monotonic() + 30
-            while not point.reached(served_since(server, mark)):
-                assert proc.poll() is None, (
-                    f"the harvest ended before the kill point {point.name!r}"
-                )
-                assert time.monotonic() < deadline, f"kill point {point.name!r} never reached"
+            lines: list[str] = []
+            errors: list[str] = []  # drained too, so a full pipe can never stall the run
+            readers = [_read_lines(proc.stdout, lines), _read_lines(proc.stderr, errors)]
+            # No deadline of our own: the hold keeps the run alive until it is killed, and
+            # pytest's own timeout (or the CI job's) catches a kill point never reached.
+            while not point.reached(served_since(server, mark), lines):
+                assert proc.poll() is None, f"the harvest ended before {point.name!r}: {lines}"
                 time.sleep(0.005)
-            if point.arm is not None:
-                time.sleep(0.3)  # let it reach the request the armed fault holds up
             proc.send_signal(signal.SIGKILL)
-            proc.communicate(timeout=10)
+            proc.wait(timeout=60)
+            for reader, stream in zip(readers, (proc.stdout, proc.stderr), strict=True):
+                reader.join(timeout=60)
+                assert stream is not None
+                stream.close()
             assert proc.returncode == -signal.SIGKILL
+            server.faults.clear()
             with Store(db) as store:
                 after_kill.append(
-                    tuple(
-                        store.count(t)
-                        for t in (
-                            "multimail_emails",
-                            "multimail_audit_log",
-                            "intercom_conversations",
-                        )
+                    (
+                        store.count("multimail_emails"),
+                        store.count("multimail_audit_log"),
+                        store.count("intercom_conversations"),
+                        store.query(
+                            "SELECT count(*) FROM multimail_emails WHERE NOT list_contains(?, "
+                            "mailbox_id)",
+                            [sorted(first_two)],
+                        )[0][0],
                     )
                 )
         proc = start_harvest(server, db)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-        assert out.strip() == "ok"
+        assert out.strip().splitlines()[-1] == "ok"
         with Store(db) as store:
             assert content_digest(store) == baseline["digest"]
             assert cursor_rows(store) == baseline["cursors"]
             runs = store.query("SELECT outcome, error FROM harvest_runs ORDER BY started_at")
             assert [r[0] for r in runs] == ["failed", "failed", "failed", "ok"]
             assert all("interrupted" in r[1] for r in runs[:3])
-        # The kills really landed in different phases (partial stores in between).
-        emails_first, _, _ = after_kill[0]
-        assert 0 < emails_first < baseline["emails"], after_kill
-        assert after_kill[1][0] == baseline["emails"] and after_kill[1][1] == 0, after_kill
-        assert after_kill[2][1] > 0, after_kill
+        # Each kill landed in its phase, exactly.
+        (emails_1, _, convs_1, beyond_1), second, third = after_kill
+        assert 0 < emails_1 < baseline["emails"] and beyond_1 == 0 and convs_1 == 0, after_kill
+        assert second[:3] == (baseline["emails"], 0, 0), after_kill
+        assert third[0] == baseline["emails"] and third[1] > 0 and third[2] == 0, after_kill
     finally:
         server.stop()
 

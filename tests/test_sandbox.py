@@ -354,7 +354,9 @@ def test_timeout_outlasts_the_client(sandbox: SandboxServer) -> None:
     ) as client:
         with pytest.raises(httpx.ReadTimeout):
             client.get("/v1/account")
-        assert client.get("/v1/account").status_code == 200
+        # The fault was used up: the next call is answered (a generous timeout, as a loaded
+        # CI machine may take longer than 0.2 s to answer any request).
+        assert client.get("/v1/account", timeout=30).status_code == 200
 
 
 def test_faults_only_hit_matching_paths_and_validate(
@@ -443,7 +445,7 @@ def test_request_log_keeps_the_latest_entries_but_counts_all() -> None:
 
 def test_stop_is_prompt_even_during_a_timeout_fault(sample_data: Path) -> None:
     server = SandboxServer(sample_data, api_key=MM_KEY).start()
-    server.faults.add(r"/v1/account", "timeout", seconds=30)
+    server.faults.add(r"/v1/account", "timeout", seconds=600)
     with (
         httpx.Client(base_url=server.base_url, timeout=0.2) as client,
         pytest.raises(httpx.ReadTimeout),
@@ -451,7 +453,8 @@ def test_stop_is_prompt_even_during_a_timeout_fault(sample_data: Path) -> None:
         client.get("/v1/account")
     t0 = time.perf_counter()
     server.stop()
-    assert time.perf_counter() - t0 < 3
+    # Far below the 600 s the handler would otherwise sleep, however loaded the machine.
+    assert time.perf_counter() - t0 < 60
 
 
 def test_port_in_use_is_a_config_error(sandbox: SandboxServer, sample_data: Path) -> None:

@@ -172,19 +172,29 @@ def killed_runs(
     runs = KilledRuns(out_root, clean_pack)
     shutil.copytree(clean_pack, runs.pack)  # last quarter's run left a good pack here
     previous_bytes = pack_files(runs.pack)
-    with running_sandbox(small_dataset, latency_ms=25) as server:
+    with running_sandbox(small_dataset) as server:
         env = sandbox_env(server)
-        kill_points: list[tuple[str, Callable[[], bool]]] = [
-            ("harvest: after 5 read_email details", lambda: server.requests.count("detail") >= 5),
+        # The harvest kills wait on requests the sandbox holds unanswered (retries too) until
+        # they are released, so the run cannot get past them on any machine. The report
+        # kill waits for the pack's staging folder, which exists for the whole PDF render.
+        hold = {"kind": "timeout", "times": 100_000, "seconds": 3600.0}
+        kill_points: list[tuple[str, str | None, Callable[[], bool]]] = [
             (
-                "harvest: during Intercom enrichment",
-                lambda: server.requests.count("intercom_conversation") >= 3,
+                "harvest: read_email details held",
+                r"^/v1/mailboxes/[^/]+/emails/[^/]+$",
+                lambda: server.requests.count("detail") >= 1,
             ),
-            ("report: pack staging folder exists", lambda: _staging(out_root)),
+            (
+                "harvest: Intercom enrichment held",
+                r"/conversations/",
+                lambda: server.requests.count("intercom_conversation") >= 1,
+            ),
+            ("report: pack staging folder exists", None, lambda: _staging(out_root)),
         ]
-        for label, reached in kill_points:
+        for label, held, reached in kill_points:
             server.requests.clear()
-            server.latency_ms = 25 if label.startswith("harvest") else 0
+            if held is not None:
+                server.faults.add(held, **hold)
             proc = subprocess.Popen(
                 auditkit_argv(*run_args(db, out_root)),
                 env=env,
@@ -193,11 +203,11 @@ def killed_runs(
             )
             _wait(reached, proc)
             _kill(proc)
+            server.faults.clear()
             runs.kills.append(label)
             runs.previous_intact_after_each_kill.append(
                 pack_files(runs.pack) == previous_bytes and verify_pack(runs.pack).ok
             )
-        server.latency_ms = 0
         runs.rerun = run_cli(run_args(db, out_root), env)
     return runs
 
