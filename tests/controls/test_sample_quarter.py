@@ -128,7 +128,7 @@ def test_every_control_ran_cleanly_on_the_sample(sample_results: list) -> None:
         r.id: r.detail for r in sample_results if r.status == "error"
     }
     # Every control has something in scope in the sample quarter, except the archive
-    # controls: this store has no sent-mail archive (tests/test_demo.py covers them).
+    # controls: this store has no sent-mail archive (tests/cli/test_demo.py covers them).
     not_applicable = {r.id: r.detail for r in sample_results if r.status == "not_applicable"}
     assert not_applicable == {
         "ID-002": "no sent-mail archive harvested",

@@ -17,7 +17,7 @@ from auditkit.errors import SourceAuthError
 from auditkit.harvest import harvest
 from auditkit.store import Store
 from tests.conftest import IC_EU_TOKEN, IC_TOKEN, MM_KEY
-from tests.test_harvest import FakeAPI, run, settings_for
+from tests.harvest.test_harvest import FakeAPI, run, settings_for
 
 EU_TOKEN = "ic_test_SECRET_eu_t0ken_do_not_leak_4d1e"
 US_HOST, EU_HOST = "api.intercom.io", "api.eu.intercom.io"
