@@ -18,13 +18,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/auditkit demo --out reports/demo
 
-# -n auto: one worker per core (pytest-xdist); --dist loadfile keeps a file's tests, and
-# so its module fixtures, on one worker.
+# -n auto: one worker per core (pytest-xdist); --dist loadgroup keeps a file's tests, and
+# so its module fixtures, on one worker (the groups are set in tests/conftest.py).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto -m "not slow and not pdf"
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup -m "not slow and not pdf"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.server
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -98,3 +100,37 @@ def listener() -> Iterator[HitCounter]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+SMALL_MESSAGES = 60
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 60-message sample quarter (same generator and seed as sample_data/), made once."""
+    out = tmp_path_factory.mktemp("small") / "data"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "auditkit.sample",
+            "--messages",
+            str(SMALL_MESSAGES),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    return out
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for `--dist loadgroup` (pytest-xdist): a file's tests share a worker, so its
+    module fixtures are built once, and every test of the session-wide `workspace` (a dozen
+    CLI runs) shares one worker, so it is built once too."""
+    for item in items:
+        uses_workspace = "workspace" in getattr(item, "fixturenames", ())
+        group = "workspace" if uses_workspace else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -4,7 +4,7 @@ archive offline, and its pack holds exactly the planted findings and verifies.
 `sample_data/expected_demo_findings.json` is the exact expected set, written down: the
 quarter's planted findings (`expected_findings.json`) plus those the archive plants
 (`archive/expected.json`, see `archive_planted_findings`). A test re-derives it from those
-two generated files, so it cannot drift silently; `python -m tests.test_demo` rewrites it.
+two generated files, so it cannot drift silently; `python -m tests.cli.test_demo` rewrites it.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_expected_demo_findings_is_the_quarter_plus_the_archive() -> None:
     assert len(archive) == 7 and not archive & quarter
     assert (SAMPLE_DATA / "expected_demo_findings.json").read_text("utf-8") == render(
         expected_demo_findings()
-    ), "stale: regenerate with `.venv/bin/python -m tests.test_demo`"
+    ), "stale: regenerate with `.venv/bin/python -m tests.cli.test_demo`"
 
 
 def test_demo_finds_exactly_the_expected_set(demo: dict[str, Any]) -> None:
@@ -126,12 +126,17 @@ def test_demo_pack_verifies_and_names_the_catalogue_version(demo: dict[str, Any]
     assert f"control catalogue {CATALOGUE_VERSION}" in (out / "report.html").read_text("utf-8")
 
 
-def test_demo_rerun_replaces_its_previous_pack(demo: dict[str, Any], tmp_path: Path) -> None:
-    """`make demo` twice: the first run's pack is auditkit's own, so it is replaced, not refused."""
+def test_demo_rerun_replaces_its_previous_pack(
+    demo: dict[str, Any], small_dataset: Path, tmp_path: Path
+) -> None:
+    """`make demo` twice: the first run's pack is auditkit's own, so it is replaced, not
+    refused. (The second run reads the small sample: what is replaced does not depend on it.)"""
     out = tmp_path / "demo"
     shutil.copytree(demo["out"], out)
     (out / "findings.csv").write_text("stale", encoding="utf-8")  # changed, but still a listed file
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--json"])
+    result = CliRunner().invoke(
+        cli, ["demo", "--out", str(out), "--data", str(small_dataset), "--json"]
+    )
     assert result.exit_code == 0, result.output
     verified = verify_pack(out)
     assert verified.ok, verified.problems()

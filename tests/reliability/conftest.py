@@ -19,30 +19,8 @@ import pytest
 from tests.conftest import IC_TOKEN, MM_KEY, SAMPLE_DATA
 
 CONFIG = SAMPLE_DATA / "auditkit.toml"
-SMALL_MESSAGES = 60
 # The shape of the throw-away keys `demo` invents per process (secrets.token_hex(12)).
 DEMO_SECRET_RE = re.compile(rb"(mm|ic)_test_[0-9a-f]{24}")
-
-
-@pytest.fixture(scope="session")
-def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 60-message sample quarter (same generator and seed as sample_data/), made once."""
-    out = tmp_path_factory.mktemp("small") / "data"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "auditkit.sample",
-            "--messages",
-            str(SMALL_MESSAGES),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return out
 
 
 @pytest.fixture
