@@ -126,6 +126,7 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for `--dist loadgroup` (pytest-xdist): a file's tests share a worker, so its
     module fixtures are built once, and every test of the session-wide `workspace` (a dozen
