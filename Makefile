@@ -18,13 +18,14 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/auditkit demo --out reports/demo
 
-# -n auto: one worker per core (pytest-xdist); --dist loadgroup keeps a file's tests, and
-# so its module fixtures, on one worker (the groups are set in tests/conftest.py).
+# -n auto: one worker per core (pytest-xdist); --dist loadfile keeps a file's tests, and
+# so its module fixtures, on one worker. (--dist loadgroup would also keep the session-wide
+# reliability workspace on one worker, but xdist 3.8 cannot set groups under pytest 9.2.)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup -m "not slow and not pdf"
+	$(BIN)/python -m pytest -q -n auto --dist loadfile -m "not slow and not pdf"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -124,14 +124,3 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         timeout=60,
     )
     return out
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for `--dist loadgroup` (pytest-xdist): a file's tests share a worker, so its
-    module fixtures are built once, and every test of the session-wide `workspace` (a dozen
-    CLI runs) shares one worker, so it is built once too."""
-    for item in items:
-        uses_workspace = "workspace" in getattr(item, "fixturenames", ())
-        group = "workspace" if uses_workspace else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
