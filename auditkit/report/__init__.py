@@ -1,6 +1,7 @@
 """Evidence packs: `write_pack()` renders control results and store records into a folder of
 report.pdf (PDF/A-3u carrying the four CSVs as associated files), report.html, messages.csv,
-decisions.csv, findings.csv, audit_log.csv and a hashed manifest.json, replaced atomically.
+decisions.csv, findings.csv, audit_log.csv, assessment-results.json (OSCAL) and a hashed
+manifest.json, replaced atomically.
 
 The report never recomputes control results: it renders the `results` it is given, plus the
 store records they are about.
@@ -25,11 +26,12 @@ from auditkit.controls.settings import vocabulary_for
 from auditkit.errors import ReportError
 from auditkit.findings import ControlResult, Period
 from auditkit.pack import check_replaceable, staged_pack_dir, write_manifest
-from auditkit.report import csv_export
+from auditkit.report import csv_export, oscal
 from auditkit.report.context import (
     SNAPSHOT_TABLES,
     VOCABULARY_SHOWN,
     build_context,
+    company_name,
     data_as_of,
 )
 from auditkit.report.messages import MessageTable, message_params, selected_message_ids
@@ -47,7 +49,7 @@ FORMATS = ("pdf", "html", "csv")
 PARALLEL_PDF_MESSAGES = 50_000
 PACK_MEMORY_LIMIT = "1GB"
 CSV_FILES = ("messages.csv", "decisions.csv", "findings.csv", "audit_log.csv")
-# What each ledger is: the PDF attachment's /Desc.
+# What each ledger is: the PDF attachment's /Desc and the OSCAL back-matter description.
 CSV_DESCRIPTIONS = {
     "messages.csv": "Every outbound message in scope, one row each.",
     "decisions.csv": "The approve, reject and cancel audit entries joined to their emails.",
@@ -246,6 +248,20 @@ def write_pack(
                 for m in VOCABULARY_SHOWN
             },
         }
+        oscal.write_assessment_results(
+            stage,
+            scope=scope,
+            results=results,
+            company=company_name(store, settings),
+            as_of=as_of,
+            facts={
+                "store-snapshot-digest": snapshot,
+                "control-catalogue-version": version,
+                "tool-version": meta["tool"]["version"],
+                "data-as-of": meta["data_as_of"],
+            },
+            descriptions=CSV_DESCRIPTIONS,
+        )
         digest = write_manifest(stage, meta)
         files = tuple(sorted(p.name for p in stage.iterdir()))
     elapsed = time.perf_counter() - started
