@@ -227,8 +227,9 @@ def write_pack(
                 assert revision is not None
                 append_ledgers(stage / "report.pdf", revision, ledgers, when=as_of)
             logger.info("pack: CSVs attached after %.1fs", time.perf_counter() - started)
+        tool_version, as_of_text = _tool_version(), as_of.strftime("%Y-%m-%dT%H:%M:%S") + "Z"
         meta = {
-            "tool": {"name": "auditkit", "version": _tool_version()},
+            "tool": {"name": "auditkit", "version": tool_version},
             "period": {
                 "label": period.label,
                 "start": period.start.isoformat(),
@@ -237,7 +238,7 @@ def write_pack(
             "parameters": parameters,
             "store_snapshot_digest": snapshot,
             "control_catalogue_version": version,
-            "data_as_of": as_of.strftime("%Y-%m-%dT%H:%M:%S") + "Z",
+            "data_as_of": as_of_text,
             "counts": dict(sorted(counts.items())),
             "controls": {r.id: r.status for r in sorted(results, key=lambda r: r.id)},
             # Waivers that expired or match nothing: a reviewer must see them with the pack.
@@ -257,8 +258,8 @@ def write_pack(
             facts={
                 "store-snapshot-digest": snapshot,
                 "control-catalogue-version": version,
-                "tool-version": meta["tool"]["version"],
-                "data-as-of": meta["data_as_of"],
+                "tool-version": tool_version,
+                "data-as-of": as_of_text,
             },
             descriptions=CSV_DESCRIPTIONS,
         )
