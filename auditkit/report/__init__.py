@@ -1,6 +1,7 @@
 """Evidence packs: `write_pack()` renders control results and store records into a folder of
-report.pdf, report.html, messages.csv, decisions.csv, findings.csv, audit_log.csv and a
-hashed manifest.json, replaced atomically.
+report.pdf (PDF/A-3u carrying the four CSVs as associated files), report.html, messages.csv,
+decisions.csv, findings.csv, audit_log.csv, assessment-results.json (OSCAL) and a hashed
+manifest.json, replaced atomically.
 
 The report never recomputes control results: it renders the `results` it is given, plus the
 store records they are about.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -24,10 +26,17 @@ from auditkit.controls.settings import vocabulary_for
 from auditkit.errors import ReportError
 from auditkit.findings import ControlResult, Period
 from auditkit.pack import check_replaceable, staged_pack_dir, write_manifest
-from auditkit.report import csv_export
-from auditkit.report.context import SNAPSHOT_TABLES, VOCABULARY_SHOWN, build_context, data_as_of
+from auditkit.report import csv_export, oscal
+from auditkit.report.context import (
+    SNAPSHOT_TABLES,
+    VOCABULARY_SHOWN,
+    build_context,
+    company_name,
+    data_as_of,
+)
 from auditkit.report.messages import MessageTable, message_params, selected_message_ids
 from auditkit.report.pdf import render_html, render_pdf
+from auditkit.report.pdf_attach import Revision, append_ledgers, deflate_ledger
 from auditkit.report.results import finding_rows, scoped_results, warning_rows
 from auditkit.report.scope import Scope
 from auditkit.store import Store
@@ -40,6 +49,13 @@ FORMATS = ("pdf", "html", "csv")
 PARALLEL_PDF_MESSAGES = 50_000
 PACK_MEMORY_LIMIT = "1GB"
 CSV_FILES = ("messages.csv", "decisions.csv", "findings.csv", "audit_log.csv")
+# What each ledger is: the PDF attachment's /Desc and the OSCAL back-matter description.
+CSV_DESCRIPTIONS = {
+    "messages.csv": "Every outbound message in scope, one row each.",
+    "decisions.csv": "The approve, reject and cancel audit entries joined to their emails.",
+    "findings.csv": "Every finding, with its full evidence JSON and any waiver.",
+    "audit_log.csv": "The audit-log entries in scope, with their hash-chain position.",
+}
 # Settings that shape what the pack shows; URLs, paths and secrets stay out (see public_dict()).
 PARAMETER_SETTINGS = (
     "company_name",
@@ -153,6 +169,7 @@ def write_pack(
         ExitStack() as background,
     ):
         pdf_job = None
+        revision: Revision | None = None
         logger.info("pack: messages materialised after %.1fs", time.perf_counter() - started)
         if "html" in formats or "pdf" in formats:
             context = build_context(
@@ -192,16 +209,27 @@ def write_pack(
                     )
                     pdf_job = pool.submit(render_pdf, html, stage / "report.pdf", as_of=as_of)
                 else:
-                    render_pdf(html, stage / "report.pdf", as_of=as_of)
+                    revision = render_pdf(html, stage / "report.pdf", as_of=as_of)
         logger.info("pack: HTML ready after %.1fs", time.perf_counter() - started)
         if "csv" in formats:
             counts.update(_write_csvs(store, stage, scope, settings, results, table, vocabulary))
             logger.info("pack: CSV files written after %.1fs", time.perf_counter() - started)
-        if pdf_job is not None:
-            pdf_job.result()  # re-raises the child's ReportError
-            logger.info("pack: PDF rendered after %.1fs", time.perf_counter() - started)
+        if "pdf" in formats:
+            # The CSVs go into the PDF, deflated while a big pack's PDF is still rendering.
+            with tempfile.TemporaryDirectory(prefix=".ledgers-", dir=stage) as scratch:
+                ledgers = [
+                    deflate_ledger(stage / name, Path(scratch), CSV_DESCRIPTIONS[name])
+                    for name in (CSV_FILES if "csv" in formats else ())
+                ]
+                if pdf_job is not None:
+                    revision = pdf_job.result()  # re-raises the child's ReportError
+                    logger.info("pack: PDF rendered after %.1fs", time.perf_counter() - started)
+                assert revision is not None
+                append_ledgers(stage / "report.pdf", revision, ledgers, when=as_of)
+            logger.info("pack: CSVs attached after %.1fs", time.perf_counter() - started)
+        tool_version, as_of_text = _tool_version(), as_of.strftime("%Y-%m-%dT%H:%M:%S") + "Z"
         meta = {
-            "tool": {"name": "auditkit", "version": _tool_version()},
+            "tool": {"name": "auditkit", "version": tool_version},
             "period": {
                 "label": period.label,
                 "start": period.start.isoformat(),
@@ -210,7 +238,7 @@ def write_pack(
             "parameters": parameters,
             "store_snapshot_digest": snapshot,
             "control_catalogue_version": version,
-            "data_as_of": as_of.strftime("%Y-%m-%dT%H:%M:%S") + "Z",
+            "data_as_of": as_of_text,
             "counts": dict(sorted(counts.items())),
             "controls": {r.id: r.status for r in sorted(results, key=lambda r: r.id)},
             # Waivers that expired or match nothing: a reviewer must see them with the pack.
@@ -221,6 +249,20 @@ def write_pack(
                 for m in VOCABULARY_SHOWN
             },
         }
+        oscal.write_assessment_results(
+            stage,
+            scope=scope,
+            results=results,
+            company=company_name(store, settings),
+            as_of=as_of,
+            facts={
+                "store-snapshot-digest": snapshot,
+                "control-catalogue-version": version,
+                "tool-version": tool_version,
+                "data-as-of": as_of_text,
+            },
+            descriptions=CSV_DESCRIPTIONS,
+        )
         digest = write_manifest(stage, meta)
         files = tuple(sorted(p.name for p in stage.iterdir()))
     elapsed = time.perf_counter() - started

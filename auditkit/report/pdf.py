@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,11 +22,15 @@ import jinja2
 from markupsafe import Markup
 
 from auditkit.errors import ReportError
+from auditkit.report.pdf_attach import Revision, revision_of
 
 logger = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STYLESHEET = "report.css"
+# PDF/A-3 allows associated files of any type (the CSV ledgers); "u": all text maps to
+# Unicode, so it can be searched and copied. WeasyPrint adds the sRGB output intent and XMP.
+PDF_VARIANT = "pdf/a-3u"
 
 
 @lru_cache(maxsize=1)
@@ -130,21 +135,31 @@ def _source_date_epoch(as_of: datetime) -> Iterator[None]:
             os.environ["SOURCE_DATE_EPOCH"] = previous
 
 
-def render_pdf(html: str, target: Path, *, as_of: datetime) -> None:
-    """Write the PDF from the same HTML, byte-identical on reruns: creation/modification dates
-    come from the data (the `dcterms.created`/`dcterms.modified` meta in the HTML head, the
-    latest harvest time), embedded font timestamps are pinned to `as_of`, and the file
-    identifier is the content hash."""
+def render_pdf(html: str, target: Path, *, as_of: datetime) -> Revision:
+    """Write the PDF/A-3u from the same HTML, byte-identical on reruns: creation/modification
+    dates come from the data (the `dcterms.created`/`dcterms.modified` meta in the HTML head,
+    the latest harvest time, also in the XMP metadata), embedded font timestamps are pinned
+    to `as_of`, and the file identifier is the content hash. Returns what
+    `pdf_attach.append_ledgers` needs to add the CSVs afterwards."""
     import weasyprint
 
+    rendered: list[Any] = []
     try:
-        with _source_date_epoch(as_of):
+        with _source_date_epoch(as_of), warnings.catch_warnings():
+            # WeasyPrint opens its sRGB profile for the PDF/A output intent and never closes
+            # it (it reads it whole first, so nothing is lost): not ours to report.
+            warnings.filterwarnings(
+                "ignore", r"unclosed file .*sRGB2014\.icc", category=ResourceWarning
+            )
             weasyprint.HTML(
                 string=html, base_url=str(TEMPLATES_DIR), url_fetcher=_pdf_fetcher()
             ).write_pdf(
                 target,
+                pdf_variant=PDF_VARIANT,
                 pdf_identifier=True,
                 uncompressed_pdf=False,
+                finisher=lambda _document, pdf: rendered.append(pdf),
             )
+        return revision_of(rendered[0], target)
     except Exception as exc:  # WeasyPrint raises many types; the pack must fail as a whole
         raise ReportError(f"PDF rendering failed: {exc}") from exc

@@ -57,6 +57,13 @@ def harvest_time_free(name: str, data: bytes) -> bytes:
         manifest = json.loads(text)
         manifest["files"] = [f["path"] for f in manifest["files"]]  # hashes cover masked values
         text = json.dumps(manifest, sort_keys=True)
+    if name == "assessment-results.json":
+        doc = json.loads(text)
+        results = doc["assessment-results"]
+        results["uuid"] = "<content digest>"  # a digest of the content, file hashes included
+        for resource in results["back-matter"]["resources"]:  # as the manifest's files
+            resource["props"] = resource["rlinks"] = "<size and hash of a masked file>"
+        text = json.dumps(doc, sort_keys=True)
     return text.encode()
 
 

@@ -31,6 +31,7 @@ def test_two_runs_give_byte_identical_files(two_packs: tuple[Path, Path]) -> Non
     a, b = two_packs
     names = sorted(p.name for p in a.iterdir())
     assert names == [
+        "assessment-results.json",
         "audit_log.csv",
         "decisions.csv",
         "findings.csv",
