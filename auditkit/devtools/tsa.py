@@ -200,7 +200,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except ValueError:
             self._reply(400, b"not a TimeStampReq\n", "text/plain")
             return
-        self._reply(200, reply.dump(), "application/timestamp-reply")
+        self._reply(200, reply, "application/timestamp-reply")
 
 
 class TsaServer:
@@ -225,18 +225,18 @@ class TsaServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def respond(self, request: tsp.TimeStampReq) -> tsp.TimeStampResp:
+    def respond(self, request: tsp.TimeStampReq) -> bytes:
+        """The DER TimeStampResp for `request` (a refusal in "reject" mode)."""
         if self.mode == "reject":
-            return tsp.TimeStampResp(
-                {
-                    "status": {
-                        "status": "rejection",
-                        "status_string": ["policy says no (test)"],
-                        "fail_info": {"unaccepted_policy"},
-                    }
-                }
-            )
-        return self._stamper.request_tsa_response(request)
+            from auditkit.signing.tsa import TimeStampResponse
+
+            refusal = {
+                "status": "rejection",
+                "status_string": ["policy says no (test)"],
+                "fail_info": {"unaccepted_policy"},
+            }
+            return bytes(TimeStampResponse({"status": refusal}).dump())
+        return bytes(self._stamper.request_tsa_response(request).dump())
 
     @property
     def url(self) -> str:

@@ -38,6 +38,16 @@ REPLY_TYPE = "application/timestamp-reply"
 _MAX_REPLY_BYTES = 1 << 20
 
 
+class TimeStampResponse(core.Sequence):  # type: ignore[misc]
+    """RFC 3161 TimeStampResp. asn1crypto's own `tsp.TimeStampResp` requires the token,
+    which a refusal (RFC 3161 §2.4.2) leaves out, so a TSA's "no" would read as garbage."""
+
+    _fields = [
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
 def utc_text(when: datetime) -> str:
     """ISO 8601 in UTC with a Z, to the second (manifest and verify output)."""
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -146,7 +156,7 @@ def _granted_token(url: str, data: bytes, nonce: int) -> cms.ContentInfo:
         )
 
     try:
-        response = tsp.TimeStampResp.load(data, strict=True)
+        response = TimeStampResponse.load(data, strict=True)
         status = response["status"]
         if status["status"].native != "granted":
             text = "; ".join(status["status_string"].native or []) or "no reason given"
@@ -225,9 +235,9 @@ def load_token(data: bytes) -> cms.ContentInfo:
     """A stored token: a DER TimeStampResp (what `openssl ts -reply` writes) or a bare token
     (`-token_out`). ValueError when it is neither, or a refusal."""
     try:
-        response = tsp.TimeStampResp.load(data, strict=True)
+        response = TimeStampResponse.load(data, strict=True)
         token = response["time_stamp_token"]
-        if response["status"]["status"].native == "granted" and token:
+        if response["status"]["status"].native == "granted" and token.native is not None:
             tst_info(token)
             return token
     except Exception:
