@@ -194,21 +194,28 @@ class Trust:
 
 
 def _certificates_in(path: Path, what: str) -> list[bytes]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
+    """The DER certificates in a PEM bundle or DER file (asn1crypto: a CA bundle may hold
+    a legacy root that cryptography warns about, and only the bytes are needed here)."""
+    from asn1crypto import pem, x509
 
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{what} {path} cannot be read ({exc.strerror})") from None
     try:
-        if b"-----BEGIN" in data:
-            certs = x509.load_pem_x509_certificates(data)
+        if pem.detect(data):
+            ders = [
+                der for kind, _, der in pem.unarmor(data, multiple=True) if kind == "CERTIFICATE"
+            ]
         else:
-            certs = [x509.load_der_x509_certificate(data)]
-    except ValueError:
-        raise ConfigError(f"{what} {path} holds no PEM or DER X.509 certificate") from None
-    return [c.public_bytes(Encoding.DER) for c in certs]
+            ders = [data]
+        for der in ders:
+            x509.Certificate.load(der, strict=True)["tbs_certificate"]["subject"].native  # noqa: B018
+    except Exception:  # asn1crypto raises ValueError, TypeError… for what is not a certificate
+        ders = []
+    if not ders:
+        raise ConfigError(f"{what} {path} holds no PEM or DER X.509 certificate")
+    return ders
 
 
 def load_trust(paths: tuple[Path, ...] | list[Path] = (), system: bool = False) -> Trust:

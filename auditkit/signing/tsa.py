@@ -38,7 +38,7 @@ REPLY_TYPE = "application/timestamp-reply"
 _MAX_REPLY_BYTES = 1 << 20
 
 
-class TimeStampResponse(core.Sequence):  # type: ignore[misc]
+class TimeStampResponse(core.Sequence):
     """RFC 3161 TimeStampResp. asn1crypto's own `tsp.TimeStampResp` requires the token,
     which a refusal (RFC 3161 §2.4.2) leaves out, so a TSA's "no" would read as garbage."""
 

@@ -279,3 +279,9 @@ def test_verifying_an_unsigned_pack_does_not_load_pyhanko(unsigned_pack: Path) -
         timeout=60,
     )
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_the_system_trust_store_does_not_know_a_throwaway_ca(signed_pack: Path) -> None:
+    code, out, _ = verify_cli(signed_pack, "--trust-system")
+    assert code == 7
+    assert "signer NOT trusted by the system trust store (" in out
