@@ -3,10 +3,12 @@
 Order inside `write_pack`, in the staging folder:
 
 1. every file rendered (CSV, HTML, PDF);
-2. `sign_pack`: report.pdf gets a PAdES signature (B-B; B-T with a TSA: the signature
-   carries a signature timestamp) and, with a TSA, a document timestamp. Each is an
-   incremental update appended to the rendered bytes, which stay the file's first revision
-   byte for byte (checked here; the manifest records that revision's length and SHA-256);
+2. `sign_pack`: with a TSA, report.pdf gets a document timestamp over the rendered report;
+   with a key, then a PAdES signature (B-B; B-T with a TSA: the signature carries a
+   signature timestamp) covering the whole file, so nothing can be appended after it
+   unnoticed. Each is an incremental update appended to the rendered bytes, which stay the
+   file's first revision byte for byte (checked here; the manifest records that revision's
+   length and SHA-256);
 3. manifest.json, hashing the signed PDF and recording who signed, the certificate's
    SHA-256 and the timestamps (`sign_pack`'s return value);
 4. `timestamp_manifest`: manifest.json.tsr, the TSA's DER TimeStampResp over manifest.json
@@ -113,6 +115,15 @@ class PackSigner:
         }
         data = unsigned
         try:
+            # The document timestamp first, over the rendered report; then the signature, so
+            # that the signature covers the whole file and nothing can follow it unnoticed
+            # (a signature followed by other revisions needs pyHanko's difference analysis to
+            # vouch for them, which takes minutes on a few hundred pages).
+            if timestamper is not None:
+                stamper = signers.PdfTimeStamper(timestamper, field_name=TIMESTAMP_FIELD)
+                writer = IncrementalPdfFileWriter(io.BytesIO(data))
+                data = bytes(stamper.timestamp_pdf(writer, MD_ALGORITHM).getvalue())
+                record["document_timestamp"] = timestamper.issued[-1].record()
             if self._signer is not None and self.material is not None:
                 data = self._signature(data, timestamper)
                 record.update(
@@ -123,11 +134,6 @@ class PackSigner:
                 )
                 if timestamper is not None:
                     record["signature_timestamp"] = timestamper.issued[-1].record()
-            if timestamper is not None:
-                stamper = signers.PdfTimeStamper(timestamper, field_name=TIMESTAMP_FIELD)
-                writer = IncrementalPdfFileWriter(io.BytesIO(data))
-                data = bytes(stamper.timestamp_pdf(writer, MD_ALGORITHM).getvalue())
-                record["document_timestamp"] = timestamper.issued[-1].record()
         except AuditkitError:
             raise  # the TSA's SourceError, already one line
         except Exception as exc:  # pyHanko: a PDF it cannot update, a signing failure

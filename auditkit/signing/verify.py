@@ -6,10 +6,11 @@ Each signature or token is validated with pyHanko against the trust anchors the 
 intact, signer not checked against a trust anchor". Revocation is not checked (verify
 works offline). A problem names the file it is about:
 
-- report.pdf: a signature or timestamp that does not verify, changes after it other than
-  timestamps and validation data, a signer other than the manifest records, a signature
-  or timestamp the manifest records but the PDF lacks, a first revision that differs from
-  the rendered report, and (trust given) a signer or TSA outside the trust anchors;
+- report.pdf: a signature or timestamp that does not verify, bytes after the newest one
+  (auditkit signs last, so nothing may follow its signature), a signer other than the
+  manifest records, a signature or timestamp the manifest records but the PDF lacks or the
+  reverse, a first revision that differs from the rendered report, and (trust given) a
+  signer or TSA outside the trust anchors;
 - manifest.json.tsr: missing though the manifest records it, not a token, a token whose
   signature does not verify, and (trust given) a TSA outside the trust anchors;
 - manifest.json: changed after it was timestamped (its digest is not the one the token covers).
@@ -27,7 +28,6 @@ from typing import Any
 
 from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko.sign.validation.status import SignatureCoverageLevel, SignatureStatus
@@ -36,7 +36,7 @@ from pyhanko_certvalidator import ValidationContext
 from auditkit.errors import one_line
 from auditkit.signing.keys import certificate_subject
 from auditkit.signing.settings import MANIFEST, MANIFEST_TSR, PDF_NAME, Trust
-from auditkit.signing.sign import SIGNATURE_FIELD
+from auditkit.signing.sign import SIGNATURE_FIELD, TIMESTAMP_FIELD
 from auditkit.signing.tsa import check_integrity, load_token, token_status, tst_info, utc_text
 
 logger = logging.getLogger(__name__)
@@ -128,14 +128,18 @@ def _judge(report: SigningReport, check: dict[str, Any], what: str, party: str) 
         )
 
 
-def _modified(report: SigningReport, what: str, status: Any) -> None:
-    level = status.modification_level
-    if status.coverage not in (
+def _covers(r: SigningReport, what: str, status: Any, last: bool) -> None:
+    """The newest signature or timestamp must cover the whole file; each one a whole
+    revision. (No difference analysis: the manifest pins report.pdf's exact bytes, and the
+    signature is applied last, so nothing may follow it; pyHanko's analysis of what follows
+    a signature takes minutes on a few hundred pages.)"""
+    if last and status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+        r.problem(PDF_NAME, f"changed after its {what}: bytes follow what it signs")
+    elif status.coverage not in (
         SignatureCoverageLevel.ENTIRE_FILE,
         SignatureCoverageLevel.ENTIRE_REVISION,
-    ) or (level is not None and level > ModificationLevel.LTA_UPDATES):
-        name = "unknown" if level is None else level.name.lower()
-        report.problem(PDF_NAME, f"changed after its {what} (modification: {name})")
+    ):
+        r.problem(PDF_NAME, f"its {what} does not cover a whole revision")
 
 
 def _check_pdf(pack_dir: Path, recorded: Any, context: ValidationContext, r: SigningReport) -> None:
@@ -158,19 +162,30 @@ def _check_pdf(pack_dir: Path, recorded: Any, context: ValidationContext, r: Sig
     except Exception as exc:
         r.problem(PDF_NAME, f"cannot be read as a signed PDF ({one_line(str(exc), 160)})")
         return
-    kinds = [str(s.sig_object_type) for s in signatures]
-    if recorded.get("signer") and "/Sig" not in kinds:
-        r.problem(
-            PDF_NAME, f"the manifest records a signature by {recorded['signer']}; it has none"
-        )
-    if recorded.get("document_timestamp") and "/DocTimeStamp" not in kinds:
-        r.problem(PDF_NAME, "the manifest records a document timestamp; it has none")
+    expected = {}  # in the order auditkit applies them
+    if recorded.get("document_timestamp"):
+        expected[TIMESTAMP_FIELD] = "a document timestamp"
+    if recorded.get("signer"):
+        expected[SIGNATURE_FIELD] = f"a signature by {recorded['signer']}"
+    fields = {str(s.field_name) for s in signatures}
+    for name, what in expected.items():
+        if name not in fields:
+            r.problem(PDF_NAME, f"the manifest records {what}; it has none")
+    # What must cover the whole file: auditkit's signature (applied last), else its document
+    # timestamp, else (a manifest that records neither) the newest signature in the file.
+    final = next(iter(reversed(expected)), None)
+    if final is None and signatures:
+        final = max(signatures, key=lambda s: s.signed_revision).field_name
     for sig in signatures:
+        if recorded and sig.field_name not in expected:
+            r.problem(
+                PDF_NAME, f"carries a signature the manifest does not record ({sig.field_name})"
+            )
         try:
             if str(sig.sig_object_type) == "/DocTimeStamp":
-                _doc_timestamp(sig, context, r)
+                _doc_timestamp(sig, context, r, sig.field_name == final)
             else:
-                _signature(sig, recorded, context, r)
+                _signature(sig, recorded, context, r, sig.field_name == final)
         except Exception as exc:  # pyHanko could not evaluate it at all
             r.problem(
                 PDF_NAME,
@@ -180,10 +195,10 @@ def _check_pdf(pack_dir: Path, recorded: Any, context: ValidationContext, r: Sig
 
 
 def _signature(
-    sig: Any, recorded: Mapping[str, Any], context: ValidationContext, r: SigningReport
+    sig: Any, recorded: Mapping[str, Any], context: ValidationContext, r: SigningReport, last: bool
 ) -> None:
     status = validate_pdf_signature(
-        sig, signer_validation_context=context, key_usage_settings=_SIGNER_USAGE
+        sig, signer_validation_context=context, key_usage_settings=_SIGNER_USAGE, skip_diff=True
     )
     cert = status.signing_cert
     when = status.signer_reported_dt
@@ -199,7 +214,7 @@ def _signature(
         **_trust_fields(status, r.trust),
     }
     _judge(r, check, f"signature {sig.field_name}", "signer")
-    _modified(r, f"signature {sig.field_name}", status)
+    _covers(r, f"signature {sig.field_name}", status, last)
     expected = recorded.get("signer_certificate_sha256")
     if sig.field_name == SIGNATURE_FIELD and expected and expected != check["certificate_sha256"]:
         r.problem(PDF_NAME, f"signed by {check['signer']}, not the signer the manifest records")
@@ -218,8 +233,8 @@ def _signature(
         r.problem(PDF_NAME, "the manifest records a signature timestamp; the signature has none")
 
 
-def _doc_timestamp(sig: Any, context: ValidationContext, r: SigningReport) -> None:
-    status = validate_pdf_timestamp(sig, validation_context=context)
+def _doc_timestamp(sig: Any, context: ValidationContext, r: SigningReport, last: bool) -> None:
+    status = validate_pdf_timestamp(sig, validation_context=context, skip_diff=True)
     check = {
         "file": PDF_NAME,
         "kind": "document_timestamp",
@@ -230,7 +245,7 @@ def _doc_timestamp(sig: Any, context: ValidationContext, r: SigningReport) -> No
         **_trust_fields(status, r.trust),
     }
     _judge(r, check, f"document timestamp {sig.field_name}", "TSA")
-    _modified(r, f"document timestamp {sig.field_name}", status)
+    _covers(r, f"document timestamp {sig.field_name}", status, last)
 
 
 def manifest_token_problem(pack_dir: Path, manifest_data: bytes) -> str | None:

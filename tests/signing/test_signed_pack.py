@@ -66,9 +66,9 @@ def test_first_revision_is_the_unsigned_render_byte_for_byte(
     for name in ("messages.csv", "decisions.csv", "findings.csv", "audit_log.csv", "report.html"):
         assert (signed_pack / name).read_bytes() == (unsigned_pack / name).read_bytes(), name
     reader = PdfFileReader(io.BytesIO(signed))
-    assert reader.xrefs.total_revisions == 3  # render, signature, document timestamp
+    assert reader.xrefs.total_revisions == 3  # render, document timestamp, signature (last)
     kinds = {s.field_name: s.signed_revision for s in reader.embedded_signatures}
-    assert kinds == {"auditkit-signature": 1, "auditkit-document-timestamp": 2}
+    assert kinds == {"auditkit-document-timestamp": 1, "auditkit-signature": 2}
 
 
 def test_verify_says_who_signed_and_when_without_claiming_trust(signed_pack: Path) -> None:
@@ -78,14 +78,16 @@ def test_verify_says_who_signed_and_when_without_claiming_trust(signed_pack: Pat
     assert lines[0].startswith("ok: 6 files match manifest.json")
     manifest = json.loads((signed_pack / "manifest.json").read_text(encoding="utf-8"))
     record = manifest["signing"]["pdf"]
-    assert lines[1] == (
+    stamp, signature, signature_stamp, token = lines[1:]
+    assert signature == (
         f"report.pdf: {OUTSIDE} at {record['signed_at']} (PAdES-B-T); "
         "signature intact, signer not checked against a trust anchor"
     )
-    assert f"signature timestamped {record['signature_timestamp']['time']}" in lines[2]
-    assert f"document timestamped {record['document_timestamp']['time']}" in lines[3]
-    assert lines[4].startswith("manifest.json.tsr: manifest.json timestamped ")
-    assert all("TSA not checked against a trust anchor" in line for line in lines[2:5])
+    assert f"report.pdf: document timestamped {record['document_timestamp']['time']}" in stamp
+    assert f"signature timestamped {record['signature_timestamp']['time']}" in signature_stamp
+    assert token.startswith("manifest.json.tsr: manifest.json timestamped ")
+    for line in (stamp, signature_stamp, token):
+        assert "token intact, TSA not checked against a trust anchor" in line
     assert "trusted" not in out.replace("not checked", "")
     assert err == ""  # pyHanko's path-building warnings stay out of the user's way
 
@@ -97,19 +99,19 @@ def test_verify_json_lists_each_signature_and_token(signed_pack: Path) -> None:
     assert body["ok"] is True and body["invalid"] == []
     kinds = [(s["file"], s["kind"], s["trust"]) for s in body["signatures"]]
     assert kinds == [
+        ("report.pdf", "document_timestamp", "not_checked"),
         ("report.pdf", "signature", "not_checked"),
         ("report.pdf", "signature_timestamp", "not_checked"),
-        ("report.pdf", "document_timestamp", "not_checked"),
         ("manifest.json.tsr", "manifest_timestamp", "not_checked"),
     ]
-    assert body["signatures"][0]["signer"].endswith("CN=auditkit test signer")
+    assert body["signatures"][1]["signer"].endswith("CN=auditkit test signer")
     assert all(s["intact"] and s["time"] for s in body["signatures"])
 
 
 def test_verify_with_the_ca_as_trust_anchor_says_trusted(signed_pack: Path, pki: TestPki) -> None:
     code, out, _ = verify_cli(signed_pack, "--trust", str(pki.ca_cert))
     assert code == 0, out
-    signature = out.splitlines()[1]
+    (signature,) = [line for line in out.splitlines() if "signed by" in line]
     anchor = "O=auditkit TEST ONLY,CN=auditkit test CA"
     assert f"signature intact, signer trusted: chains to {anchor}" in signature
     assert str(pki.ca_cert) in signature and "revocation not checked" in signature
@@ -235,12 +237,37 @@ def test_every_byte_of_the_manifest_token_counts(signed_pack: Path) -> None:
     assert missed == []
 
 
-def test_a_removed_token_or_an_unrecorded_signature_is_named(signed_pack: Path) -> None:
+def test_a_removed_token_is_named(signed_pack: Path) -> None:
     (signed_pack / "manifest.json.tsr").unlink()
     result = verify_pack(signed_pack)
     assert result.invalid == (
         "manifest.json.tsr: removed: the manifest records a timestamp over manifest.json",
     )
+
+
+def test_a_revision_appended_after_the_signature_is_named(
+    signed_pack: Path, live_tsa: TsaServer
+) -> None:
+    """Even a well-formed, validly timestamped update: auditkit signs last, so nothing may
+    follow its signature (whatever the manifest says: it may have been rewritten too)."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    pdf = signed_pack / "report.pdf"
+    writer = IncrementalPdfFileWriter(io.BytesIO(pdf.read_bytes()))
+    stamper = signers.PdfTimeStamper(HTTPTimeStamper(live_tsa.url), field_name="later")
+    pdf.write_bytes(stamper.timestamp_pdf(writer, "sha256").getvalue())
+    from auditkit.signing.verify import verify_signing
+
+    manifest = json.loads((signed_pack / "manifest.json").read_text(encoding="utf-8"))
+    data = (signed_pack / "manifest.json").read_bytes()
+    problems = verify_signing(signed_pack, manifest, data, load_trust()).problems
+    assert sorted(problems) == [
+        "report.pdf: carries a signature the manifest does not record (later)",
+        "report.pdf: changed after its signature auditkit-signature: bytes follow what it signs",
+    ]
+    assert verify_pack(signed_pack).altered == ("report.pdf",)
 
 
 def test_timestamp_only_pack(tmp_path: Path, tsa: TsaServer) -> None:
