@@ -7,8 +7,8 @@ Order inside `write_pack`, in the staging folder:
    with a key, then a PAdES signature (B-B; B-T with a TSA: the signature carries a
    signature timestamp) covering the whole file, so nothing can be appended after it
    unnoticed. Each is an incremental update appended to the rendered bytes, which stay the
-   file's first revision byte for byte (checked here; the manifest records that revision's
-   length and SHA-256);
+   file's first revision(s) byte for byte (checked here; the manifest records their length
+   and SHA-256 as `unsigned`);
 3. manifest.json, hashing the signed PDF and recording who signed, the certificate's
    SHA-256 and the timestamps (`sign_pack`'s return value);
 4. `timestamp_manifest`: manifest.json.tsr, the TSA's DER TimeStampResp over manifest.json
@@ -45,6 +45,20 @@ logger = logging.getLogger(__name__)
 SIGNATURE_FIELD = "auditkit-signature"
 TIMESTAMP_FIELD = "auditkit-document-timestamp"
 SIGNING_REASON = "auditkit evidence pack"
+
+
+class _Update(IncrementalPdfFileWriter):
+    """An incremental update that leaves the document's metadata as rendered.
+
+    pyHanko's writer would stamp the signing time as the modification date and rewrite the
+    XMP `pdf:Producer` to "pyHanko …" while appending "; pyHanko …" to the Info dictionary's
+    /Producer: the two then disagree, which PDF/A forbids (ISO 19005-3 §6.6.2.3.1). The
+    signature and timestamps carry their own times; the report's metadata describes the
+    report.
+    """
+
+    def _update_meta(self) -> None:
+        pass
 
 
 class PackSigner:
@@ -108,7 +122,7 @@ class PackSigner:
         timestamper = self._timestamper()
         record: dict[str, Any] = {
             "file": pdf.name,
-            "first_revision": {
+            "unsigned": {  # report.pdf as rendered: the signed file starts with these bytes
                 "bytes": len(unsigned),
                 "sha256": hashlib.sha256(unsigned).hexdigest(),
             },
@@ -121,7 +135,7 @@ class PackSigner:
             # vouch for them, which takes minutes on a few hundred pages).
             if timestamper is not None:
                 stamper = signers.PdfTimeStamper(timestamper, field_name=TIMESTAMP_FIELD)
-                writer = IncrementalPdfFileWriter(io.BytesIO(data))
+                writer = _Update(io.BytesIO(data))
                 data = bytes(stamper.timestamp_pdf(writer, MD_ALGORITHM).getvalue())
                 record["document_timestamp"] = timestamper.issued[-1].record()
             if self._signer is not None and self.material is not None:
@@ -160,7 +174,7 @@ class PackSigner:
             subfilter=SigSeedSubFilter.PADES,
             reason=SIGNING_REASON,
         )
-        writer = IncrementalPdfFileWriter(io.BytesIO(data))
+        writer = _Update(io.BytesIO(data))
         out = signers.PdfSigner(meta, self._signer, timestamper=timestamper).sign_pdf(writer)
         return bytes(out.getvalue())
 

@@ -9,7 +9,7 @@ works offline). A problem names the file it is about:
 - report.pdf: a signature or timestamp that does not verify, bytes after the newest one
   (auditkit signs last, so nothing may follow its signature), a signer other than the
   manifest records, a signature or timestamp the manifest records but the PDF lacks or the
-  reverse, a first revision that differs from the rendered report, and (trust given) a
+  reverse, unsigned bytes that differ from the rendered report, and (trust given) a
   signer or TSA outside the trust anchors;
 - manifest.json.tsr: missing though the manifest records it, not a token, a token whose
   signature does not verify, and (trust given) a TSA outside the trust anchors;
@@ -150,12 +150,12 @@ def _check_pdf(pack_dir: Path, recorded: Any, context: ValidationContext, r: Sig
     data = pdf.read_bytes()
     if not recorded and b"/ByteRange" not in data:
         return  # never signed
-    first = recorded.get("first_revision")
-    if isinstance(first, Mapping) and isinstance(first.get("bytes"), int):
-        head = data[: first["bytes"]]
-        if hashlib.sha256(head).hexdigest() != first.get("sha256"):
+    rendered = recorded.get("unsigned")
+    if isinstance(rendered, Mapping) and isinstance(rendered.get("bytes"), int):
+        head = data[: rendered["bytes"]]
+        if hashlib.sha256(head).hexdigest() != rendered.get("sha256"):
             r.problem(
-                PDF_NAME, "its first revision is not the rendered report the manifest records"
+                PDF_NAME, "its unsigned revisions are not the rendered report the manifest records"
             )
     try:
         signatures = PdfFileReader(io.BytesIO(data), strict=False).embedded_signatures

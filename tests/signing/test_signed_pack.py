@@ -1,4 +1,4 @@
-"""A signed, timestamped pack: what it holds, that its PDF's first revision is the unsigned
+"""A signed, timestamped pack: what it holds, that its PDF's first revision(s) are the unsigned
 render byte for byte, that `verify` reports who signed and when (and claims trust only
 against anchors it was given), that the README's outside-auditkit commands accept it, and
 that changing any file exits 7 naming that file."""
@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -54,28 +55,45 @@ def test_first_revision_is_the_unsigned_render_byte_for_byte(
 ) -> None:
     unsigned = (unsigned_pack / "report.pdf").read_bytes()
     signed = (signed_pack / "report.pdf").read_bytes()
-    assert unsigned.count(b"%%EOF") == 1  # a single-revision render
     first_eof = signed.index(b"%%EOF") + len(b"%%EOF")
-    assert signed[:first_eof] == unsigned[:first_eof]
-    assert signed.startswith(unsigned)  # the trailing newline too: an update only appends
+    assert signed[:first_eof] == unsigned[:first_eof]  # the first revision, to its %%EOF
+    assert unsigned.rstrip().endswith(b"%%EOF")
+    assert signed.startswith(unsigned)  # all of it, trailing newline too: updates only append
     assert len(signed) > len(unsigned)
     manifest = json.loads((signed_pack / "manifest.json").read_text(encoding="utf-8"))
-    first = manifest["signing"]["pdf"]["first_revision"]
+    first = manifest["signing"]["pdf"]["unsigned"]
     assert first == {"bytes": len(unsigned), "sha256": hashlib.sha256(unsigned).hexdigest()}
     # Every other file of the pack is the unsigned pack's, byte for byte.
     for name in ("messages.csv", "decisions.csv", "findings.csv", "audit_log.csv", "report.html"):
         assert (signed_pack / name).read_bytes() == (unsigned_pack / name).read_bytes(), name
+    rendered = PdfFileReader(io.BytesIO(unsigned)).xrefs.total_revisions
     reader = PdfFileReader(io.BytesIO(signed))
-    assert reader.xrefs.total_revisions == 3  # render, document timestamp, signature (last)
+    # The render, then a document timestamp, then the signature (last).
+    assert reader.xrefs.total_revisions == rendered + 2
     kinds = {s.field_name: s.signed_revision for s in reader.embedded_signatures}
-    assert kinds == {"auditkit-document-timestamp": 1, "auditkit-signature": 2}
+    assert kinds == {"auditkit-document-timestamp": rendered, "auditkit-signature": rendered + 1}
+
+
+def test_signing_leaves_the_document_metadata_as_rendered(
+    signed_pack: Path, unsigned_pack: Path
+) -> None:
+    """No signing-time ModDate, no Producer that the XMP and the Info dictionary disagree
+    on (PDF/A requires them to match)."""
+    from pypdf import PdfReader
+
+    before, after = (PdfReader(p / "report.pdf") for p in (unsigned_pack, signed_pack))
+    assert dict(after.metadata or {}) == dict(before.metadata or {})
+    xmp_before, xmp_after = before.xmp_metadata, after.xmp_metadata
+    if xmp_before is not None:
+        assert xmp_after is not None
+        assert xmp_after.stream.get_data() == xmp_before.stream.get_data()
 
 
 def test_verify_says_who_signed_and_when_without_claiming_trust(signed_pack: Path) -> None:
     code, out, err = verify_cli(signed_pack)
     assert code == 0, (out, err)
     lines = out.splitlines()
-    assert lines[0].startswith("ok: 6 files match manifest.json")
+    assert re.match(r"ok: \d+ files match manifest\.json \(sha256 [0-9a-f]{64}\)$", lines[0])
     manifest = json.loads((signed_pack / "manifest.json").read_text(encoding="utf-8"))
     record = manifest["signing"]["pdf"]
     stamp, signature, signature_stamp, token = lines[1:]
@@ -182,7 +200,7 @@ def _flip(path: Path, at: int) -> None:
 @pytest.mark.parametrize(
     ("name", "where"),
     [
-        ("report.pdf", "first revision"),
+        ("report.pdf", "unsigned bytes"),
         ("report.pdf", "signature"),
         ("report.pdf", "last byte"),
         ("manifest.json", "value"),
@@ -196,7 +214,7 @@ def test_changing_any_file_exits_7_naming_it(signed_pack: Path, name: str, where
     path = signed_pack / name
     data = path.read_bytes()
     at = {
-        "first revision": 1000,
+        "unsigned bytes": 1000,
         "signature": data.find(b"/Contents <") + 200,
         "last byte": len(data) - 3,
         "value": data.find(b'"2026Q3"') + 5,
