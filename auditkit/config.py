@@ -5,10 +5,10 @@ and the dotted key. The file is strict: a table or key auditkit does not know is
 with the closest known name, because a typo (`[control]` for `[controls]`) would otherwise
 silently change compliance results (the check itself is `config_keys.reject_unknown`). The
 known keys of each table live next to the code that reads it: here for the tables below, in
-`controls.settings`, `classify`, `controls.waivers` and `vocabulary` for the others, which
-`load` runs too. Secrets (API keys, tokens) are read only from the environment, refused in
-the file, and kept out of repr() and out of `public_dict()`, which is what runs and packs
-record. Nothing here talks to the network or the store.
+`controls.settings`, `classify`, `controls.waivers`, `vocabulary` and `signing.settings`
+for the others, which `load` runs too. Secrets (API keys, tokens) are read only from the
+environment, refused in the file, and kept out of repr() and out of `public_dict()`, which
+is what runs and packs record. Nothing here talks to the network or the store.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ TOP_LEVEL_TABLES = (
     "mailboxes",
     "classification",
     "waivers",
+    "signing",
 )
 MULTIMAIL_KEYS = ("api_url",)
 INTERCOM_KEYS = ("api_url", "region", "version", "app_id", "conversation_tag", "workspaces")
@@ -136,6 +137,7 @@ class Settings:
     mailboxes: Mapping[str, Any] = field(default_factory=dict)
     classification: Mapping[str, Any] = field(default_factory=dict)
     waivers: tuple[Mapping[str, Any], ...] = ()
+    signing: Mapping[str, Any] = field(default_factory=dict)  # [signing]: tsa_url (no keys)
     company_name: str | None = None
     config_file: Path | None = None
 
@@ -146,7 +148,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS:
                 out[f.name + "_set"] = value is not None
-            elif f.name in {"controls", "mailboxes", "classification"}:
+            elif f.name in {"controls", "mailboxes", "classification", "signing"}:
                 out[f.name] = dict(value)
             elif f.name == "waivers":
                 out[f.name] = [dict(w) for w in value]
@@ -355,11 +357,13 @@ def _check_tables_read_elsewhere(settings: Settings, where: str) -> None:
     from auditkit.controls import catalogue
     from auditkit.controls.settings import ControlSettings
     from auditkit.controls.waivers import parse_waivers
+    from auditkit.signing.settings import check_signing_table
 
     try:
         ControlSettings.from_settings(settings)
         ClassificationRules.from_settings(settings)
         parse_waivers(settings.waivers, [c.id for c in catalogue()])
+        check_signing_table(settings.signing)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -457,6 +461,7 @@ def load(
         mailboxes=doc.get("mailboxes", {}),
         classification=doc.get("classification", {}),
         waivers=tuple(waivers),
+        signing=doc.get("signing", {}),
         company_name=_text(company, "name", "company", where),
         config_file=config_file,
     )

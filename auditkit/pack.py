@@ -28,11 +28,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from auditkit.errors import ConfigError, PackVerificationError, ReportError
+from auditkit.signing.settings import MANIFEST_TSR, PDF_NAME, Trust
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "auditkit-evidence-pack/1"
+# MANIFEST_TSR (manifest.json.tsr), the RFC 3161 token over manifest.json in a signed pack,
+# is the manifest's companion: never listed in it, never an "added" file.
 _CHUNK = 1 << 20
 # How many unexpected names a refusal quotes; the rest are counted, so the error stays one line.
 _NAMES_SHOWN = 10
@@ -47,11 +50,12 @@ def file_sha256(path: Path) -> str:
 
 
 def _pack_files(pack_dir: Path) -> list[str]:
-    """Every regular file under the pack (relative POSIX paths), the manifest excluded."""
+    """Every regular file under the pack (relative POSIX paths), the manifest and its
+    timestamp excluded."""
     out = []
     for path in sorted(pack_dir.rglob("*")):
         rel = path.relative_to(pack_dir).as_posix()
-        if rel == MANIFEST_NAME:
+        if rel in (MANIFEST_NAME, MANIFEST_TSR):
             continue
         if path.is_file() or path.is_symlink():
             out.append(rel)
@@ -170,7 +174,7 @@ def check_replaceable(out_dir: Path | str) -> None:
     try:
         try:
             manifest, _ = _read_auditkit_manifest(out_dir)
-            expected = {MANIFEST_NAME, *_manifest_entries(manifest)}
+            expected = {MANIFEST_NAME, MANIFEST_TSR, *_manifest_entries(manifest)}
         except (_NotAPack, ValueError) as exc:
             # Without a manifest auditkit wrote, every file in the folder is someone else's.
             expected = set()
@@ -275,7 +279,8 @@ def _swap_into_place(stage: Path, out_dir: Path) -> None:
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """What `verify_pack` found: files altered, added or removed relative to the manifest."""
+    """What `verify_pack` found: files altered, added or removed relative to the manifest,
+    and, for a signed pack, every signature and timestamp with what is wrong with them."""
 
     pack_dir: Path
     checked: int = 0
@@ -285,10 +290,13 @@ class VerifyResult:
     errors: tuple[str, ...] = ()  # an auditkit manifest whose list of files is damaged
     manifest_sha256: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    invalid: tuple[str, ...] = ()  # "<file>: what is wrong with its signature or timestamp"
+    signatures: tuple[dict[str, Any], ...] = ()  # each signature and token found (signing.verify)
+    signature_lines: tuple[str, ...] = ()  # the same, one human line each
 
     @property
     def ok(self) -> bool:
-        return not (self.altered or self.added or self.removed or self.errors)
+        return not (self.altered or self.added or self.removed or self.errors or self.invalid)
 
     def problems(self) -> list[str]:
         return (
@@ -296,6 +304,7 @@ class VerifyResult:
             + [f"altered: {p}" for p in self.altered]
             + [f"added: {p}" for p in self.added]
             + [f"removed: {p}" for p in self.removed]
+            + [f"invalid: {p}" for p in self.invalid]
         )
 
     def summary(self) -> str:
@@ -307,6 +316,7 @@ class VerifyResult:
                 ("altered", self.altered),
                 ("added", self.added),
                 ("removed", self.removed),
+                ("signature or timestamp problem(s)", self.invalid),
             )
             if paths
         ]
@@ -323,6 +333,8 @@ class VerifyResult:
             "added": list(self.added),
             "removed": list(self.removed),
             "errors": list(self.errors),
+            "invalid": list(self.invalid),
+            "signatures": list(self.signatures),
             "manifest_sha256": self.manifest_sha256,
             "period": self.meta.get("period"),
             "store_snapshot_digest": self.meta.get("store_snapshot_digest"),
@@ -340,13 +352,28 @@ class VerifyResult:
         )
 
 
-def verify_pack(pack_dir: Path | str) -> VerifyResult:
-    """Re-hash every file and compare with manifest.json. Never raises for a mismatch: the
-    result names every altered, added and removed file (`raise_for_problems()` to raise).
+def _is_signed(pack_dir: Path, meta: Mapping[str, Any]) -> bool:
+    """Whether there is a signature or timestamp to check (cheap: no PDF parsing)."""
+    if meta.get("signing") or (pack_dir / MANIFEST_TSR).exists():
+        return True
+    pdf = pack_dir / PDF_NAME
+    if not pdf.is_file():
+        return False
+    with pdf.open("rb") as fh:  # a signature dictionary's /ByteRange, in the last revisions
+        fh.seek(max(0, pdf.stat().st_size - (1 << 20)))
+        return b"/ByteRange" in fh.read()
+
+
+def verify_pack(pack_dir: Path | str, *, trust: Trust | None = None) -> VerifyResult:
+    """Re-hash every file and compare with manifest.json; for a signed pack also check
+    report.pdf's signatures and timestamps and manifest.json.tsr (`signing.verify`), against
+    `trust` when given. Never raises for a mismatch: the result names every altered, added,
+    removed and invalid file (`raise_for_problems()` to raise).
 
     A path that is not a pack at all (missing, not a folder, no manifest.json, or a
     manifest.json auditkit did not write) raises ConfigError: that is a wrong argument,
-    not evidence of tampering (exit 3, not 7).
+    not evidence of tampering (exit 3, not 7). A manifest.json that no longer reads as
+    auditkit's but that manifest.json.tsr shows was changed is tampering (exit 7).
     """
     pack_dir = Path(pack_dir)
     if not pack_dir.is_dir():
@@ -355,6 +382,8 @@ def verify_pack(pack_dir: Path | str) -> VerifyResult:
     try:
         manifest, data = _read_auditkit_manifest(pack_dir)
     except _NotAPack as exc:
+        if (changed := _timestamped_manifest_changed(pack_dir)) is not None:
+            return VerifyResult(pack_dir, errors=(changed,))
         raise ConfigError(f"{pack_dir} is not an evidence pack: {exc}") from exc
     digest = hashlib.sha256(data).hexdigest()
     meta = {k: v for k, v in manifest.items() if k != "files"}
@@ -374,6 +403,16 @@ def verify_pack(pack_dir: Path | str) -> VerifyResult:
         elif path.stat().st_size != entry.get("size") or file_sha256(path) != entry.get("sha256"):
             altered.append(rel)
     added = [rel for rel in _pack_files(pack_dir) if rel not in entries]
+    signing: dict[str, Any] = {}
+    if _is_signed(pack_dir, meta) or (trust is not None and trust.given):
+        from auditkit.signing.verify import verify_signing  # imports pyHanko (~1 s)
+
+        report = verify_signing(pack_dir, meta, data, trust or Trust())
+        signing = {
+            "invalid": tuple(report.problems),
+            "signatures": tuple(report.checks),
+            "signature_lines": tuple(report.lines()),
+        }
     result = VerifyResult(
         pack_dir,
         checked=len(entries),
@@ -382,6 +421,7 @@ def verify_pack(pack_dir: Path | str) -> VerifyResult:
         removed=tuple(removed),
         manifest_sha256=digest,
         meta=meta,
+        **signing,
     )
     # Counts only: the caller shows the differences (logging them too would repeat them at -v).
     logger.info(
@@ -390,3 +430,17 @@ def verify_pack(pack_dir: Path | str) -> VerifyResult:
         "ok" if result.ok else f"{len(result.problems())} difference(s)",
     )
     return result
+
+
+def _timestamped_manifest_changed(pack_dir: Path) -> str | None:
+    """For a manifest.json that no longer reads as auditkit's: the problem, when
+    manifest.json.tsr holds a valid token over other bytes (so the manifest was changed)."""
+    if not (pack_dir / MANIFEST_TSR).is_file() or not (pack_dir / MANIFEST_NAME).is_file():
+        return None
+    from auditkit.signing.verify import manifest_token_problem
+
+    try:
+        data = (pack_dir / MANIFEST_NAME).read_bytes()
+    except OSError:
+        return None
+    return manifest_token_problem(pack_dir, data)

@@ -12,13 +12,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditkit.config import Settings
 from auditkit.errors import ConfigError, UsageError
 from auditkit.findings import ControlResult, Period, failing_controls, inconclusive_controls
 from auditkit.runlock import run_lock
 from auditkit.store import Store
+
+if TYPE_CHECKING:
+    from auditkit.signing.sign import PackSigner
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +73,7 @@ def run_pipeline(
     archive_paths: Sequence[Path] = (),
     archive_keys: Path | None = None,
     log: Callable[[str], None] = logger.info,
+    signer: PackSigner | None = None,
 ) -> PipelineResult:
     """Harvest, check and write the pack for `period` into `out_dir` (replaced atomically).
 
@@ -78,6 +82,8 @@ def run_pipeline(
     `archive_paths` (.eml / mbox / Maildir, e.g. a journal export) are verified after the
     harvests, as `auditkit harvest-archive` does: offline against the pinned keys in
     `archive_keys`, else against live DNS. The archive feeds ID-001..ID-003.
+    `signer` (loaded, so checked, by the caller before this runs) signs and timestamps
+    the pack.
     """
     from auditkit.archive import harvest_archive
     from auditkit.controls import outbound_in_period, run_controls
@@ -136,7 +142,15 @@ def run_pipeline(
         log(f"check: {len(result.controls)} controls, {len(failing)} with open findings")
 
         t0 = time.perf_counter()
-        write_pack(store, settings, period, out_dir, results=result.controls, vocabulary=vocabulary)
+        write_pack(
+            store,
+            settings,
+            period,
+            out_dir,
+            results=result.controls,
+            vocabulary=vocabulary,
+            signer=signer,
+        )
         result.seconds["report"] = time.perf_counter() - t0
         log(f"report: evidence pack written to {out_dir}")
     return result
@@ -151,8 +165,10 @@ def build_pack(
     recipient: str | None = None,
     sample_size: int = 25,
     seed: int = 42,
+    signer: PackSigner | None = None,
 ) -> dict[str, object]:
-    """Check `period` (or just the chosen messages / one recipient's) and write the pack.
+    """Check `period` (or just the chosen messages / one recipient's) and write the pack,
+    signed and timestamped by `signer` when given.
 
     Returns the pack summary the CLI prints (`PackResult.to_dict()` plus the period).
     """
@@ -184,6 +200,7 @@ def build_pack(
             sample_size=sample_size,
             seed=seed,
             vocabulary=vocabulary,
+            signer=signer,
         )
     return pack.to_dict() | {"period": period.label}
 

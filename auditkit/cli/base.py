@@ -144,7 +144,9 @@ def configure_logging(verbose: int, log_format: str = "text") -> None:
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
     # WeasyPrint warns on every render that it falls back to fontTools for font subsetting
     # (no HarfBuzz-Subset on Debian 12); that is not the user's problem, so only -vv shows it.
-    for renderer in ("weasyprint", "fontTools"):
+    # pyHanko logs a warning with a traceback for every signer it cannot chain to a trust
+    # anchor; `verify` says that itself, in one line.
+    for renderer in ("weasyprint", "fontTools", "pyhanko", "pyhanko_certvalidator"):
         logging.getLogger(renderer).setLevel(logging.DEBUG if verbose >= 2 else logging.ERROR)
 
 

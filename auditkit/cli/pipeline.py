@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,6 +20,7 @@ from auditkit.cli.base import (
     period_option,
     store_options,
 )
+from auditkit.cli.signing import load_pack_signer, signing_flags
 from auditkit.controls import nothing_checked
 from auditkit.errors import ConfigError, NothingToDoError, SourceError
 from auditkit.findings import parse_period, verdict_exit_code
@@ -96,6 +98,7 @@ def _require_complete_harvest(result: PipelineResult) -> None:
     help="Verify the archive offline against these pinned DKIM keys "
     "(harvest-archive --keys format) instead of live DNS.",
 )
+@signing_flags
 @store_options
 @json_option
 def run(
@@ -108,6 +111,7 @@ def run(
     db_path: Path | None,
     config_file: Path | None,
     as_json: bool,
+    **signing: Any,
 ) -> None:
     """Harvest, check and report in one process, for cron and systemd timers.
 
@@ -119,7 +123,8 @@ def run(
     Exit codes: 0 compliant, 10 controls failed, 11 none failed but one was inconclusive,
     9 no outbound mail in the period (the pack is written; nothing was checked), 3-8 the
     tool failed (see README); a harvest that could not reach every source exits 4 after
-    writing the pack.
+    writing the pack. With --sign-key / --tsa-url the pack is signed and timestamped as
+    `report` does: a bad key exits 3 before the harvest, a failing TSA 4 without a pack.
 
     \b
     Examples:
@@ -131,6 +136,7 @@ def run(
     if keys_file is not None and not archive_paths:
         raise ConfigError("--keys needs at least one --archive PATH")
     settings = load_settings(config_file, db_path=db_path)
+    signer = load_pack_signer(settings, **signing)  # a bad key fails before the harvest
     p = parse_period(period)
     result = run_pipeline(
         settings,
@@ -140,6 +146,7 @@ def run(
         archive_paths=archive_paths,
         archive_keys=keys_file,
         log=_stage_logger(quiet=not sys.stderr.isatty()),
+        signer=signer,
     )
     _print_result(result, fail_on, as_json)
     _require_complete_harvest(result)

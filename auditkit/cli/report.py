@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,6 +15,7 @@ from auditkit.cli.base import (
     period_option,
     store_options,
 )
+from auditkit.cli.signing import load_pack_signer, signing_flags
 from auditkit.errors import UsageError
 from auditkit.findings import parse_period
 from auditkit.pipeline import build_pack, selection_period
@@ -48,6 +50,15 @@ def _echo_pack(summary: dict[str, object]) -> None:
     click.echo(f"pack:     {summary['pack']} ({summary['period']})")
     click.echo(f"messages: {counts.get('messages', 0):,}   findings: {counts.get('findings', 0):,}")
     click.echo(f"manifest: sha256 {summary['manifest_sha256']}")
+    signing = summary.get("signing") or {}
+    assert isinstance(signing, dict)
+    pdf = signing.get("pdf") or {}
+    if pdf.get("signer"):
+        click.echo(f"signed:   {pdf['file']} by {pdf['signer']} ({pdf['profile']})")
+    if stamp := pdf.get("document_timestamp"):
+        click.echo(f"timestamp: {pdf['file']} at {stamp['time']} by {stamp['tsa']}")
+    if signing.get("manifest_timestamp"):
+        click.echo(f"timestamp: manifest.json, in {signing['manifest_timestamp']['file']}")
     click.echo(f"check it: auditkit verify {summary['pack']}")
 
 
@@ -56,6 +67,7 @@ def _echo_pack(summary: dict[str, object]) -> None:
 @OUT_OPTION
 @SAMPLE_OPTION
 @SEED_OPTION
+@signing_flags
 @store_options
 @json_option
 def report(
@@ -66,22 +78,34 @@ def report(
     db_path: Path | None,
     config_file: Path | None,
     as_json: bool,
+    **signing: Any,
 ) -> None:
     """Write the evidence pack for a period from the store (no network).
 
     Runs the controls over the period, then writes report.pdf, report.html, messages.csv
     (every outbound message), decisions.csv, findings.csv, audit_log.csv and manifest.json.
-    Same store and options give byte-identical files.
+    Same store and options give byte-identical files. With --sign-key, report.pdf is signed
+    (PAdES) as an update appended to those bytes; with --tsa-url, the signature, report.pdf
+    and manifest.json (manifest.json.tsr) are timestamped. A bad key or certificate exits 3
+    before any work; a TSA that fails exits 4 and leaves any previous pack as it was.
 
     \b
     Examples:
       auditkit report --period 2026Q3 --out reports/2026Q3
       auditkit report --period last-quarter --out /srv/evidence/q --sample-size 50 --seed 7
       auditkit report --period 2026-08 --out reports/aug --json
+      auditkit report --period 2026Q3 --out reports/2026Q3 --sign-key key.pem \\
+          --sign-cert cert.pem --tsa-url http://tsa.example/tsr
     """
     settings = load_settings(config_file, db_path=db_path)
+    signer = load_pack_signer(settings, **signing)  # a bad key fails here, before any work
     summary = build_pack(
-        settings, parse_period(period), out_dir, sample_size=sample_size, seed=seed
+        settings,
+        parse_period(period),
+        out_dir,
+        sample_size=sample_size,
+        seed=seed,
+        signer=signer,
     )
     if as_json:
         echo_json(summary)
@@ -102,6 +126,7 @@ def report(
 @OUT_OPTION
 @SAMPLE_OPTION
 @SEED_OPTION
+@signing_flags
 @store_options
 @json_option
 def evidence(
@@ -114,6 +139,7 @@ def evidence(
     db_path: Path | None,
     config_file: Path | None,
     as_json: bool,
+    **signing: Any,
 ) -> None:
     """Write an evidence pack for chosen messages, or for everything sent to one person.
 
@@ -135,6 +161,7 @@ def evidence(
             "--period only applies with --recipient; message ids select exactly those messages"
         )
     settings = load_settings(config_file, db_path=db_path)
+    signer = load_pack_signer(settings, **signing)  # a bad key fails here, before any work
     p = (
         parse_period(period)
         if period
@@ -148,6 +175,7 @@ def evidence(
         recipient=recipient,
         sample_size=sample_size,
         seed=seed,
+        signer=signer,
     )
     if as_json:
         echo_json(summary)
@@ -157,23 +185,40 @@ def evidence(
 
 @cli.command()
 @click.argument("pack_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--trust",
+    "trust_files",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Trust anchors (PEM bundle or DER certificate) for the signer and TSAs; repeatable. "
+    "Without --trust or --trust-system, signatures are checked for integrity only.",
+)
+@click.option("--trust-system", is_flag=True, help="Also trust the system's CA bundle (TLS roots).")
 @json_option
-def verify(pack_dir: Path, as_json: bool) -> None:
-    """Check every file of a pack against its manifest.json (exit 7 on any difference).
+def verify(
+    pack_dir: Path, trust_files: tuple[Path, ...], trust_system: bool, as_json: bool
+) -> None:
+    """Check every file of a pack against its manifest.json, and its signatures and
+    timestamps when it has them (exit 7 on any difference).
 
     Names each file altered, added or removed since the pack was written, once, on stdout
-    (with --json, in the JSON document). A path that is not a pack at all, with no
-    manifest.json or one auditkit did not write, exits 3 (a missing path exits 2): only a
-    real pack that changed exits 7.
+    (with --json, in the JSON document). In a signed pack it also checks report.pdf's
+    signature and timestamps and manifest.json.tsr, and says who signed and when; with
+    --trust it also checks that the signer and the TSA chain to those anchors (offline:
+    revocation is not checked), without it it claims integrity only. A path that is not
+    a pack at all, with no manifest.json or one auditkit did not write, exits 3 (a missing
+    path exits 2): only a real pack that changed exits 7.
 
     \b
     Examples:
       auditkit verify reports/2026Q3
       auditkit verify reports/2026Q3 --json
+      auditkit verify reports/2026Q3 --trust our-ca.pem
     """
     from auditkit.pack import verify_pack
+    from auditkit.signing.settings import load_trust
 
-    result = verify_pack(pack_dir)
+    result = verify_pack(pack_dir, trust=load_trust(trust_files, trust_system))
     if as_json:
         echo_json(result.to_dict())
     elif result.ok:
@@ -183,5 +228,8 @@ def verify(pack_dir: Path, as_json: bool) -> None:
     else:
         for problem in result.problems():
             click.echo(problem)
+    if not as_json:  # who signed and when, also beside the problems: that is the context
+        for line in result.signature_lines:
+            click.echo(line)
     # The differences are on stdout now; the error line the CLI prints carries only counts.
     result.raise_for_problems(name_files=False)

@@ -11,6 +11,8 @@ benchmarks do.
 | `archive_sample.py` | DKIM-signed sent-mail archive of the sample, with planted cases |
 | `dialects/` | the sample rendered in other MultiMail dialects (same facts, other words) |
 | `sandbox/` | local MultiMail + Intercom API double on 127.0.0.1, with fault injection |
+| `tsa.py` | local RFC 3161 time-stamping authority with throwaway certificates (tests, demo) |
+| `demo_signing/` | a TEST-ONLY signing key and certificates for the demo: never for real evidence |
 """
 
 from __future__ import annotations

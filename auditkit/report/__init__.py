@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditkit.config import Settings
 from auditkit.controls.settings import vocabulary_for
@@ -41,6 +41,9 @@ from auditkit.report.results import finding_rows, scoped_results, warning_rows
 from auditkit.report.scope import Scope
 from auditkit.store import Store
 from auditkit.vocabulary import Vocabulary
+
+if TYPE_CHECKING:  # pyHanko costs a second to import; only signing commands load it
+    from auditkit.signing.sign import PackSigner
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,7 @@ class PackResult:
     files: tuple[str, ...]
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    signing: dict[str, Any] = field(default_factory=dict)  # the manifest's, when signed
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,7 +89,7 @@ class PackResult:
             "files": list(self.files),
             "counts": self.counts,
             "seconds": round(self.seconds, 3),
-        }
+        } | ({"signing": self.signing} if self.signing else {})
 
 
 def catalogue_version(default: str = "unversioned") -> str:
@@ -110,6 +114,7 @@ def write_pack(
     formats: Sequence[str] = FORMATS,
     max_flagged_pages: int | None = None,
     vocabulary: Vocabulary | None = None,
+    signer: PackSigner | None = None,
 ) -> PackResult:
     """Write the evidence pack for `period` (or the given messages / recipient) into `out_dir`.
 
@@ -122,6 +127,9 @@ def write_pack(
     The PDF shows every finding, evidence pages for up to `max_flagged_pages` flagged
     messages (default MAX_FLAGGED_MESSAGE_PAGES) plus `sample_size` messages drawn with
     `seed`; the CSVs hold every message.
+    `signer` signs and timestamps report.pdf once every file is rendered, before the
+    manifest hashes it, then timestamps the manifest (manifest.json.tsr); a TSA failure
+    (SourceError) leaves any previous pack untouched, like any other failure.
     """
     started = time.perf_counter()
     unknown = set(formats) - set(FORMATS)
@@ -131,6 +139,8 @@ def write_pack(
         )
     if sample_size < 0:
         raise ReportError("sample size must be 0 or more")
+    if signer is not None and signer.material is not None and "pdf" not in formats:
+        raise ReportError("a signing key was given, but this pack has no report.pdf to sign")
     # Fail fast: a folder holding files auditkit did not write is refused before the store
     # is read (staged_pack_dir checks again on entry and right before the rename).
     check_replaceable(Path(out_dir))
@@ -249,6 +259,9 @@ def write_pack(
                 for m in VOCABULARY_SHOWN
             },
         }
+        if signer is not None:
+            meta["signing"] = signer.sign_pack(stage)
+            logger.info("pack: signed after %.1fs", time.perf_counter() - started)
         oscal.write_assessment_results(
             stage,
             scope=scope,
@@ -264,10 +277,15 @@ def write_pack(
             descriptions=CSV_DESCRIPTIONS,
         )
         digest = write_manifest(stage, meta)
+        if signer is not None:
+            signer.timestamp_manifest(stage)
         files = tuple(sorted(p.name for p in stage.iterdir()))
     elapsed = time.perf_counter() - started
     logger.info("pack %s written in %.1fs (%s)", out_dir, elapsed, ", ".join(files))
-    return PackResult(Path(out_dir), digest, files, counts, elapsed)
+    signing = meta.get("signing")
+    return PackResult(
+        Path(out_dir), digest, files, counts, elapsed, signing if isinstance(signing, dict) else {}
+    )
 
 
 @contextmanager

@@ -19,6 +19,8 @@ import pytest
 from tests.conftest import IC_TOKEN, MM_KEY, SAMPLE_DATA
 
 CONFIG = SAMPLE_DATA / "auditkit.toml"
+# The signing key's password (the key itself is made per session: see Workspace.pki).
+SIGNING_PASSWORD = "SECRET_sign1ng_pw_do_not_leak_0e8d"
 # The shape of the throw-away keys `demo` invents per process (secrets.token_hex(12)).
 DEMO_SECRET_RE = re.compile(rb"(mm|ic)_test_[0-9a-f]{24}")
 
@@ -107,6 +109,11 @@ class Workspace:
         self.evidence = root / "evidence"
         self.demo = root / "demo" / "pack"
         self.outputs: dict[str, subprocess.CompletedProcess[str]] = {}
+        # A throwaway signer whose key is encrypted with SIGNING_PASSWORD; report, evidence
+        # and run sign with it (flags, env, the password from three kinds of place).
+        from auditkit.devtools.tsa import make_test_pki
+
+        self.pki = make_test_pki(root / "pki", key_password=SIGNING_PASSWORD)
 
     def cli(self, label: str, args: list[str], env: Mapping[str, str], *ok: int) -> None:
         done = run_cli(args, env)
@@ -125,8 +132,14 @@ class Workspace:
 @pytest.fixture(scope="session")
 def workspace(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     """harvest, check, report, evidence, status, run and demo at -vv (text and JSON logs),
-    plus a refused key and a few 503s so the error and retry paths log too."""
+    plus a refused key and a few 503s so the error and retry paths log too; report,
+    evidence and run sign their packs (report and evidence through a local TSA), and a
+    wrong signing password fails, with and without --debug."""
+    from auditkit.devtools.tsa import TsaServer
+
     ws = Workspace(tmp_path_factory.mktemp("workspace"))
+    password_file = ws.root / "signing-password"
+    password_file.write_text(SIGNING_PASSWORD + "\n", encoding="utf-8")
     config = ["--config", str(CONFIG)]
     first_outbound = next(
         rec["id"]
@@ -135,7 +148,11 @@ def workspace(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         )
         if rec.get("direction") == "outbound"
     )
-    with running_sandbox(small_dataset) as server:
+    key, cert = ["--sign-key", str(ws.pki.signer_key)], ["--sign-cert", str(ws.pki.signer_cert)]
+    with (
+        running_sandbox(small_dataset) as server,
+        TsaServer(ws.pki.tsa_cert, ws.pki.tsa_key) as tsa,
+    ):
         env = sandbox_env(server)
         server.faults.add(r"/v1/emails/", "503", times=2, retry_after="0")  # type: ignore[attr-defined]
         ws.cli("harvest", ["-vv", "harvest", *config, "--db", str(ws.db), "--json"], env)
@@ -157,8 +174,12 @@ def workspace(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                 "2026Q3",
                 "--out",
                 str(ws.report),
+                *key,
+                *cert,
+                "--tsa-url",
+                tsa.url,
             ],
-            env,
+            {**env, "AUDITKIT_SIGNING_KEY_PASSWORD": SIGNING_PASSWORD},
         )
         ws.cli(
             "evidence",
@@ -174,15 +195,44 @@ def workspace(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
                 "--out",
                 str(ws.evidence),
             ],
-            env,
+            {
+                **env,
+                "AUDITKIT_SIGNING_KEY_FILE": str(ws.pki.signer_key),
+                "AUDITKIT_SIGNING_CERT_FILE": str(ws.pki.signer_cert),
+                "AUDITKIT_SIGNING_KEY_PASSWORD_FILE": str(password_file),
+                "AUDITKIT_TSA_URL": tsa.url,
+            },
         )
         ws.cli("status", ["-vv", "status", *config, "--db", str(ws.db), "--json"], env)
         ws.cli(
             "run",
-            ["-vv", "--log-format", "json", *run_args(ws.run_db, ws.out_root), "--json"],
-            env,
+            [
+                "-vv",
+                "--log-format",
+                "json",
+                *run_args(ws.run_db, ws.out_root, "--sign-key-password-env", "PACK_PW"),
+                "--json",
+            ],
+            {
+                **env,
+                "AUDITKIT_SIGNING_KEY_FILE": str(ws.pki.signer_key),
+                "AUDITKIT_SIGNING_CERT_FILE": str(ws.pki.signer_cert),
+                "PACK_PW": SIGNING_PASSWORD,
+            },
             10,
         )
+        wrong = {**env, "AUDITKIT_SIGNING_KEY_PASSWORD": SIGNING_PASSWORD[::-1]}
+        for label, debug in (
+            ("report-wrong-password", []),
+            ("report-wrong-password-debug", ["--debug"]),
+        ):
+            ws.cli(
+                label,
+                ["-vv", *debug, "report", *config, "--db", str(ws.db), "--period", "2026Q3"]
+                + ["--out", str(ws.root / "never"), *key, *cert],
+                wrong,
+                1 if debug else 3,
+            )
         refused = {**env, "MULTIMAIL_API_KEY": MM_KEY[::-1] + "_wrong_" + MM_KEY}
         ws.cli(
             "harvest-refused",
