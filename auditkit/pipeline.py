@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditkit.config import Settings
 from auditkit.errors import ConfigError, UsageError
+from auditkit.evidence_sql import addressed_to_sql
 from auditkit.findings import ControlResult, Period, failing_controls, inconclusive_controls
 from auditkit.runlock import run_lock
 from auditkit.store import Store
@@ -233,9 +234,8 @@ def selection_period(
         else:
             row = store.con.execute(
                 "SELECT min(created_at), max(created_at), count(*) FROM multimail_emails "
-                "WHERE direction = 'outbound' AND len(list_filter("
-                "coalesce(to_addresses, []) || coalesce(cc_addresses, []), "
-                "lambda a: lower(trim(a)) = $r OR lower(a) LIKE '%<' || $r || '>')) > 0",
+                "WHERE direction = 'outbound' AND "
+                + addressed_to_sql("to_addresses", "cc_addresses", "$r"),
                 {"r": (recipient or "").strip().lower()},
             ).fetchall()[0]
             what = f"recipient {recipient}"
