@@ -383,11 +383,6 @@ def served_since(server: Any, mark: int) -> list[Any]:
     return server.requests.snapshot()[mark:]
 
 
-# A hold: the matching requests (retries included) get no answer until the server stops, so
-# the harvest cannot get past them however fast or slow the machine is.
-HOLD = {"kind": "timeout", "times": 100_000, "seconds": 3600.0}
-
-
 class KillPoint(NamedTuple):
     name: str
     hold: str  # path regex of the requests held, so the run stops in place
@@ -445,7 +440,7 @@ def test_sigkill_at_several_points_then_rerun_equals_a_clean_run(
     try:
         after_kill = []
         for point in kill_points(small_sample):
-            server.faults.add(point.hold, **HOLD)
+            server.faults.hold(point.hold)
             mark = len(server.requests)
             proc = start_harvest(server, db)
             lines: list[str] = []

@@ -181,10 +181,9 @@ def killed_runs(
     previous_bytes = pack_files(runs.pack)
     with running_sandbox(small_dataset) as server:
         env = sandbox_env(server)
-        # The harvest kills wait on requests the sandbox holds unanswered (retries too) until
-        # they are released, so the run cannot get past them on any machine. The report
+        # The harvest kills wait on requests the sandbox holds unanswered (faults.hold), so
+        # the run cannot get past them on any machine. The report
         # kill waits for the pack's staging folder, which exists for the whole PDF render.
-        hold = {"kind": "timeout", "times": 100_000, "seconds": 3600.0}
         kill_points: list[tuple[str, str | None, Callable[[], bool]]] = [
             (
                 "harvest: read_email details held",
@@ -201,7 +200,7 @@ def killed_runs(
         for label, held, reached in kill_points:
             server.requests.clear()
             if held is not None:
-                server.faults.add(held, **hold)
+                server.faults.hold(held)
             proc = subprocess.Popen(
                 auditkit_argv(*run_args(db, out_root)),
                 env=env,

@@ -7,6 +7,9 @@ import threading
 from dataclasses import dataclass
 
 FAULT_KINDS = frozenset({"429", "500", "502", "503", "drop", "malformed", "timeout"})
+# A hold: more requests than any run makes, each kept waiting longer than any test lasts.
+HOLD_TIMES = 100_000
+HOLD_SECONDS = 3600.0
 
 
 @dataclass
@@ -45,6 +48,12 @@ class FaultPlan:
             raise ValueError("times must be at least 1")
         with self._lock:
             self._faults.append(Fault(re.compile(path_regex), kind, times, retry_after, seconds))
+
+    def hold(self, path_regex: str) -> None:
+        """Leave every matching request (retries included) unanswered until the server
+        stops, so a run cannot get past it however fast or slow the machine; `clear()` lets
+        later requests through."""
+        self.add(path_regex, "timeout", times=HOLD_TIMES, seconds=HOLD_SECONDS)
 
     def take(self, path: str) -> Fault | None:
         with self._lock:
