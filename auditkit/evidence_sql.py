@@ -43,11 +43,13 @@ def recipient_address_sql(value: str) -> str:
 
 
 def addressed_to_sql(to_addresses: str, cc_addresses: str, recipient: str) -> str:
-    """SQL true when an email's To or Cc names `recipient` (a lower-cased bare address):
-    a bare address equal to it, or "Name <recipient>". Used to select a recipient's pack."""
+    """SQL true when an email's To or Cc names `recipient` (a lower-cased bare address).
+    Each value is reduced by `recipient_address_sql`, the rule the opt-out and header
+    controls use, so a recipient's pack holds exactly the mail those controls attribute to
+    that recipient, whatever the rendering ("a@b", "Name <a@b>", "Name < A@B >")."""
     return (
         f"len(list_filter(coalesce({to_addresses}, []) || coalesce({cc_addresses}, []), "
-        f"lambda a: lower(trim(a)) = {recipient} OR lower(a) LIKE '%<' || {recipient} || '>')) > 0"
+        f"lambda a: {recipient_address_sql('a')} = {recipient})) > 0"
     )
 
 
