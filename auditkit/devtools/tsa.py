@@ -29,6 +29,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from auditkit.signing.keys import TEST_ONLY_ORGANISATION
+
 DEMO_SIGNING = Path(__file__).resolve().parent / "demo_signing"
 TsaMode = Literal["ok", "garbage", "reject", "error"]
 
@@ -58,11 +60,11 @@ def demo_pki() -> TestPki:
     )
 
 
-def _name(common_name: str) -> x509.Name:
+def _name(common_name: str, organisation: str = TEST_ONLY_ORGANISATION) -> x509.Name:
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "auditkit TEST ONLY"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
         ]
     )
 
@@ -74,12 +76,13 @@ def _issue(
     kind: Literal["ca", "signer", "tsa"],
     not_before: dt.datetime,
     days: int,
+    organisation: str = TEST_ONLY_ORGANISATION,
 ) -> x509.Certificate:
-    issuer_name = issuer[0].subject if issuer else _name(subject)
+    issuer_name = issuer[0].subject if issuer else _name(subject, organisation)
     signing_key = issuer[1] if issuer else key
     builder = (
         x509.CertificateBuilder()
-        .subject_name(_name(subject))
+        .subject_name(_name(subject, organisation))
         .issuer_name(issuer_name)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -144,14 +147,19 @@ def make_test_pki(
     days: int = 30,
     prefix: str = "",
     signer_name: str = "auditkit test signer",
+    organisation: str = TEST_ONLY_ORGANISATION,
 ) -> TestPki:
-    """Write a throwaway CA, signer and TSA (RSA 2048) into `folder`; return their paths."""
+    """Write a throwaway CA, signer and TSA (RSA 2048) into `folder`; return their paths.
+
+    Every certificate names `organisation`; the default marks them as auditkit's test
+    material, which `verify` and the manifest then say (another name shows a pack as an
+    organisation's own CA would sign it)."""
     folder.mkdir(parents=True, exist_ok=True)
     start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
     keys = [rsa.generate_private_key(public_exponent=65537, key_size=2048) for _ in range(3)]
-    ca = _issue("auditkit test CA", keys[0], None, "ca", start, days)
-    signer = _issue(signer_name, keys[1], (ca, keys[0]), "signer", start, days)
-    tsa = _issue("auditkit test TSA", keys[2], (ca, keys[0]), "tsa", start, days)
+    ca = _issue("auditkit test CA", keys[0], None, "ca", start, days, organisation)
+    signer = _issue(signer_name, keys[1], (ca, keys[0]), "signer", start, days, organisation)
+    tsa = _issue("auditkit test TSA", keys[2], (ca, keys[0]), "tsa", start, days, organisation)
     return TestPki(
         ca_cert=_write(folder / f"{prefix}ca.pem", _cert_pem(ca)),
         signer_key=_write(folder / f"{prefix}key.pem", _key_pem(keys[1], key_password)),

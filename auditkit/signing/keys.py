@@ -18,6 +18,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.x509.oid import NameOID
 
 from auditkit.errors import ConfigError
 
@@ -28,6 +29,10 @@ _SUPPORTED_KEYS = (
     ed448.Ed448PrivateKey,
 )
 _MAX_FILE_BYTES = 1 << 20  # a key or a certificate chain is a few KB
+# The organisation in every certificate auditkit's test PKI issues (`auditkit.devtools.tsa`:
+# the demo's bundled key, the tests' throwaway CAs). Their keys are public or throwaway, so a
+# signature under one shows a pack is intact, never who made it: `demo` and `verify` say so.
+TEST_ONLY_ORGANISATION = "auditkit TEST ONLY"
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,18 @@ def certificate_subject(der: bytes) -> str:
     """The certificate's subject as RFC 4514 text (what `openssl x509 -subject` prints,
     with -nameopt RFC2253)."""
     return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
+def is_test_certificate(der: bytes) -> bool:
+    """Whether the certificate, or the CA that issued it, is auditkit's test material: its
+    subject or issuer names the organisation TEST_ONLY_ORGANISATION. (Only ever a warning:
+    a certificate without the mark is not thereby trustworthy; that is what --trust checks.)"""
+    cert = x509.load_der_x509_certificate(der)
+    return any(
+        attribute.value == TEST_ONLY_ORGANISATION
+        for name in (cert.subject, cert.issuer)
+        for attribute in name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    )
 
 
 def _read(path: Path, what: str) -> bytes:

@@ -36,7 +36,7 @@ from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from auditkit.errors import AuditkitError, ReportError, one_line
-from auditkit.signing.keys import SigningMaterial, load_signing_material
+from auditkit.signing.keys import SigningMaterial, is_test_certificate, load_signing_material
 from auditkit.signing.settings import MANIFEST, MANIFEST_TSR, PDF_NAME, SigningOptions
 from auditkit.signing.tsa import MD_ALGORITHM, CheckedTimeStamper, timestamp_bytes, utc_text
 
@@ -45,6 +45,11 @@ logger = logging.getLogger(__name__)
 SIGNATURE_FIELD = "auditkit-signature"
 TIMESTAMP_FIELD = "auditkit-document-timestamp"
 SIGNING_REASON = "auditkit evidence pack"
+TEST_ONLY_NOTE = (
+    "signed and/or timestamped with auditkit's TEST-ONLY certificates, whose keys are public: "
+    "this shows the files are unchanged since signing, not who signed them or when. "
+    "Never use them for real evidence."
+)
 
 
 class _Update(IncrementalPdfFileWriter):
@@ -109,15 +114,21 @@ class PackSigner:
         """Sign and/or timestamp `pack_dir`/report.pdf in place; the manifest's `signing`."""
         record: dict[str, Any] = {}
         pdf = pack_dir / PDF_NAME
+        test_only: list[str] = []
         if pdf.is_file():
-            record["pdf"] = self.sign_pdf(pdf)
+            record["pdf"], test_only = self.sign_pdf(pdf)
         elif self.material is not None:
             raise ReportError("a signing key was given, but this pack has no report.pdf to sign")
         if self.tsa_url is not None:
             record["manifest_timestamp"] = {"file": MANIFEST_TSR, "tsa_url": self.tsa_url}
+        # Said in the manifest itself, so nobody takes the demo's signature for a real one.
+        if test_only:
+            record["test_only"] = {"certificates": test_only, "note": TEST_ONLY_NOTE}
         return record
 
-    def sign_pdf(self, pdf: Path) -> dict[str, Any]:
+    def sign_pdf(self, pdf: Path) -> tuple[dict[str, Any], list[str]]:
+        """Timestamp and/or sign `pdf` in place. Returns the manifest's record of it, and the
+        subjects of the certificates used that are auditkit's test material."""
         unsigned = pdf.read_bytes()
         timestamper = self._timestamper()
         record: dict[str, Any] = {
@@ -148,6 +159,9 @@ class PackSigner:
                 )
                 if timestamper is not None:
                     record["signature_timestamp"] = timestamper.issued[-1].record()
+            test_only = {t.tsa for t in (timestamper.issued if timestamper else []) if t.test_only}
+            if self.material is not None and is_test_certificate(self.material.cert_der):
+                test_only.add(self.material.subject)
         except AuditkitError:
             raise  # the TSA's SourceError, already one line
         except Exception as exc:  # pyHanko: a PDF it cannot update, a signing failure
@@ -164,7 +178,7 @@ class PackSigner:
             ", document timestamp" if timestamper else "",
             len(data) - len(unsigned),
         )
-        return record
+        return record, sorted(test_only)
 
     def _signature(self, data: bytes, timestamper: CheckedTimeStamper | None) -> bytes:
         assert self._signer is not None

@@ -30,7 +30,7 @@ from pyhanko.sign.validation.generic_cms import (
 from pyhanko_certvalidator import ValidationContext
 
 from auditkit.errors import SourceError, one_line
-from auditkit.signing.keys import certificate_subject
+from auditkit.signing.keys import certificate_subject, is_test_certificate
 
 MD_ALGORITHM = "sha256"
 QUERY_TYPE = "application/timestamp-query"
@@ -64,6 +64,12 @@ class TimestampToken:
 
     def record(self) -> dict[str, str]:
         return {"time": utc_text(self.time), "tsa": self.tsa}
+
+    @property
+    def test_only(self) -> bool:
+        """Whether the TSA's certificate is auditkit's test material (`is_test_certificate`)."""
+        signer = extract_certs_for_validation(self.token["content"]).signer_cert
+        return is_test_certificate(signer.dump())
 
 
 def tst_info(token: cms.ContentInfo) -> tsp.TSTInfo:

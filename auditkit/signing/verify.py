@@ -34,7 +34,7 @@ from pyhanko.sign.validation.status import SignatureCoverageLevel, SignatureStat
 from pyhanko_certvalidator import ValidationContext
 
 from auditkit.errors import one_line
-from auditkit.signing.keys import certificate_subject
+from auditkit.signing.keys import certificate_subject, is_test_certificate
 from auditkit.signing.settings import MANIFEST, MANIFEST_TSR, PDF_NAME, Trust
 from auditkit.signing.sign import SIGNATURE_FIELD, TIMESTAMP_FIELD
 from auditkit.signing.tsa import check_integrity, load_token, token_status, tst_info, utc_text
@@ -59,8 +59,33 @@ class SigningReport:
         self.problems.append(f"{file}: {text}")
 
     def lines(self) -> list[str]:
-        """One line per signature or token, for `verify`'s human output."""
-        return [_line(check, self.trust) for check in self.checks]
+        """One line per signature or token, for `verify`'s human output, then a warning
+        when any of them is auditkit's TEST-ONLY material (the demo's)."""
+        lines = [_line(check, self.trust) for check in self.checks]
+        test_only = [c for c in self.checks if c.get("test_only")]
+        if test_only:
+            lines.append(_test_only_line(test_only, self.trust))
+        return lines
+
+
+def _test_only_line(checks: list[dict[str, Any]], trust: Trust) -> str:
+    """Nobody may take the demo's signature for a real one: its key ships with auditkit."""
+    signers = sorted({str(c["signer"]) for c in checks if c.get("signer")})
+    tsas = sorted({str(c["tsa"]) for c in checks if c.get("tsa")})
+    parties = [f"signer {s}" for s in signers] + [f"TSA {t}" for t in tsas]
+    issuers = sorted({str(c["issuer"]) for c in checks if c.get("issuer")})
+    if any(c["trust"] == "trusted" for c in checks):
+        verdict = f"trusted only because --trust names a test CA ({trust.describe()})"
+    elif trust.given:
+        verdict = f"not trusted by {trust.describe()}"
+    else:
+        verdict = "not trusted unless --trust names that CA"
+    return (
+        f"TEST ONLY: the certificates of {' and '.join(parties)} are auditkit's test "
+        f"certificates, issued by {' and '.join(issuers)}, whose keys are public: the signature "
+        f"and timestamps show the files are unchanged since signing, not who signed or when; "
+        f"{verdict}"
+    )
 
 
 def _context(trust: Trust) -> ValidationContext:
@@ -85,6 +110,14 @@ def _trust(trusted: bool, path: Any, problem: Any, trust: Trust) -> dict[str, An
         "trust_anchor": anchor,
         "trust_problem": None if problem is None else problem.name,
     }
+
+
+def _issuer(der: bytes) -> dict[str, Any]:
+    """Who issued the certificate, and whether it is auditkit's TEST-ONLY material."""
+    from cryptography import x509
+
+    issuer = x509.load_der_x509_certificate(der).issuer.rfc4514_string()
+    return {"issuer": issuer, "test_only": is_test_certificate(der)}
 
 
 def _trust_fields(status: SignatureStatus, trust: Trust) -> dict[str, Any]:
@@ -208,6 +241,7 @@ def _signature(
         "field": sig.field_name,
         "profile": recorded.get("profile") if sig.field_name == SIGNATURE_FIELD else None,
         "signer": certificate_subject(cert.dump()),
+        **_issuer(cert.dump()),
         "certificate_sha256": cert.sha256.hex(),
         "time": utc_text(when) if when else None,
         "intact": bool(status.intact and status.valid),
@@ -224,6 +258,7 @@ def _signature(
             "file": PDF_NAME,
             "kind": "signature_timestamp",
             "tsa": certificate_subject(stamp.signing_cert.dump()),
+            **_issuer(stamp.signing_cert.dump()),
             "time": utc_text(stamp.timestamp),
             "intact": bool(stamp.intact and stamp.valid),
             **_trust_fields(stamp, r.trust),
@@ -240,6 +275,7 @@ def _doc_timestamp(sig: Any, context: ValidationContext, r: SigningReport, last:
         "kind": "document_timestamp",
         "field": sig.field_name,
         "tsa": certificate_subject(status.signing_cert.dump()),
+        **_issuer(status.signing_cert.dump()),
         "time": utc_text(status.timestamp),
         "intact": bool(status.intact and status.valid),
         **_trust_fields(status, r.trust),
@@ -290,6 +326,7 @@ def _check_manifest_token(
         "file": MANIFEST_TSR,
         "kind": "manifest_timestamp",
         "tsa": certificate_subject(status["signing_cert"].dump()),
+        **_issuer(status["signing_cert"].dump()),
         "time": utc_text(status["timestamp"]),
         "intact": intact,
         **_trust(intact and problem is None and path is not None, path, problem, r.trust),

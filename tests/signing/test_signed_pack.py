@@ -96,7 +96,7 @@ def test_verify_says_who_signed_and_when_without_claiming_trust(signed_pack: Pat
     assert re.match(r"ok: \d+ files match manifest\.json \(sha256 [0-9a-f]{64}\)$", lines[0])
     manifest = json.loads((signed_pack / "manifest.json").read_text(encoding="utf-8"))
     record = manifest["signing"]["pdf"]
-    stamp, signature, signature_stamp, token = lines[1:]
+    stamp, signature, signature_stamp, token, test_only = lines[1:]
     assert signature == (
         f"report.pdf: {OUTSIDE} at {record['signed_at']} (PAdES-B-T); "
         "signature intact, signer not checked against a trust anchor"
@@ -106,7 +106,13 @@ def test_verify_says_who_signed_and_when_without_claiming_trust(signed_pack: Pat
     assert token.startswith("manifest.json.tsr: manifest.json timestamped ")
     for line in (stamp, signature_stamp, token):
         assert "token intact, TSA not checked against a trust anchor" in line
-    assert "trusted" not in out.replace("not checked", "")
+    assert "trusted" not in "\n".join(lines[:5]).replace("not checked", "")
+    # The throwaway PKI is auditkit's test material, and verify says so (tests/signing/
+    # test_test_only.py has the rest).
+    assert test_only.startswith(
+        "TEST ONLY: the certificates of signer O=auditkit TEST ONLY,CN=auditkit test signer "
+        "and TSA O=auditkit TEST ONLY,CN=auditkit test TSA are auditkit's test certificates"
+    )
     assert err == ""  # pyHanko's path-building warnings stay out of the user's way
 
 
@@ -305,7 +311,8 @@ def test_a_signed_pack_is_replaceable_and_b_b_has_no_token(signed_pack: Path, pk
     write(signed_pack, signer(pki))  # PAdES B-B over the old B-T pack
     assert not (signed_pack / "manifest.json.tsr").exists()
     manifest = json.loads((signed_pack / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["signing"] == {"pdf": manifest["signing"]["pdf"]}
+    assert set(manifest["signing"]) == {"pdf", "test_only"}  # no manifest_timestamp
+    assert manifest["signing"]["test_only"]["certificates"] == [OUTSIDE.removeprefix("signed by ")]
     assert manifest["signing"]["pdf"]["profile"] == "PAdES-B-B"
     code, out, _ = verify_cli(signed_pack)
     assert code == 0 and "(PAdES-B-B)" in out and "timestamped" not in out
