@@ -36,6 +36,7 @@ class PipelineResult:
     controls: list[ControlResult] = field(default_factory=list)
     outbound: int = 0  # outbound messages created in the period (0: nothing was checked)
     seconds: dict[str, float] = field(default_factory=dict)
+    signing: dict[str, Any] = field(default_factory=dict)  # the manifest's record; {}: unsigned
 
     def failing(self, fail_on: str = "low") -> list[ControlResult]:
         """Controls with an open finding at or above `fail_on` severity."""
@@ -61,6 +62,7 @@ class PipelineResult:
             "inconclusive_controls": [r.id for r in self.inconclusive(fail_on)],
             "outbound_messages": self.outbound,
             "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            **({"signing": self.signing} if self.signing else {}),
         }
 
 
@@ -143,7 +145,7 @@ def run_pipeline(
         log(f"check: {len(result.controls)} controls, {len(failing)} with open findings")
 
         t0 = time.perf_counter()
-        write_pack(
+        pack = write_pack(
             store,
             settings,
             period,
@@ -153,6 +155,7 @@ def run_pipeline(
             signer=signer,
         )
         result.seconds["report"] = time.perf_counter() - t0
+        result.signing = pack.signing
         log(f"report: evidence pack written to {out_dir}")
     return result
 

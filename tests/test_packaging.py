@@ -85,6 +85,11 @@ def test_the_installed_wheel_runs_the_demo_from_its_own_sample_data(tmp_path: Pa
     with zipfile.ZipFile(wheel) as zf:
         shipped = {n[len(prefix) :] for n in zf.namelist() if n.startswith(prefix)}
     assert shipped == sample_files(SAMPLE_DATA)
+    # The demo signs with the bundled TEST-ONLY key: it and its certificates ship too.
+    signing = ROOT / "auditkit" / "devtools" / "demo_signing"
+    with zipfile.ZipFile(wheel) as zf:
+        bundled = {n for n in zf.namelist() if n.startswith("auditkit/devtools/demo_signing/")}
+    assert bundled == {f"auditkit/devtools/demo_signing/{p.name}" for p in signing.iterdir()}
 
     # A fresh venv with the wheel installed, then given this environment's dependencies
     # (its site-packages as plain path entries: no .pth there runs, so an editable install
@@ -106,11 +111,28 @@ def test_the_installed_wheel_runs_the_demo_from_its_own_sample_data(tmp_path: Pa
     assert Path(where.stdout.strip()).is_relative_to(venv), where.stdout
 
     auditkit = venv / "bin" / "auditkit"
-    run([auditkit, "demo", "--out", work / "pack"], cwd=work, env=env)
-    for name in ("report.pdf", "report.html", "findings.csv", "messages.csv", "manifest.json"):
+    demo = run([auditkit, "demo", "--out", work / "pack"], cwd=work, env=env)
+    for name in (
+        "report.pdf",
+        "report.html",
+        "findings.csv",
+        "messages.csv",
+        "manifest.json",
+        "manifest.json.tsr",
+    ):
         assert (work / "pack" / name).stat().st_size > 0, name
+    assert "signed:  report.pdf, PAdES-B-T, by O=auditkit TEST ONLY," in demo.stdout
+    assert "bundled TEST-ONLY key" in demo.stdout
+    # The CA the demo names for --trust is the wheel's copy.
+    ca = Path(demo.stdout.split("--trust ", 1)[1].split(" ", 1)[0])
+    assert ca.is_relative_to(venv) and ca.name == "TEST-ONLY-ca.pem", ca
     # The archive the demo verified is the wheel's copy, not this checkout's.
     findings = (work / "pack" / "findings.csv").read_text(encoding="utf-8")
     assert f"{venv}/lib/" in findings and "/auditkit/devtools/sample_data/archive/" in findings
     assert str(ROOT / "sample_data") not in findings
-    run([auditkit, "verify", work / "pack"], cwd=work, env=env)
+    verified = run([auditkit, "verify", work / "pack"], cwd=work, env=env)
+    assert "report.pdf: signed by O=auditkit TEST ONLY,CN=auditkit demo signer" in verified.stdout
+    assert "manifest.json.tsr: manifest.json timestamped " in verified.stdout
+    assert verified.stdout.splitlines()[-1].startswith("TEST ONLY: ")
+    trusted = run([auditkit, "verify", work / "pack", "--trust", ca], cwd=work, env=env)
+    assert "trusted only because --trust names a test CA" in trusted.stdout

@@ -184,6 +184,10 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
     control, and writes the evidence pack. The sample has planted violations, so
     failing controls are expected and the exit code is 0.
 
+    The pack is signed (PAdES) with auditkit's bundled TEST-ONLY key, whose key is public,
+    and timestamped by a local RFC 3161 responder the demo starts on 127.0.0.1 and stops
+    afterwards: it shows what a signed pack looks like, never who made it.
+
     \b
     Examples:
       auditkit demo
@@ -191,7 +195,10 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
     """
     from auditkit.devtools import bundled_sample_data
     from auditkit.devtools.sandbox import SandboxServer
+    from auditkit.devtools.tsa import TsaServer, demo_pki
     from auditkit.pack import check_replaceable
+    from auditkit.signing.settings import SigningOptions
+    from auditkit.signing.sign import PackSigner
 
     # Before the stale demo store next to it is deleted: a --out holding files auditkit did
     # not write changes nothing at all. A previous demo pack is replaced as usual.
@@ -208,14 +215,23 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
     for stale in (db_path, Path(f"{db_path}.wal")):
         stale.unlink(missing_ok=True)
 
-    # Throw-away credentials that exist only for this process's sandbox.
-    with SandboxServer(
-        data_dir,
-        api_key=f"mm_test_{secrets.token_hex(12)}",
-        intercom_token=f"ic_test_{secrets.token_hex(12)}",
-        intercom_eu_token=f"ic_test_{secrets.token_hex(12)}",
-    ) as server:
+    # Throw-away credentials that exist only for this process's sandbox, and the bundled
+    # TEST-ONLY signing key with a time-stamping authority that lives as long as the demo.
+    pki = demo_pki()
+    with (
+        TsaServer(pki.tsa_cert, pki.tsa_key) as tsa,
+        SandboxServer(
+            data_dir,
+            api_key=f"mm_test_{secrets.token_hex(12)}",
+            intercom_token=f"ic_test_{secrets.token_hex(12)}",
+            intercom_eu_token=f"ic_test_{secrets.token_hex(12)}",
+        ) as server,
+    ):
         settings = server.aim(load_settings(data_dir / "auditkit.toml", db_path=db_path))
+        tsa_url = tsa.url
+        signer = PackSigner.load(
+            SigningOptions(key_file=pki.signer_key, cert_file=pki.signer_cert, tsa_url=tsa_url)
+        )
         result = run_pipeline(
             settings,
             parse_period(period),
@@ -224,14 +240,36 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
             archive_paths=archive_paths,
             archive_keys=archive_keys,
             log=_stage_logger(quiet=as_json),
+            signer=signer,
         )
     _print_result(result, "low", as_json)
+    if not as_json:
+        _print_demo_signing(result.signing, tsa_url)
     _require_complete_harvest(result)
     if not as_json:
         click.echo(
             f"Open {out_dir / 'report.pdf'} (PDF) or {out_dir / 'report.html'}; "
-            f"check it with: auditkit verify {out_dir}"
+            f"check it with: auditkit verify {out_dir}\n"
+            f"(add --trust {pki.ca_cert} to check the chain to the TEST-ONLY CA)"
         )
+
+
+def _print_demo_signing(signing: dict[str, Any], tsa_url: str) -> None:
+    """What signed the demo pack, said so that nobody takes it for a real signature."""
+    pdf = signing.get("pdf") or {}
+    stamp = pdf.get("document_timestamp") or {}
+    click.echo(
+        f"signed:  report.pdf, {pdf.get('profile')}, by {pdf.get('signer')} at "
+        f"{pdf.get('signed_at')}"
+    )
+    click.echo(
+        "         with auditkit's bundled TEST-ONLY key: it is public, so this signature shows "
+        "the pack is intact, never who made it; do not use it for real evidence"
+    )
+    click.echo(
+        f"timestamped: report.pdf and manifest.json (manifest.json.tsr) at {stamp.get('time')} "
+        f"by {stamp.get('tsa')}, a local TEST-ONLY RFC 3161 responder ({tsa_url}, stopped)"
+    )
 
 
 @cli.command()

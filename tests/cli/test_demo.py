@@ -10,8 +10,11 @@ two generated files, so it cannot drift silently; `python -m tests.cli.test_demo
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
+import string
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from click.testing import CliRunner
 
 from auditkit.cli import cli
 from auditkit.controls import CATALOGUE_VERSION
+from auditkit.devtools.tsa import demo_pki, make_test_pki
 from auditkit.pack import verify_pack
 from tests.conftest import IC_TOKEN, MM_KEY, SAMPLE_DATA
 
@@ -130,17 +134,190 @@ def test_demo_rerun_replaces_its_previous_pack(
     demo: dict[str, Any], small_dataset: Path, tmp_path: Path
 ) -> None:
     """`make demo` twice: the first run's pack is auditkit's own, so it is replaced, not
-    refused. (The second run reads the small sample: what is replaced does not depend on it.)"""
+    refused. (The second run reads the small sample: what is replaced does not depend on it.)
+    Its text output says the signature is the bundled TEST-ONLY key's, and the local TSA it
+    started is stopped once it returns."""
     out = tmp_path / "demo"
     shutil.copytree(demo["out"], out)
     (out / "findings.csv").write_text("stale", encoding="utf-8")  # changed, but still a listed file
-    result = CliRunner().invoke(
-        cli, ["demo", "--out", str(out), "--data", str(small_dataset), "--json"]
-    )
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--data", str(small_dataset)])
     assert result.exit_code == 0, result.output
     verified = verify_pack(out)
     assert verified.ok, verified.problems()
     assert not [p.name for p in tmp_path.iterdir() if ".partial-" in p.name or ".old-" in p.name]
+    lines = result.stdout.splitlines()
+    (signed,) = [line for line in lines if line.startswith("signed:  report.pdf, PAdES-B-T, ")]
+    assert f"by {DEMO_SIGNER} at " in signed
+    assert "bundled TEST-ONLY key: it is public" in result.stdout
+    assert "never who made it; do not use it for real evidence" in result.stdout
+    (stamped,) = [line for line in lines if line.startswith("timestamped: ")]
+    assert f"by {TEST_TSA}, a local TEST-ONLY RFC 3161 responder (http://127.0.0.1:" in stamped
+    assert f"--trust {demo_pki().ca_cert}" in result.stdout
+    assert not [t for t in threading.enumerate() if t.name == "auditkit-test-tsa"]
+
+
+DEMO_SIGNER = "O=auditkit TEST ONLY,CN=auditkit demo signer (TEST ONLY)"
+TEST_TSA = "O=auditkit TEST ONLY,CN=auditkit test TSA"
+
+
+def verify_cli(pack: Path, *extra: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["verify", str(pack), *extra])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_demo_pack_is_signed_and_timestamped_with_the_test_key(demo: dict[str, Any]) -> None:
+    out = demo["out"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "assessment-results.json",
+        "audit_log.csv",
+        "decisions.csv",
+        "findings.csv",
+        "manifest.json",
+        "manifest.json.tsr",
+        "messages.csv",
+        "report.html",
+        "report.pdf",
+    ]
+    signing = read_json(out / "manifest.json")["signing"]
+    pdf = signing["pdf"]
+    assert (pdf["profile"], pdf["signer"]) == ("PAdES-B-T", DEMO_SIGNER)
+    assert pdf["document_timestamp"]["tsa"] == pdf["signature_timestamp"]["tsa"] == TEST_TSA
+    assert signing["manifest_timestamp"]["tsa_url"].startswith("http://127.0.0.1:")
+    # The manifest itself says the signature is test material, not evidence of who signed.
+    assert signing["test_only"]["certificates"] == [DEMO_SIGNER, TEST_TSA]
+    assert "TEST-ONLY" in signing["test_only"]["note"]
+    assert "not who signed them" in signing["test_only"]["note"]
+    assert demo["doc"]["signing"] == signing
+    # Everything but the signed PDF and the manifest hashing it is what an unsigned run writes.
+    rendered = (out / "report.pdf").read_bytes()[: pdf["unsigned"]["bytes"]]
+    assert hashlib.sha256(rendered).hexdigest() == pdf["unsigned"]["sha256"]
+
+
+def test_verify_demo_prints_the_signer_the_times_and_that_it_is_test_only(
+    demo: dict[str, Any],
+) -> None:
+    """Without --trust: integrity only, exit 0, and a TEST ONLY line naming the test CA."""
+    code, out, err = verify_cli(demo["out"])
+    assert code == 0, (out, err)
+    pdf = read_json(demo["out"] / "manifest.json")["signing"]["pdf"]
+    lines = out.splitlines()
+    assert lines[0].startswith("ok: 7 files match manifest.json (sha256 ")
+    assert lines[2] == (
+        f"report.pdf: signed by {DEMO_SIGNER} at {pdf['signed_at']} (PAdES-B-T); "
+        "signature intact, signer not checked against a trust anchor"
+    )
+    assert lines[1].startswith(
+        f"report.pdf: document timestamped {pdf['document_timestamp']['time']} by {TEST_TSA}"
+    )
+    assert lines[3].startswith(
+        f"report.pdf: signature timestamped {pdf['signature_timestamp']['time']} by {TEST_TSA}"
+    )
+    assert lines[4].startswith("manifest.json.tsr: manifest.json timestamped 20")
+    assert lines[5] == (
+        f"TEST ONLY: the certificates of signer {DEMO_SIGNER} and TSA {TEST_TSA} are auditkit's "
+        "test certificates, issued by O=auditkit TEST ONLY,CN=auditkit test CA, whose keys are "
+        "public: the signature and timestamps show the files are unchanged since signing, not "
+        "who signed or when; not trusted unless --trust names that CA"
+    )
+    assert len(lines) == 6
+    body = json.loads(verify_cli(demo["out"], "--json")[1])
+    assert body["ok"] and [s["test_only"] for s in body["signatures"]] == [True] * 4
+    assert {s["issuer"] for s in body["signatures"]} == {"O=auditkit TEST ONLY,CN=auditkit test CA"}
+
+
+def test_verify_demo_trusts_the_test_ca_only_when_told_to(
+    demo: dict[str, Any], tmp_path: Path
+) -> None:
+    ca = demo_pki().ca_cert
+    code, out, _ = verify_cli(demo["out"], "--trust", str(ca))
+    assert code == 0, out
+    assert out.count("trusted: chains to O=auditkit TEST ONLY,CN=auditkit test CA") == 4
+    assert out.splitlines()[-1].endswith(f"trusted only because --trust names a test CA ({ca})")
+    other = make_test_pki(tmp_path / "other")
+    code, out, _ = verify_cli(demo["out"], "--trust", str(other.ca_cert))
+    assert code == 7, out
+    assert f"invalid: report.pdf: signature auditkit-signature: signer {DEMO_SIGNER}" in out
+    assert out.splitlines()[-1].endswith(f"not trusted by {other.ca_cert}")
+
+
+def change_byte(path: Path, offset: int) -> None:
+    """Change the byte at `offset`: a hex digit to another hex digit (a signature's /Contents
+    stays hex, a manifest stays JSON), anything else by its lowest bit."""
+    data = bytearray(path.read_bytes())
+    if chr(data[offset]) in string.hexdigits:
+        data[offset] = ord("1") if data[offset] == ord("0") else ord("0")
+    else:
+        data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def _middle(path: Path) -> int:
+    return path.stat().st_size // 2
+
+
+def _in_signature(path: Path) -> int:
+    """A hex digit of the last /Contents: the PAdES signature itself."""
+    data = path.read_bytes()
+    return data.rindex(b"/Contents <") + len(b"/Contents <") + 200
+
+
+def _in_a_hash(path: Path) -> int:
+    """A digit of messages.csv's SHA-256 in the manifest: still valid JSON afterwards."""
+    data = path.read_bytes()
+    entry = data.index(b'"path": "messages.csv"')
+    return data.index(b'"sha256": "', entry) + len(b'"sha256": "') + 10
+
+
+def _first(_path: Path) -> int:
+    return 0  # the manifest's opening brace: no longer JSON at all
+
+
+@pytest.mark.parametrize(
+    ("name", "where", "named"),
+    [
+        ("report.pdf", _middle, {"report.pdf"}),
+        ("report.pdf", _in_signature, {"report.pdf"}),
+        ("messages.csv", _middle, {"messages.csv"}),
+        ("decisions.csv", _middle, {"decisions.csv"}),
+        ("findings.csv", _middle, {"findings.csv"}),
+        ("audit_log.csv", _middle, {"audit_log.csv"}),
+        # The manifest's timestamp shows it changed; the hash changed names its file too.
+        ("manifest.json", _in_a_hash, {"manifest.json", "messages.csv"}),
+        ("manifest.json", _first, {"manifest.json"}),
+    ],
+    ids=[
+        "pdf",
+        "pdf-signature",
+        "messages",
+        "decisions",
+        "findings",
+        "audit-log",
+        "manifest",
+        "manifest-not-json",
+    ],
+)
+def test_one_changed_byte_in_the_demo_pack_exits_7_naming_the_file(
+    demo: dict[str, Any], tmp_path: Path, name: str, where: Any, named: set[str]
+) -> None:
+    pack = tmp_path / "demo"
+    shutil.copytree(demo["out"], pack)
+    change_byte(pack / name, where(pack / name))
+    code, out, err = verify_cli(pack)
+    assert code == 7, (out, err)
+    assert "does not match its manifest" in err
+    problems = [
+        line.removeprefix("altered: ").removeprefix("invalid: ")
+        for line in out.splitlines()
+        if not line.startswith(("report.pdf: ", "manifest.json.tsr: ", "TEST ONLY: "))
+    ]
+    assert {p.split(":")[0] for p in problems} == named, out
+    if name == "manifest.json":
+        assert "manifest.json: changed after it was timestamped" in out
+    else:
+        assert f"altered: {name}" in out.splitlines()
+    if name == "report.pdf":  # its signature no longer verifies either
+        assert "invalid: report.pdf: signature" in out
 
 
 def test_messages_csv_dkim_columns_agree_with_id_001(demo: dict[str, Any]) -> None:
