@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 # writes them as Parquet: the chunk, not the table, bounds an export's memory.
 BATCH_ROWS = 20_000
 CHUNK_BYTES = 128 * 1024 * 1024
+# Namespace property: the MultiMail account ids whose stores were exported into it.
+NAMESPACE_ACCOUNTS = "auditkit.accounts"
 MISSING_EXTRA = (
     "auditkit export needs pyiceberg with SQLAlchemy: pip install 'auditkit[export]' "
     "(or pip install 'pyiceberg[sql-sqlite]')"
@@ -173,6 +175,7 @@ def _export_tables(
     progress: Callable[[TableExport], None] | None,
 ) -> ExportSummary:
     catalog = open_catalog(target)
+    _claim_namespace(store, catalog, target)
     summary = ExportSummary(target)
     for spec in tables:
         t0 = time.perf_counter()
@@ -191,6 +194,35 @@ def _export_tables(
         if progress is not None:
             progress(result)
     return summary
+
+
+def _claim_namespace(store: Store, catalog: Catalog, target: CatalogTarget) -> None:
+    """Refuse to export into a namespace that holds another store's accounts.
+
+    An export makes the namespace's tables equal to the store, so a store that lacks an
+    account the namespace holds (another store's, or an empty store) would delete that
+    account's rows. The namespace records the MultiMail account ids exported into it."""
+    accounts = {
+        str(r[0])
+        for r in store.query("SELECT DISTINCT id FROM multimail_account WHERE id IS NOT NULL")
+    }
+    try:
+        properties = catalog.load_namespace_properties(target.namespace)
+    except Exception as exc:
+        raise ExportError(
+            f"namespace {target.namespace} cannot be read: {_reason(exc, target)}"
+        ) from exc
+    held = {a for a in properties.get(NAMESPACE_ACCOUNTS, "").split(",") if a}
+    if missing := sorted(held - accounts):
+        raise ExportError(
+            f"namespace {target.namespace} holds the export of MultiMail account(s) "
+            f"{', '.join(missing)}, which this store does not hold, and exporting would delete "
+            "their rows: export each store into its own namespace (--namespace)"
+        )
+    if accounts - held:
+        catalog.update_namespace_properties(
+            target.namespace, updates={NAMESPACE_ACCOUNTS: ",".join(sorted(accounts | held))}
+        )
 
 
 _WORK_TABLES = ("_export_store", "_export_exported", "_export_stale", "_export_add")

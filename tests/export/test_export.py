@@ -304,3 +304,23 @@ def test_an_export_killed_before_a_commit_and_rerun_equals_a_clean_export(
     committed = {t.table for t in rerun.tables if t.snapshot_id is not None}
     assert committed == set(NAMES[7:]) - {"quarantine"}  # only what the crash left undone
     assert catalog_contents(killed) == catalog_contents(clean)
+
+
+def test_a_store_without_the_namespaces_account_cannot_wipe_its_tables(
+    exported: Path, tmp_path: Path
+) -> None:
+    before = snapshots(exported)
+    Store(tmp_path / "empty.duckdb").close()
+    result = CliRunner().invoke(
+        cli, ["export", "--db", str(tmp_path / "empty.duckdb"), "--out", str(exported)]
+    )
+    assert result.exit_code == 6, result.output
+    assert "which this store does not hold" in result.output
+    assert snapshots(exported) == before
+    # Its own namespace is fine.
+    result = CliRunner().invoke(
+        cli,
+        ["export", "--db", str(tmp_path / "empty.duckdb"), "--out", str(exported)]
+        + ["--namespace", "other"],
+    )
+    assert result.exit_code == 0, result.output
