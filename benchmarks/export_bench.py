@@ -26,6 +26,13 @@ from pathlib import Path
 from auditkit.store import Store
 
 NEW_MESSAGES = 10_000
+WHY_ICEBERG = (
+    "Iceberg (pyiceberg), not DuckLake: DuckLake could not be measured here, because DuckDB "
+    "2.0.1 cannot load its `ducklake` extension on this machine (`INSTALL ducklake` downloads "
+    "from DuckDB's extension server, which is unreachable; the pip-packaged build, "
+    "duckdb-extension-ducklake 1.5.5, refuses to load: built for v1.5.5 only). The same holds "
+    "for DuckDB's `iceberg` extension, so DuckDB reads the Parquet files pyiceberg's scan plans."
+)
 
 
 def _run_phase(phase: str, db: Path, out: Path) -> dict[str, float | str]:
@@ -149,6 +156,7 @@ def main() -> None:
         f"Parquet (zstd) files {lake_mib:,.0f} MiB after the first export. Each phase is its "
         "own process; peak RSS is that process's (os.wait4).\n"
     )
+    print(WHY_ICEBERG + "\n")
     print("| phase | wall s | CPU s | peak RSS MiB | what it did |")
     print("|---|---:|---:|---:|---|")
     labels = {
