@@ -5,10 +5,11 @@ and the dotted key. The file is strict: a table or key auditkit does not know is
 with the closest known name, because a typo (`[control]` for `[controls]`) would otherwise
 silently change compliance results (the check itself is `config_keys.reject_unknown`). The
 known keys of each table live next to the code that reads it: here for the tables below, in
-`controls.settings`, `classify`, `controls.waivers`, `vocabulary` and `signing.settings`
-for the others, which `load` runs too. Secrets (API keys, tokens) are read only from the
-environment, refused in the file, and kept out of repr() and out of `public_dict()`, which
-is what runs and packs record. Nothing here talks to the network or the store.
+`controls.settings`, `classify`, `controls.waivers`, `vocabulary`, `signing.settings` and
+`export.settings` for the others, which `load` runs too. Secrets (API keys, tokens) are read
+only from the environment, refused in the file, and kept out of repr() and out of
+`public_dict()`, which is what runs and packs record. Nothing here talks to the network or
+the store.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ TOP_LEVEL_TABLES = (
     "classification",
     "waivers",
     "signing",
+    "export",
 )
 MULTIMAIL_KEYS = ("api_url",)
 INTERCOM_KEYS = ("api_url", "region", "version", "app_id", "conversation_tag", "workspaces")
@@ -138,6 +140,7 @@ class Settings:
     classification: Mapping[str, Any] = field(default_factory=dict)
     waivers: tuple[Mapping[str, Any], ...] = ()
     signing: Mapping[str, Any] = field(default_factory=dict)  # [signing]: tsa_url (no keys)
+    export: Mapping[str, Any] = field(default_factory=dict)  # [export]: the Iceberg catalog
     company_name: str | None = None
     config_file: Path | None = None
 
@@ -148,7 +151,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS:
                 out[f.name + "_set"] = value is not None
-            elif f.name in {"controls", "mailboxes", "classification", "signing"}:
+            elif f.name in {"controls", "mailboxes", "classification", "signing", "export"}:
                 out[f.name] = dict(value)
             elif f.name == "waivers":
                 out[f.name] = [dict(w) for w in value]
@@ -357,6 +360,7 @@ def _check_tables_read_elsewhere(settings: Settings, where: str) -> None:
     from auditkit.controls import catalogue
     from auditkit.controls.settings import ControlSettings
     from auditkit.controls.waivers import parse_waivers
+    from auditkit.export.settings import check_export_table
     from auditkit.signing.settings import check_signing_table
 
     try:
@@ -364,6 +368,7 @@ def _check_tables_read_elsewhere(settings: Settings, where: str) -> None:
         ClassificationRules.from_settings(settings)
         parse_waivers(settings.waivers, [c.id for c in catalogue()])
         check_signing_table(settings.signing)
+        check_export_table(settings.export)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
 
@@ -462,6 +467,7 @@ def load(
         classification=doc.get("classification", {}),
         waivers=tuple(waivers),
         signing=doc.get("signing", {}),
+        export=doc.get("export", {}),
         company_name=_text(company, "name", "company", where),
         config_file=config_file,
     )

@@ -9,6 +9,7 @@
     ├── StoreError                exit 5   DuckDB file locked, corrupt, or a migration failed
     │   └── StoreInUseError       exit 5   another auditkit process holds the store
     ├── ReportError               exit 6   template, PDF or CSV rendering, or writing the pack
+    │   └── ExportError           exit 6   `export`: the Iceberg catalog or its files failed
     ├── PackVerificationError     exit 7   `verify` found a pack file altered, added or removed
     ├── RunLockedError            exit 8   another scheduled run holds the run lock
     └── NothingToDoError          exit 9   the command ran but found nothing to work on
@@ -105,3 +106,9 @@ class NothingToDoError(AuditkitError):
     archive with no message, a period with no outbound mail): never a silent success."""
 
     exit_code = 9
+
+
+class ExportError(ReportError):
+    """An export to an Iceberg catalog failed: the catalog cannot be reached, refuses the
+    commit, or a table's files cannot be written. Tables committed before it stay
+    committed; a rerun finishes the rest."""

@@ -215,6 +215,16 @@ def test_import_of_nothing_usable_is_not_a_silent_success(tmp_path: Path) -> Non
     assert "nothing imported" in result.output and "1 quarantined" in result.output
 
 
+@pytest.mark.parametrize("data", ["[" * 5000 + "]" * 5000, '{"a": 1}\n' + "[" * 5000 + "]" * 5000])
+def test_import_quarantines_json_nested_too_deeply_to_read(tmp_path: Path, data: str) -> None:
+    # Python's JSON parser raises RecursionError (not JSONDecodeError) on deep nesting.
+    path = tmp_path / "deep.json"
+    path.write_text(data, encoding="utf-8")
+    result = invoke("import", str(path), "--db", str(tmp_path / "s.duckdb"))
+    assert result.exit_code == 9, result.output
+    assert "nested too deeply" in result.output and "Traceback" not in result.output
+
+
 def test_archive_with_no_message_is_not_a_silent_success(tmp_path: Path) -> None:
     Store(tmp_path / "s.duckdb").close()
     empty = tmp_path / "empty"

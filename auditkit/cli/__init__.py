@@ -6,7 +6,15 @@ registers its commands on import.
 
 from __future__ import annotations
 
-from auditkit.cli import archive, check, harvest, pipeline, report, sandbox  # noqa: F401  (registers commands)
+from auditkit.cli import (  # noqa: F401  (registers commands)
+    archive,
+    check,
+    export,
+    harvest,
+    pipeline,
+    report,
+    sandbox,
+)
 from auditkit.cli.base import cli, main
 
 __all__ = ["cli", "main"]

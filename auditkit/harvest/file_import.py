@@ -38,7 +38,7 @@ def read_records_file(path: Path) -> Iterable[tuple[str, Any | None, str | None]
         # One pretty-printed record; a one-line record per line is JSONL, handled below.
         try:
             record = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             pass
         else:
             yield f"{path}", record, None
@@ -48,6 +48,9 @@ def read_records_file(path: Path) -> Iterable[tuple[str, Any | None, str | None]
             records = json.loads(text)
         except json.JSONDecodeError as exc:
             yield f"{path}", text, f"not valid JSON: {exc.msg} at line {exc.lineno}"
+            return
+        except RecursionError:  # Python's parser gives up on deep nesting ([[[[…]]]])
+            yield f"{path}", text, "JSON nested too deeply to read"
             return
         for i, record in enumerate(records):
             yield f"{path}[{i}]", record, None
@@ -59,6 +62,8 @@ def read_records_file(path: Path) -> Iterable[tuple[str, Any | None, str | None]
             yield f"{path}:{lineno}", json.loads(line), None
         except json.JSONDecodeError as exc:
             yield f"{path}:{lineno}", line, f"line {lineno} is not valid JSON: {exc.msg}"
+        except RecursionError:
+            yield f"{path}:{lineno}", line, f"line {lineno} is JSON nested too deeply to read"
 
 
 def import_emails(settings: Settings, store: Store, paths: Sequence[Path]) -> HarvestResult:
