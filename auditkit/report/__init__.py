@@ -319,6 +319,7 @@ def _write_csvs(
 ) -> dict[str, int]:
     params: Mapping[str, Any] = message_params(scope, settings)
     selected = f"SELECT message_id AS id, mailbox_id FROM {table}"
+    period_pack = scope.kind == "period"
     counts = {
         "messages": csv_export.write_query_csv(
             store,
@@ -331,14 +332,14 @@ def _write_csvs(
             store,
             stage / "decisions.csv",
             csv_export.DECISION_FIELDS,
-            csv_export.decisions_csv_sql(selected, vocabulary),
+            csv_export.decisions_csv_sql(selected, vocabulary, period_pack=period_pack),
             params,
         ),
         "audit_log_entries": csv_export.write_query_csv(
             store,
             stage / "audit_log.csv",
             csv_export.AUDIT_LOG_FIELDS,
-            csv_export.audit_log_csv_sql(selected, vocabulary),
+            csv_export.audit_log_csv_sql(selected, vocabulary, period_pack=period_pack),
             params,
         ),
     }
