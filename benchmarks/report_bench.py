@@ -5,7 +5,7 @@ The store is filled with DuckDB SQL by `controls_bench.synthesise` (no Python lo
 a few thousand hand-built findings stand in for the control results, so this measures the
 report alone. The pack is written in a fresh process whose wall time and peak RSS are
 measured from outside; then `auditkit evidence ID` runs as a subprocess, start-up included.
-Targets: whole pack < 60 s and < 1.5 GB peak RSS; single-message evidence < 3 s.
+Targets (issue 15): whole pack < 20 s and < 1.5 GB peak RSS; single-message evidence < 1 s.
 
     python -m benchmarks.report_bench [--messages N] [--findings N] [--keep DIR]
 """
@@ -110,6 +110,10 @@ def main() -> None:
             one_id = store.query("SELECT id FROM multimail_emails ORDER BY id LIMIT 1")[0][0]
         build = time.perf_counter() - t0
 
+        # -- CPU time and load (i15-fast): wall times mean little on a shared machine --
+        load_before = os.getloadavg()
+        cpu0 = _children_cpu()
+        # -- end CPU time --
         t1 = time.perf_counter()
         child = subprocess.run(
             [
@@ -127,6 +131,7 @@ def main() -> None:
             check=False,
         )
         wall = time.perf_counter() - t1
+        pack_cpu = _children_cpu() - cpu0  # i15-fast: the pack process and its PDF worker
         if child.returncode != 0:
             raise SystemExit(f"pack child failed:\n{child.stderr[-3000:]}")
         phases = [
@@ -140,10 +145,13 @@ def main() -> None:
         auditkit = Path(sys.executable).with_name("auditkit")
         cmd = [str(auditkit), "evidence", one_id, "--db", str(db), "--out", str(work / "one")]
         t2 = time.perf_counter()
+        cpu1 = _children_cpu()  # i15-fast
         single = subprocess.run(
             cmd, capture_output=True, text=True, check=False, env={**os.environ}
         )
         single_s = time.perf_counter() - t2
+        single_cpu = _children_cpu() - cpu1  # i15-fast
+        load_after = os.getloadavg()  # i15-fast
         if single.returncode != 0:
             raise SystemExit(f"auditkit evidence failed:\n{single.stderr[-3000:]}")
     finally:
@@ -157,13 +165,15 @@ def main() -> None:
         f"{args.findings:,} findings.\n"
     )
     print("| measure | value | target |\n|---|---|---|")
-    print(f"| whole pack, `write_pack` | {report['seconds']:.1f} s | < 60 s |")
+    print(f"| whole pack, `write_pack` | {report['seconds']:.1f} s | < 20 s |")
     print(f"| whole pack, process wall time incl. start-up | {wall:.1f} s | |")
+    print(f"| whole pack, CPU time (user + sys, PDF worker included) | {pack_cpu:.1f} s | |")
     print(f"| peak RSS of the pack process | {peak_mb:,.0f} MB | < 1,500 MB |")
     print(
         "| `auditkit evidence ID` (one message, subprocess incl. start-up and controls) "
-        f"| {single_s:.2f} s | < 3 s |"
+        f"| {single_s:.2f} s | < 1 s |"
     )
+    print(f"| `auditkit evidence ID`, CPU time (user + sys) | {single_cpu:.2f} s | |")
     print(
         "| message evidence pages in the PDF "
         f"| {report['counts'].get('message_pages', 0):,} | flagged ≤ 200 + sample 25 |"
@@ -174,6 +184,20 @@ def main() -> None:
         + "."
     )
     print("\nFile sizes: " + ", ".join(f"{k} {v:.1f} MB" for k, v in mb.items()))
+    # i15-fast: the machine is shared; the load says how far to trust the wall times.
+    print(
+        "\nLoad average (1, 5, 15 min) before the pack: "
+        + ", ".join(f"{x:.2f}" for x in load_before)
+        + "; after the evidence run: "
+        + ", ".join(f"{x:.2f}" for x in load_after)
+        + "."
+    )
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every child process waited for so far (i15-fast)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":
