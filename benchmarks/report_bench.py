@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -184,6 +185,7 @@ def main() -> None:
         + "."
     )
     print("\nFile sizes: " + ", ".join(f"{k} {v:.1f} MB" for k, v in mb.items()))
+    print(_cpu_split(phases, pack_cpu))  # i15-fast
     # i15-fast: the machine is shared; the load says how far to trust the wall times.
     print(
         "\nLoad average (1, 5, 15 min) before the pack: "
@@ -191,6 +193,27 @@ def main() -> None:
         + "; after the evidence run: "
         + ", ".join(f"{x:.2f}" for x in load_after)
         + "."
+    )
+
+
+def _cpu_split(phases: list[str], pack_cpu: float) -> str:
+    """Where the pack's CPU went (i15-fast): each phase's CPU in the pack process, from the
+    "(CPU n s)" of its log line, and the PDF worker's as the rest of the process tree's."""
+    marks = [
+        (m.group(1), float(m.group(2)))
+        for p in phases
+        if (m := re.match(r"pack: (.+?) after [\d.]+s \(CPU ([\d.]+)s\)", p))
+    ]
+    if not marks:
+        return ""
+    steps, previous = [], 0.0
+    for name, cpu in marks:
+        steps.append(f"{name} {cpu - previous:.1f} s")
+        previous = cpu
+    return (
+        f"\nCPU by phase, pack process (until each log line): {'; '.join(steps)}; "
+        f"the PDF worker process plus start-up, OSCAL and manifest {pack_cpu - previous:.1f} s; "
+        f"total {pack_cpu:.1f} s."
     )
 
 
