@@ -33,16 +33,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import pyarrow as pa
 
 from auditkit.config import Settings
 from auditkit.config_keys import reject_unknown
 from auditkit.errors import ConfigError
 from auditkit.opt_out_text import OPT_OUT_GATE, OPT_OUT_LINK, OPT_OUT_NEGATED, first_match_sql
+from auditkit.store.temp_tables import create_temp_table, drop_temp_table
 from auditkit.vocabulary import sql_literal
+
+if TYPE_CHECKING:  # config.load validates [classification] here: no pyarrow at start-up
+    import pyarrow as pa
 
 CLASSIFIER_VERSION = "cls-v2"
 Label = Literal["commercial", "transactional", "mixed"]
@@ -359,13 +362,14 @@ def classification_sql(source: str, policy_relation: str) -> str:
     """
 
 
-def classification_policy_table(rules: ClassificationRules) -> pa.Table:
-    """The mailbox policies as an Arrow table (address, policy) for `classification_sql`."""
+def classification_policy_columns(rules: ClassificationRules) -> dict[str, tuple[str, list[str]]]:
+    """The mailbox policies (address, policy) for `classification_sql`, as the columns of a
+    temp table (`store.temp_tables.create_temp_table`)."""
     items = sorted(rules.mailbox_policies.items())
-    return pa.table(
-        {"address": [a for a, _ in items], "policy": [p for _, p in items]},
-        schema=pa.schema([("address", pa.string()), ("policy", pa.string())]),
-    )
+    return {
+        "address": ("VARCHAR", [a for a, _ in items]),
+        "policy": ("VARCHAR", [p for _, p in items]),
+    }
 
 
 def classification_params(rules: ClassificationRules) -> dict[str, Any]:
@@ -381,13 +385,13 @@ def classify_relation(
 ) -> pa.Table:
     """Label every row of relation `source` as an Arrow table (id, classification, reasons)."""
     name = "_auditkit_classification_policy"
-    con.register(name, classification_policy_table(rules))
+    create_temp_table(con, name, classification_policy_columns(rules))
     try:
         return con.sql(
             classification_sql(source, name), params=classification_params(rules)
         ).to_arrow_table()
     finally:
-        con.unregister(name)
+        drop_temp_table(con, name)
 
 
 def classify_message(
@@ -401,25 +405,19 @@ def classify_message(
 ) -> Classification:
     """One message through the same SQL rules (for tooling and tests); `tags` and `metadata`
     are JSON text."""
-    row = pa.table(
-        {
-            "id": ["message"],
-            "subject": [subject],
-            "body_markdown": [body_markdown],
-            "tags": [tags],
-            "metadata": [metadata],
-            "mailbox_address": [mailbox_address.lower() if mailbox_address else None],
-        },
-        schema=pa.schema(
-            [
-                (c, pa.string())
-                for c in ("id", "subject", "body_markdown", "tags", "metadata", "mailbox_address")
-            ]
-        ),
-    )
+    row = {
+        "id": "message",
+        "subject": subject,
+        "body_markdown": body_markdown,
+        "tags": tags,
+        "metadata": metadata,
+        "mailbox_address": mailbox_address.lower() if mailbox_address else None,
+    }
     con = duckdb.connect(":memory:")
     try:
-        con.register("_auditkit_one_message", row)
+        create_temp_table(
+            con, "_auditkit_one_message", {k: ("VARCHAR", [v]) for k, v in row.items()}
+        )
         result = classify_relation(con, "_auditkit_one_message", rules).to_pylist()[0]
     finally:
         con.close()

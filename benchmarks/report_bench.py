@@ -5,7 +5,7 @@ The store is filled with DuckDB SQL by `controls_bench.synthesise` (no Python lo
 a few thousand hand-built findings stand in for the control results, so this measures the
 report alone. The pack is written in a fresh process whose wall time and peak RSS are
 measured from outside; then `auditkit evidence ID` runs as a subprocess, start-up included.
-Targets: whole pack < 60 s and < 1.5 GB peak RSS; single-message evidence < 3 s.
+Targets (issue 15): whole pack < 20 s and < 1.5 GB peak RSS; single-message evidence < 1 s.
 Then `report_signing` measures attaching the CSVs to the PDF/A-3 and signing +
 timestamping, each alone, and the whole pack again, signed.
 
@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -113,6 +114,8 @@ def main() -> None:
             one_id = store.query("SELECT id FROM multimail_emails ORDER BY id LIMIT 1")[0][0]
         build = time.perf_counter() - t0
 
+        load_before = os.getloadavg()
+        cpu0 = _children_cpu()
         t1 = time.perf_counter()
         child = subprocess.run(
             [
@@ -130,6 +133,7 @@ def main() -> None:
             check=False,
         )
         wall = time.perf_counter() - t1
+        pack_cpu = _children_cpu() - cpu0  # the pack process and its PDF worker
         if child.returncode != 0:
             raise SystemExit(f"pack child failed:\n{child.stderr[-3000:]}")
         phases = [
@@ -137,19 +141,20 @@ def main() -> None:
             for line in child.stderr.splitlines()
             if "auditkit.report: pack: " in line
         ]
-        children = resource.getrusage(resource.RUSAGE_CHILDREN)
-        peak_mb = children.ru_maxrss / 1024  # Linux: KiB
-        cpu_s = children.ru_utime + children.ru_stime  # the pack process and its PDF renderer
+        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB
         report = json.loads(child.stdout.strip().splitlines()[-1])
 
         # This interpreter's auditkit (python -m), not whatever `auditkit` script is on disk.
         cmd = [sys.executable, "-m", "auditkit", "evidence", one_id]
         cmd += ["--db", str(db), "--out", str(work / "one")]
         t2 = time.perf_counter()
+        cpu1 = _children_cpu()
         single = subprocess.run(
             cmd, capture_output=True, text=True, check=False, env={**os.environ}
         )
         single_s = time.perf_counter() - t2
+        single_cpu = _children_cpu() - cpu1
+        load_after = os.getloadavg()
         if single.returncode != 0:
             raise SystemExit(f"auditkit evidence failed:\n{single.stderr[-3000:]}")
 
@@ -172,14 +177,15 @@ def main() -> None:
         "CPU times are not).\n"
     )
     print("| measure | value | target |\n|---|---|---|")
-    print(f"| whole pack, `write_pack` | {report['seconds']:.1f} s | < 60 s |")
+    print(f"| whole pack, `write_pack` | {report['seconds']:.1f} s | < 20 s |")
     print(f"| whole pack, process wall time incl. start-up | {wall:.1f} s | |")
-    print(f"| whole pack, CPU time (pack process + PDF renderer) | {cpu_s:.1f} s | |")
+    print(f"| whole pack, CPU time (user + sys, PDF worker included) | {pack_cpu:.1f} s | |")
     print(f"| peak RSS of the pack process | {peak_mb:,.0f} MB | < 1,500 MB |")
     print(
         "| `auditkit evidence ID` (one message, subprocess incl. start-up and controls) "
-        f"| {single_s:.2f} s | < 3 s |"
+        f"| {single_s:.2f} s | < 1 s |"
     )
+    print(f"| `auditkit evidence ID`, CPU time (user + sys) | {single_cpu:.2f} s | |")
     print(
         "| message evidence pages in the PDF "
         f"| {report['counts'].get('message_pages', 0):,} | flagged ≤ 200 + sample 25 |"
@@ -191,6 +197,41 @@ def main() -> None:
     )
     print("\nFile sizes: " + ", ".join(f"{k} {v:.1f} MB" for k, v in mb.items()))
     print("\n" + report_signing.markdown(signing_steps))  # PDF/A attaching and signing
+    print(_cpu_split(phases, pack_cpu))
+    print(
+        "\nLoad average (1, 5, 15 min) before the pack: "
+        + ", ".join(f"{x:.2f}" for x in load_before)
+        + "; after the evidence run: "
+        + ", ".join(f"{x:.2f}" for x in load_after)
+        + "."
+    )
+
+
+def _cpu_split(phases: list[str], pack_cpu: float) -> str:
+    """Where the pack's CPU went: each phase's CPU in the pack process, from the
+    "(CPU n s)" of its log line, and the PDF worker's as the rest of the process tree's."""
+    marks = [
+        (m.group(1), float(m.group(2)))
+        for p in phases
+        if (m := re.match(r"pack: (.+?) after [\d.]+s \(CPU ([\d.]+)s\)", p))
+    ]
+    if not marks:
+        return ""
+    steps, previous = [], 0.0
+    for name, cpu in marks:
+        steps.append(f"{name} {cpu - previous:.1f} s")
+        previous = cpu
+    return (
+        f"\nCPU by phase, pack process (until each log line): {'; '.join(steps)}; "
+        f"the PDF worker process plus start-up, OSCAL and manifest {pack_cpu - previous:.1f} s; "
+        f"total {pack_cpu:.1f} s."
+    )
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -141,8 +141,9 @@ def test_ctrl_c_exits_130_saying_the_store_is_consistent(
     def interrupted(*_a: Any, **_k: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("auditkit.cli.harvest.harvest", interrupted)
-    monkeypatch.setattr("auditkit.cli.harvest.preflight", lambda settings: None)
+    # The command imports these when it runs (lazily, for start-up), so patch them at home.
+    monkeypatch.setattr("auditkit.harvest.harvest", interrupted)
+    monkeypatch.setattr("auditkit.sources.preflight.preflight", lambda settings: None)
     result = invoke(
         "harvest", "--db", str(tmp_path / "s.duckdb"), env={"MULTIMAIL_API_KEY": MM_KEY}
     )

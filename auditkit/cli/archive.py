@@ -5,14 +5,16 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from auditkit.archive import ArchiveSummary, harvest_archive, stored_key_lookup
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
-from auditkit.dkim_keys import DnsKeyLookup, KeyLookup, load_keys_file
 from auditkit.errors import ConfigError, NothingToDoError, StoreError, one_line
-from auditkit.store import Store
+
+if TYPE_CHECKING:  # the archive reader, dkimpy and the store load only when the command runs
+    from auditkit.archive import ArchiveSummary
+    from auditkit.dkim_keys import KeyLookup
 
 
 @cli.command("harvest-archive")
@@ -77,6 +79,10 @@ def harvest_archive_command(
       auditkit harvest-archive exports/*.eml --keys sample_data/dns/keys.txt
       auditkit harvest-archive journal.mbox --stored-keys --json # re-verify offline
     """
+    from auditkit.archive import harvest_archive, stored_key_lookup
+    from auditkit.dkim_keys import DnsKeyLookup, load_keys_file
+    from auditkit.store import Store
+
     if keys_file and stored_keys:
         raise ConfigError("use either --keys or --stored-keys, not both")
     settings = load_settings(config_file, db_path=db_path)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from auditkit.audit_actions import observed_actions
 from auditkit.cli.base import (
     cli,
     echo_json,
@@ -17,8 +16,6 @@ from auditkit.cli.base import (
     period_option,
     store_options,
 )
-from auditkit.controls import catalogue, nothing_checked, outbound_in_period, run_controls
-from auditkit.controls.settings import ControlSettings
 from auditkit.errors import NothingToDoError
 from auditkit.findings import (
     ControlResult,
@@ -28,9 +25,9 @@ from auditkit.findings import (
     parse_period,
     verdict_exit_code,
 )
-from auditkit.store import Store
-from auditkit.vocabulary import MEANINGS
-from auditkit.vocabulary_inference import resolve_vocabulary
+
+# The controls, the store (DuckDB, pyarrow) and the vocabulary load inside each command, so
+# `auditkit --help` does not pay for them (tests/cli/test_startup.py).
 
 
 def _period_dict(period: Period) -> dict[str, str]:
@@ -107,6 +104,9 @@ def check(
       auditkit check --period 2026-07-01..2026-09-30 --control OVS-001 --control CS-003
       auditkit check --period last-quarter --json > check.json
     """
+    from auditkit.controls import nothing_checked, outbound_in_period, run_controls
+    from auditkit.store import Store
+
     settings = load_settings(config_file, db_path=db_path)
     the_period = parse_period(period)
     with Store(settings.db_path, read_only=True) as store:
@@ -142,6 +142,8 @@ def controls_command(as_json: bool) -> None:
       auditkit controls
       auditkit controls --json    # includes each control's evidence SQL
     """
+    from auditkit.controls import catalogue
+
     items = catalogue()
     if as_json:
         echo_json({"controls": [c.to_dict() for c in items]})
@@ -172,6 +174,12 @@ def vocabulary_command(db_path: Path | None, config_file: Path | None, as_json: 
       #   [controls.audit_actions]
       #   approved = { action = "oversight.decide", metadata = { action = "approve" } }
     """
+    from auditkit.audit_actions import observed_actions
+    from auditkit.controls.settings import ControlSettings
+    from auditkit.store import Store
+    from auditkit.vocabulary import MEANINGS
+    from auditkit.vocabulary_inference import resolve_vocabulary
+
     settings = load_settings(config_file, db_path=db_path)
     configured = ControlSettings.from_settings(settings).audit_actions
     with Store(settings.db_path, read_only=True) as store:

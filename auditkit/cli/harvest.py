@@ -6,15 +6,15 @@ import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from time import monotonic
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
 from auditkit.errors import NothingToDoError, SourceError, UsageError
-from auditkit.harvest import HarvestResult, harvest, import_emails, require_api_key
-from auditkit.sources.preflight import preflight
-from auditkit.store import Store
+
+if TYPE_CHECKING:  # the harvester (httpx, pyarrow) loads only when a command runs
+    from auditkit.harvest import HarvestResult
 
 DATE = click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"])
 
@@ -152,6 +152,10 @@ def harvest_command(
       auditkit harvest --since 2026-07-01 --until 2026-09-30 --json
       auditkit harvest --mailbox support@northwind.example --full-audit-scan
     """
+    from auditkit.harvest import harvest, require_api_key
+    from auditkit.sources.preflight import preflight
+    from auditkit.store import Store
+
     settings = load_settings(config_file, db_path=db_path).with_overrides(concurrency=concurrency)
     start, end = _utc(since), _utc(until, end_of_day=True)
     if start is not None and end is not None and start >= end:
@@ -202,6 +206,9 @@ def import_command(
       auditkit import exports/read_email_2026-07.jsonl
       auditkit import a.json b.jsonl --db audit.duckdb --json
     """
+    from auditkit.harvest import import_emails
+    from auditkit.store import Store
+
     settings = load_settings(config_file, db_path=db_path)
     with Store(settings.db_path) as store:
         result = import_emails(settings, store, list(files))

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,11 +21,11 @@ from auditkit.cli.base import (
     store_options,
 )
 from auditkit.cli.signing import load_pack_signer, signing_flags
-from auditkit.controls import nothing_checked
 from auditkit.errors import ConfigError, NothingToDoError, SourceError
 from auditkit.findings import parse_period, verdict_exit_code
-from auditkit.pipeline import PipelineResult, run_pipeline
-from auditkit.store import Store
+
+if TYPE_CHECKING:  # the pipeline (store, controls, renderer) loads only when a command runs
+    from auditkit.pipeline import PipelineResult
 
 
 def _stage_logger(quiet: bool) -> Callable[[str], None]:
@@ -133,6 +133,9 @@ def run(
       auditkit run --archive /srv/journal/Maildir --keys /srv/audit/dkim-keys.txt
       # crontab: 15 3 2 1,4,7,10 *  cd /srv/audit && auditkit run --out /srv/evidence
     """
+    from auditkit.controls import nothing_checked
+    from auditkit.pipeline import run_pipeline
+
     if keys_file is not None and not archive_paths:
         raise ConfigError("--keys needs at least one --archive PATH")
     settings = load_settings(config_file, db_path=db_path)
@@ -197,6 +200,7 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
     from auditkit.devtools.sandbox import SandboxServer
     from auditkit.devtools.tsa import TsaServer, demo_pki
     from auditkit.pack import check_replaceable
+    from auditkit.pipeline import run_pipeline
     from auditkit.signing.settings import SigningOptions
     from auditkit.signing.sign import PackSigner
 
@@ -283,6 +287,8 @@ def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> Non
       auditkit status
       auditkit status --db reports/demo.duckdb --json
     """
+    from auditkit.store import Store  # DuckDB only: the store imports pyarrow when loading
+
     settings = load_settings(config_file, db_path=db_path)
     with Store(settings.db_path, read_only=True) as store:
         state = store.status()

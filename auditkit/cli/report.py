@@ -18,7 +18,6 @@ from auditkit.cli.base import (
 from auditkit.cli.signing import load_pack_signer, signing_flags
 from auditkit.errors import UsageError
 from auditkit.findings import parse_period
-from auditkit.pipeline import build_pack, selection_period
 
 OUT_OPTION = click.option(
     "--out",
@@ -97,6 +96,8 @@ def report(
       auditkit report --period 2026Q3 --out reports/2026Q3 --sign-key key.pem \\
           --sign-cert cert.pem --tsa-url http://tsa.example/tsr
     """
+    from auditkit.pipeline import build_pack  # the store and the renderer: only when run
+
     settings = load_settings(config_file, db_path=db_path)
     signer = load_pack_signer(settings, **signing)  # a bad key fails here, before any work
     summary = build_pack(
@@ -160,6 +161,8 @@ def evidence(
         raise UsageError(
             "--period only applies with --recipient; message ids select exactly those messages"
         )
+    from auditkit.pipeline import build_pack, selection_period
+
     settings = load_settings(config_file, db_path=db_path)
     signer = load_pack_signer(settings, **signing)  # a bad key fails here, before any work
     p = (

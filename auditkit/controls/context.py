@@ -16,18 +16,18 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 
 from auditkit.classify import (
     ClassificationRules,
     classification_params,
-    classification_policy_table,
+    classification_policy_columns,
     classification_sql,
 )
 from auditkit.controls.settings import ControlSettings
 from auditkit.evidence_sql import email_audit_sql, from_email_sql, located_sql
 from auditkit.findings import Finding, FindingState, Period
 from auditkit.multimail_terms import UNSENT_STATUSES
+from auditkit.store.temp_tables import create_temp_table, drop_temp_table
 from auditkit.vocabulary import Vocabulary
 from auditkit.vocabulary_inference import resolve_vocabulary
 
@@ -154,22 +154,17 @@ class CheckContext:
         if self._prepared:
             return
         policies = sorted(self.settings.mailboxes.values(), key=lambda p: p.address)
-        self.con.register(
+        create_temp_table(
+            self.con,
             "ak_mailbox_policy",
-            pa.table(
-                {
-                    "address": [p.address for p in policies],
-                    "require_conversation_link": [p.require_conversation_link for p in policies],
-                    "appends_postal_address": [p.appends_postal_address for p in policies],
-                },
-                schema=pa.schema(
-                    [
-                        ("address", pa.string()),
-                        ("require_conversation_link", pa.bool_()),
-                        ("appends_postal_address", pa.bool_()),
-                    ]
+            {
+                "address": ("VARCHAR", [p.address for p in policies]),
+                "require_conversation_link": (
+                    "BOOLEAN",
+                    [p.require_conversation_link for p in policies],
                 ),
-            ),
+                "appends_postal_address": ("BOOLEAN", [p.appends_postal_address for p in policies]),
+            },
         )
         self.con.execute(
             SCOPE_SQL,
@@ -187,7 +182,9 @@ class CheckContext:
         self.prepare()
         if not self._classified:
             # Labels are materialised once (the regex work); the view just joins them on.
-            self.con.register("_ak_classification_policy", classification_policy_table(self.rules))
+            create_temp_table(
+                self.con, "_ak_classification_policy", classification_policy_columns(self.rules)
+            )
             try:
                 self.con.execute(
                     # Only sent mail is ever judged on content (CS-001..CS-003).
@@ -197,7 +194,7 @@ class CheckContext:
                     classification_params(self.rules),
                 )
             finally:
-                self.con.unregister("_ak_classification_policy")
+                drop_temp_table(self.con, "_ak_classification_policy")
             self.con.execute(
                 "CREATE OR REPLACE TEMP VIEW ak_classified AS "
                 "SELECT s.*, l.classification, l.reasons FROM ak_scope s JOIN ak_labels l USING "
@@ -209,12 +206,8 @@ class CheckContext:
     def close(self) -> None:
         self.con.execute("DROP VIEW IF EXISTS temp.ak_classified")
         self.con.execute("DROP VIEW IF EXISTS temp.ak_sent")
-        for table in ("ak_labels", "ak_email_audit", "ak_scope"):
-            self.con.execute(f"DROP TABLE IF EXISTS temp.{table}")
-        try:
-            self.con.unregister("ak_mailbox_policy")
-        except duckdb.Error:
-            pass
+        for table in ("ak_labels", "ak_email_audit", "ak_scope", "ak_mailbox_policy"):
+            drop_temp_table(self.con, table)
 
     def finding(
         self,

@@ -29,8 +29,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pyarrow as pa
-
 from auditkit.config import Settings
 from auditkit.controls.settings import vocabulary_for
 from auditkit.evidence_sql import (  # the derivations controls and pack share
@@ -46,6 +44,7 @@ from auditkit.multimail_terms import WAITING_STATUSES
 from auditkit.report.results import finding_id
 from auditkit.report.scope import Scope, scope_params, selected_sql
 from auditkit.store import Store
+from auditkit.store.temp_tables import create_temp_table, drop_temp_table
 from auditkit.vocabulary import Vocabulary
 
 SELECTED_KEYS_SQL = (
@@ -175,21 +174,18 @@ MESSAGES_TABLE = "_auditkit_report_messages"
 FINDINGS_VIEW = "_auditkit_report_findings"
 
 
-def findings_table(findings: Sequence[Finding]) -> pa.Table:
-    """(message_id, finding_ids) for every message with at least one finding."""
+def findings_table(findings: Sequence[Finding]) -> dict[str, tuple[str, list[str]]]:
+    """(message_id, finding_ids) for every message with at least one finding, as the
+    columns of a temp table (`create_temp_table`)."""
     by_message: dict[str, list[str]] = {}
     for f in findings:
         if f.message_id is not None:
             by_message.setdefault(f.message_id, []).append(finding_id(f))
     ids = sorted(by_message)
-    return pa.table(
-        {
-            "message_id": pa.array(ids, pa.string()),
-            "finding_ids": pa.array(
-                ["; ".join(sorted(set(by_message[i]))) for i in ids], pa.string()
-            ),
-        }
-    )
+    return {
+        "message_id": ("VARCHAR", ids),
+        "finding_ids": ("VARCHAR", ["; ".join(sorted(set(by_message[i]))) for i in ids]),
+    }
 
 
 class MessageTable:
@@ -198,7 +194,7 @@ class MessageTable:
 
     Every later read (CSV stream, summary figures, charts, evidence pages) scans this table
     instead of re-running the joins. Temp objects work on a read-only store; the findings
-    are joined from a registered Arrow table.
+    are joined from a temp table.
     """
 
     def __init__(
@@ -216,7 +212,7 @@ class MessageTable:
         self.findings = findings_table(findings)
 
     def __enter__(self) -> str:
-        self.store.con.register(FINDINGS_VIEW, self.findings)
+        create_temp_table(self.store.con, FINDINGS_VIEW, self.findings)
         try:
             # Built in steps because DuckDB ran out of memory doing the joins and the
             # ordering of a million wide rows in one statement; each step alone spills.
@@ -240,11 +236,11 @@ class MessageTable:
             con.execute(f"DROP TABLE {table}_unsorted")
             con.execute(f"DROP TABLE {table}_pos")
         except BaseException:
-            self.store.con.unregister(FINDINGS_VIEW)
+            drop_temp_table(self.store.con, FINDINGS_VIEW)
             raise
         return MESSAGES_TABLE
 
     def __exit__(self, *exc: object) -> None:
         for suffix in ("", "_unsorted", "_pos"):
             self.store.con.execute(f"DROP TABLE IF EXISTS {MESSAGES_TABLE}{suffix}")
-        self.store.con.unregister(FINDINGS_VIEW)
+        drop_temp_table(self.store.con, FINDINGS_VIEW)

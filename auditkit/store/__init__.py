@@ -11,6 +11,9 @@ did not land; controls and reports only read.
     harvest_state.py  what the harvester asks before fetching (stored mail, conversations)
     audit_chain.py    the audit walk's staging table and the hash-chained append
     digests.py        snapshot and content digests
+
+pyarrow loads only when rows are loaded or digested (`upsert`, `digests` are imported on
+first use): reading the store, as `auditkit status` and the controls do, needs DuckDB alone.
 """
 
 from __future__ import annotations
@@ -21,19 +24,22 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
-import pyarrow as pa
 
 from auditkit.errors import StoreError, StoreInUseError
 from auditkit.store import books
 from auditkit.store.books import Cursor, IntegrityEvent, Quarantined, StoreStatus, store_status
 from auditkit.store.canonical import canonical_json, sha256_hex
-from auditkit.store.digests import content_digest, snapshot_digest
 from auditkit.store.processes import describe_process, lock_holder, process_command
 from auditkit.store.schema import HARVESTED_TABLES, MIGRATIONS, Migration, applied_migrations
-from auditkit.store.upsert import Load, Rows, rows_to_arrow, upsert
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from auditkit.store.digests import content_digest
+    from auditkit.store.upsert import Load, Rows
 
 __all__ = [
     "CHECKPOINT_THRESHOLD",
@@ -56,6 +62,23 @@ __all__ = [
     "sha256_hex",
     "store_status",
 ]
+
+# Names re-exported from the modules that need pyarrow, resolved on first use (PEP 562).
+_ARROW_EXPORTS = {
+    "Load": "auditkit.store.upsert",
+    "Rows": "auditkit.store.upsert",
+    "content_digest": "auditkit.store.digests",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _ARROW_EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 # How much WAL a writer accumulates before DuckDB folds it into the data file.
 CHECKPOINT_THRESHOLD = "256MB"
@@ -217,6 +240,8 @@ class Store:
         may be bookkeeping only. Inside a caller's `transaction()` it joins that one.
         Returns the number of rows written, all tables together.
         """
+        from auditkit.store.upsert import Load
+
         writes: list[TableWrite] = []
         if table is not None:
             writes.append(Load(table, rows, pk, replace_all=replace_all))
@@ -243,6 +268,8 @@ class Store:
         names come from code, never from payloads. On its own the call is one transaction;
         `commit_batch` is how rows land together with their cursor.
         """
+        from auditkit.store.upsert import upsert
+
         return upsert(self, table, rows, pk)
 
     def column_types(self, table: str) -> dict[str, str]:
@@ -263,6 +290,8 @@ class Store:
     def arrow_table(self, table: str, rows: Sequence[Mapping[str, Any]]) -> pa.Table:
         """Rows as an Arrow table typed like `table`, for callers loading through their own
         cursor (call `column_types(table)` first from the store's thread to fill the cache)."""
+        from auditkit.store.upsert import rows_to_arrow
+
         return rows_to_arrow(self, table, rows)
 
     def get_cursor(self, source: str, resource: str) -> str | None:
@@ -313,4 +342,6 @@ class Store:
 
     def snapshot_digest(self, tables: Iterable[str]) -> str:
         """Which harvested content a pack was built from (see `digests.snapshot_digest`)."""
+        from auditkit.store.digests import snapshot_digest
+
         return snapshot_digest(self, tables)

@@ -10,8 +10,6 @@ from __future__ import annotations
 from datetime import UTC, date
 from typing import Any
 
-import pyarrow as pa
-
 from auditkit.business_days import CALENDAR_VERSION, add_business_days
 from auditkit.controls.canspam.common import (
     BODY_SOURCE,
@@ -32,6 +30,7 @@ from auditkit.opt_out_text import (
     REPLY_NEGATED,
     first_match_sql,
 )
+from auditkit.store.temp_tables import create_temp_table, drop_temp_table
 
 OPT_OUT_BUSINESS_DAYS = 10
 
@@ -281,27 +280,20 @@ def cs_003(ctx: CheckContext) -> Outcome:
         day = s["suppressed_at"].astimezone(UTC).date()
         if day not in deadline_by_day:
             deadline_by_day[day] = add_business_days(day, OPT_OUT_BUSINESS_DAYS)
-    deadlines = pa.table(
+    create_temp_table(
+        ctx.con,
+        "ak_optout_deadlines",
         {
-            "address": [s["address"] for s in suppressions],
-            "suppression_id": [s["suppression_id"] for s in suppressions],
-            "suppressed_at": [s["suppressed_at"] for s in suppressions],
-            "reason": [s["reason"] for s in suppressions],
-            "deadline": [
-                deadline_by_day[s["suppressed_at"].astimezone(UTC).date()] for s in suppressions
-            ],
+            "address": ("VARCHAR", [s["address"] for s in suppressions]),
+            "suppression_id": ("VARCHAR", [s["suppression_id"] for s in suppressions]),
+            "suppressed_at": ("TIMESTAMPTZ", [s["suppressed_at"] for s in suppressions]),
+            "reason": ("VARCHAR", [s["reason"] for s in suppressions]),
+            "deadline": (
+                "DATE",
+                [deadline_by_day[s["suppressed_at"].astimezone(UTC).date()] for s in suppressions],
+            ),
         },
-        schema=pa.schema(
-            [
-                ("address", pa.string()),
-                ("suppression_id", pa.string()),
-                ("suppressed_at", pa.timestamp("us", tz="UTC")),
-                ("reason", pa.string()),
-                ("deadline", pa.date32()),
-            ]
-        ),
     )
-    ctx.con.register("ak_optout_deadlines", deadlines)
     try:
         rows = ctx.rows(CS_003_SQL)
         within = ctx.scalar(CS_003_MATCHES + "SELECT count(*) FROM after_opt_out WHERE NOT late")
@@ -310,7 +302,7 @@ def cs_003(ctx: CheckContext) -> Outcome:
             delivery_failure_reasons=failure_reasons,
         )
     finally:
-        ctx.con.unregister("ak_optout_deadlines")
+        drop_temp_table(ctx.con, "ak_optout_deadlines")
     findings = [
         ctx.finding(
             "email",
