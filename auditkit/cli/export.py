@@ -9,7 +9,6 @@ import click
 
 from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
 from auditkit.export.settings import CATALOG_KINDS
-from auditkit.store import Store
 
 logger = logging.getLogger("auditkit.export")
 
@@ -97,6 +96,8 @@ def export_command(
             f"{result.removed:,}",
             "" if result.snapshot_id is None else f", snapshot {result.snapshot_id}",
         )
+
+    from auditkit.store import Store
 
     with Store(settings.db_path, read_only=True) as store:
         summary = export_store(store, target, progress=progress)
