@@ -26,6 +26,7 @@ from auditkit.harvest.audit_log import (
 from auditkit.harvest.enrichment import enrich_intercom
 from auditkit.harvest.listing import mailbox_keys
 from auditkit.harvest.mailboxes import harvest_mailboxes
+from auditkit.harvest.population import harvest_population
 from auditkit.harvest.recorder import (
     HarvestResult,
     Progress,
@@ -181,6 +182,7 @@ def _run_stages(
                         "by GET /v1/mailboxes"
                     )
             harvest_pending(client, store, books)
+            harvest_population(client, store, books, since=since)
             finish_audit_walk(client, store, books, walk, full_scan=full_audit_scan)
             enrich_intercom(store, books, settings, pool, intercom_transport)
     finally:

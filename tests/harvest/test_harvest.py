@@ -579,7 +579,7 @@ def test_content_digest_ignores_run_stamps_but_not_content(api: FakeAPI, tmp_pat
         assert content_digest(a) == content_digest(b)
         b.con.execute("UPDATE multimail_emails SET approved_by = 'someone' WHERE id = 'em_0001'")
         assert content_digest(a) != content_digest(b)
-        assert len(HARVESTED_TABLES) == 10
+        assert len(HARVESTED_TABLES) == 13
 
 
 def test_cli_harvest_without_api_key_exits_3(tmp_path: Path) -> None:
