@@ -133,9 +133,9 @@ def reconcile(
 
 
 def _coverage(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
-    rel = con.sql("SELECT * FROM multimail_source_coverage")
-    names = rel.columns
-    return {row[0]: dict(zip(names, row, strict=True)) for row in rel.fetchall()}
+    result = con.execute("SELECT * FROM multimail_source_coverage")
+    names = [d[0] for d in result.description or ()]
+    return {row[0]: dict(zip(names, row, strict=True)) for row in result.fetchall()}
 
 
 def _clip(period: Period, first: date, last: date) -> tuple[date | None, date | None]:

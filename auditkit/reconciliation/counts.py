@@ -113,7 +113,10 @@ def reconcile_counts(
             active = [d for d in days if observed.get(d, 0) or harvested.get(d, 0)]
             agree = sum(observed.get(d, 0) == k * harvested.get(d, 0) for d in active)
             scored.append((agree / len(active) if active else 0.0, agree, len(active), name))
-        scored.sort(key=lambda s: (-s[0], -s[1], s[3]))
+        # Best agreement first; between series that agree equally, SERIES order (the most
+        # likely reading first) decides, so the choice never depends on naming.
+        rank = {name: i for i, name in enumerate(SERIES)}
+        scored.sort(key=lambda s: (-s[0], -s[1], rank[s[3]]))
         if not scored or scored[0][0] < MIN_AGREEMENT or scored[0][2] < MIN_ACTIVE_DAYS:
             best = scored[0] if scored else (0.0, 0, 0, "none")
             note = (
