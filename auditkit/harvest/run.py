@@ -2,7 +2,8 @@
 
 Order (ARCHITECTURE.md, "Harvest order"): the audit-log walk starts in its own thread;
 meanwhile account collections, then mailboxes and their mail, then the approval queue;
-then the walk is finished and chained; then Intercom enrichment.
+then the walk is finished and chained; then MultiMail's own counts (usage, webhook
+deliveries); then Intercom enrichment.
 """
 
 from __future__ import annotations
@@ -182,8 +183,8 @@ def _run_stages(
                         "by GET /v1/mailboxes"
                     )
             harvest_pending(client, store, books)
-            harvest_population(client, store, books, since=since)
             finish_audit_walk(client, store, books, walk, full_scan=full_audit_scan)
+            harvest_population(client, store, books, since=since)
             enrich_intercom(store, books, settings, pool, intercom_transport)
     finally:
         if walk is not None:
