@@ -60,6 +60,23 @@ def pc_001(ctx: CheckContext) -> Outcome:
     checked += rec.audit_checked
     detail = describe(rec)
     unavailable = [s for s in rec.sources.values() if not s.available]
+    if rec.partial_mailboxes:
+        return Outcome(
+            checked,
+            detail=detail,
+            inconclusive=(
+                "the outbound mail of "
+                + ", ".join(rec.partial_mailboxes[:5])
+                + (
+                    f" and {len(rec.partial_mailboxes) - 5} more"
+                    if len(rec.partial_mailboxes) > 5
+                    else ""
+                )
+                + " has never been listed in full (a --mailbox harvest, or a detail read that "
+                "failed), so the harvest cannot be held against account-wide counts; harvest "
+                "every mailbox in full first"
+            ),
+        )
     if findings:
         return Outcome(checked, findings, detail=detail)
     if len(unavailable) == len(rec.sources):

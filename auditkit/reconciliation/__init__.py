@@ -54,6 +54,7 @@ from auditkit.reconciliation.model import (
     days_between,
     utc_day,
 )
+from auditkit.store.books import WATERMARK_SOURCE, watermark_key
 from auditkit.vocabulary import Vocabulary
 
 __all__ = [
@@ -128,8 +129,25 @@ def reconcile(
             undated,
         )
     reconcile_audit(rec, con, vocabulary, quarantined)
+    rec.partial_mailboxes = partial_mailboxes(con)
     rec.rows.sort(key=lambda r: (r.day, r.source, r.event_type))
     return rec
+
+
+PARTIAL_MAILBOXES_SQL = """
+SELECT coalesce(m.address, m.id) FROM multimail_mailboxes m
+LEFT JOIN _auditkit_cursors c ON c.source = ? AND c.resource = ?
+    || m.id || ':outbound'
+WHERE c.value IS NULL ORDER BY 1
+"""
+
+
+def partial_mailboxes(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Mailboxes with no complete, unfiltered listing of their outbound mail on record."""
+    prefix = watermark_key("", "outbound").split(":", 1)[0] + ":"
+    return [
+        str(r[0]) for r in con.execute(PARTIAL_MAILBOXES_SQL, [WATERMARK_SOURCE, prefix]).fetchall()
+    ]
 
 
 def _coverage(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:

@@ -146,6 +146,9 @@ class Reconciliation:
     notes: list[str] = field(default_factory=list)
     audit_checked: int = 0
     audit_unchecked: str | None = None  # why the audit log could not be reconciled
+    # Mailboxes whose outbound mail was never listed in full (a --mailbox harvest, a failed
+    # detail read): the harvest is partial by design, so account-wide counts cannot judge it.
+    partial_mailboxes: list[str] = field(default_factory=list)
 
     @property
     def differences(self) -> list[DayRow]:

@@ -77,6 +77,7 @@ def page(rec: Reconciliation | None) -> dict[str, Any]:
     differences = [r for r in rec.rows if r.status in ("difference", "review", "explained")]
     return {
         "shown": True,
+        "partial_mailboxes": rec.partial_mailboxes,
         "sources": [
             {
                 "name": SOURCE_NAMES[s.name],

@@ -201,3 +201,22 @@ def test_a_run_over_chosen_messages_is_not_applicable(store: Store, build: Store
         message_ids=["em_0801_0"],
     )
     assert result.status == "not_applicable" and targets(result) == set()
+
+
+def test_a_mailbox_never_listed_in_full_makes_it_inconclusive_not_an_accusation(
+    store: Store, build: StoreBuilder
+) -> None:
+    # A --mailbox harvest (or a failed detail read) leaves a mailbox without a complete
+    # listing: account-wide counts will differ, and that is no evidence of a gap.
+    world(build, unlisted=(GAP,))
+    build.mailbox(id="mbx_1", address="support@northwind.example")
+    build.mailbox(id="mbx_2", address="outreach@northwind.example")
+    store.set_cursor("multimail", "emails_listed:mbx_1:outbound", "2026-08-12T00:00:00", "r1")
+    result = check(store, "PC-001")
+    assert result.status == "inconclusive" and not result.findings
+    assert "outreach@northwind.example has never been listed in full" in result.detail
+    store.set_cursor("multimail", "emails_listed:mbx_2:outbound", "2026-08-12T00:00:00", "r1")
+    assert findings(check(store, "PC-001")) == {
+        ("day", "2026-08-05", "open"),
+        ("email", GAP, "open"),
+    }
