@@ -60,7 +60,7 @@ def pc_001(ctx: CheckContext) -> Outcome:
     checked += rec.audit_checked
     detail = describe(rec)
     unavailable = [s for s in rec.sources.values() if not s.available]
-    if rec.partial_mailboxes:
+    if findings and rec.partial_mailboxes:  # differences, but no evidence of a gap
         return Outcome(
             checked,
             detail=detail,
