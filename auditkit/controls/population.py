@@ -112,7 +112,10 @@ def day_findings(ctx: CheckContext, rec: Reconciliation) -> list[Finding]:
             f"{r.harvested_count}{f' (+{r.explained} quarantined)' if r.explained else ''}"
             for r in rows
         ]
-        state: FindingState = "open" if any(r.status == "difference" for r in rows) else "review"
+        # Webhook deliveries alone are for review: the history is counted against today's
+        # subscriptions, and one deleted mid-period would change what a day should hold.
+        usage_differs = any(r.status == "difference" and r.source == USAGE for r in rows)
+        state: FindingState = "open" if usage_differs else "review"
         evidence = {"rows": [r.to_csv() for r in rows]}
         findings.append(
             ctx.finding(
