@@ -63,6 +63,8 @@ class SourceError(AuditkitError):
     """An upstream API (MultiMail, Intercom) failed in a way retries cannot fix."""
 
     exit_code = 4
+    # The HTTP status that said so, when an answer did (a caller may tell 403 from 404).
+    http_status: int | None = None
 
 
 class SourceAuthError(SourceError):

@@ -311,6 +311,43 @@ def normalise_webhook(raw: Any) -> dict[str, Any]:
     }
 
 
+def normalise_usage_day(raw: Any) -> dict[str, Any]:
+    """One `UsageDaily.data` item: a UTC day, an event type (the account's own spelling,
+    kept as is) and a count."""
+    r = _require_object(raw, "usage")
+    day = parse_timestamp(r.get("date"), "date")
+    if day is None:
+        raise RecordError("usage item has no date")
+    event_type = _str(r, "event_type")
+    if not event_type:
+        raise RecordError("usage item has no event_type")
+    count = _int(r.get("count"), "count")
+    if count is None or count < 0:
+        raise RecordError(f"usage count is {r.get('count')!r}, not a count")
+    return {
+        "id": f"{day.date().isoformat()}|{event_type}",
+        "date": day.date(),
+        "event_type": event_type,
+        "count": count,
+        **provenance(r),
+    }
+
+
+def normalise_webhook_delivery(raw: Any) -> dict[str, Any]:
+    r = _require_object(raw, "webhook delivery")
+    return {
+        "id": _id(r, "id"),
+        "event_type": _str(r, "event_type"),
+        "url": _str(r, "url"),
+        "status": _str(r, "status"),
+        "attempts": _int(r.get("attempts"), "attempts"),
+        "response_status": _int(r.get("response_status"), "response_status"),
+        "created_at": parse_timestamp(r.get("created_at"), "created_at"),
+        "last_attempt_at": parse_timestamp(r.get("last_attempt_at"), "last_attempt_at"),
+        **provenance(r),
+    }
+
+
 def normalise_suppression(raw: Any) -> dict[str, Any]:
     r = _require_object(raw, "suppression")
     return {

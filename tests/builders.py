@@ -176,3 +176,55 @@ class StoreBuilder:
                 change,
             ],
         )
+
+    # -- population sources (PC-001) ------------------------------------------------------
+    def usage(self, day: date, event_type: str, count: int) -> dict[str, Any]:
+        row = {"id": f"{day}|{event_type}", "date": day, "event_type": event_type, "count": count}
+        return self._write("multimail_usage_daily", row)
+
+    def delivery(self, id: str, event_type: str, created_at: datetime) -> dict[str, Any]:
+        row = {
+            "id": id,
+            "event_type": event_type,
+            "url": "https://hooks.example/events",
+            "status": "delivered",
+            "attempts": 1,
+            "response_status": 200,
+            "created_at": created_at,
+            "last_attempt_at": created_at,
+        }
+        return self._write("multimail_webhook_deliveries", row)
+
+    def webhook(self, id: str, events: Sequence[str], mailbox_id: str | None = None) -> None:
+        row = {
+            "id": id,
+            "url": "https://hooks.example/events",
+            "events": list(events),
+            "mailbox_id": mailbox_id,
+            "created_at": ts("2026-01-01 00:00"),
+        }
+        self._write("multimail_webhooks", row)
+
+    def coverage(
+        self,
+        source: str,
+        *,
+        covered_from: datetime | None = None,
+        covered_to: datetime | None = None,
+        http_status: int | None = None,
+        reason: str | None = None,
+        harvested_at: datetime = HARVESTED,
+    ) -> None:
+        """What a harvest could read of `source`: a range, or (with `http_status`) why not."""
+        row = {
+            "id": source,
+            "available": http_status is None,
+            "http_status": http_status,
+            "reason": reason,
+            "covered_from": covered_from,
+            "covered_to": covered_to,
+        }
+        self.store.upsert(
+            "multimail_source_coverage",
+            [with_provenance(row, run_id="run_test", harvested_at=harvested_at)],
+        )

@@ -37,6 +37,9 @@ UNRENDERABLE: dict[str, dict[str, Any]] = {
         # The tampered entries are email entries, and the approval trail is gone.
         "lost_controls": {"AL-001", "AL-002"},
         "inconclusive": {"AL-002"},
+        # With no send entries, PC-001 can name the day usage disagrees (still a failure),
+        # but not the email the audit log would have named.
+        "lost_findings": {("PC-001", "email")},
     },
 }
 
@@ -89,7 +92,10 @@ def test_every_dialect_finds_exactly_the_planted_violations(
 ) -> None:
     name, results, _ = dialect_results
     lost = UNRENDERABLE.get(name, {}).get("lost_controls", set())
-    expected = {k for k in _expected_without_config() if k[0] not in lost}
+    lost_findings = UNRENDERABLE.get(name, {}).get("lost_findings", set())
+    expected = {
+        k for k in _expected_without_config() if k[0] not in lost and k[:2] not in lost_findings
+    }
     found = _found(results, "open")
     assert found == expected, (
         f"{name}: missed {sorted(expected - found)}, extra {sorted(found - expected)}"

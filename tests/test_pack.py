@@ -44,6 +44,7 @@ def test_manifest_lists_every_file_with_size_and_hash(pack: Path) -> None:
         "decisions.csv",
         "findings.csv",
         "messages.csv",
+        "reconciliation.csv",
         "report.html",
     ]
     for f in files:
@@ -73,7 +74,7 @@ def test_files_and_folder_are_owner_only(pack: Path) -> None:
 
 def test_verify_accepts_an_untouched_pack(pack: Path) -> None:
     result = verify_pack(pack)
-    assert result.ok and result.checked == 6 and result.problems() == []
+    assert result.ok and result.checked == 7 and result.problems() == []
     result.raise_for_problems()
 
 
@@ -177,7 +178,7 @@ def test_cli_verify_exit_codes_and_json(pack: Path) -> None:
     runner = CliRunner()
     ok = runner.invoke(cli, ["verify", str(pack)])
     assert ok.exit_code == 0, ok.output
-    assert "ok: 6 files match" in ok.output
+    assert "ok: 7 files match" in ok.output
     (pack / "audit_log.csv").write_text("tampered", encoding="utf-8")
     (pack / "new.bin").write_bytes(b"x")
     bad = runner.invoke(cli, ["verify", str(pack), "--json"])

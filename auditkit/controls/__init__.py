@@ -2,7 +2,8 @@
 
 `registry` holds the catalogue model and `@control`; each family module registers its
 controls on import: `oversight` (OVS-001..003, 006, 007), `segregation` (OVS-004, 005),
-`canspam` (CS-*), `identity` (ID-*), `traceability` (TR-*) and `auditlog` (AL-*).
+`canspam` (CS-*), `identity` (ID-*), `traceability` (TR-*), `auditlog` (AL-*) and
+`population` (PC-*).
 `runner.run_controls` evaluates them over one period of a store; `context` builds the
 period's shared views and `settings` validates the `[controls]` configuration. Importing
 this package imports every family, so `catalogue()` is always complete.
@@ -16,6 +17,7 @@ from auditkit.controls import (  # noqa: F401
     canspam,
     identity,
     oversight,
+    population,
     segregation,
     traceability,
 )

@@ -1,7 +1,7 @@
 """The control registry: the catalogue's ids, metadata and evidence SQL, and `@control`.
 
 Each family module (`oversight`, `segregation`, `canspam`, `identity`, `traceability`,
-`auditlog`) registers its controls with `@control(...)` when it is imported; ids are a
+`auditlog`, `population`) registers its controls with `@control(...)` when it is imported; ids are a
 public contract. This module imports no family, so the families import it freely; the
 package `auditkit.controls` imports every family, which fills the registry.
 """
@@ -28,7 +28,9 @@ from auditkit.vocabulary import MEANINGS
 #   also flags approval by any key holding the send scope and shows the approver's kind;
 #   CS-004 covers commercial and mixed mail only and accepts a prior exchange with the
 #   recipient; classifier cls-v2 and wider opt-out recognition (CS-001..CS-003).
-CATALOGUE_VERSION = "2026.12-1"
+# 2026.12-2: PC-001 added (population completeness against MultiMail's usage, webhook
+#   deliveries and audit log).
+CATALOGUE_VERSION = "2026.12-2"
 
 APPLIES_TO = (
     "outbound_email",
@@ -37,6 +39,7 @@ APPLIES_TO = (
     "mailbox",
     "audit_log",
     "conversation_link",
+    "population",
 )
 # Controls that look at messages: a run limited to chosen messages sees only those.
 PER_MESSAGE = ("outbound_email", "commercial_email", "conversation_link")
@@ -128,8 +131,8 @@ def catalogue() -> list[Control]:
 
 
 def id_order(control_id: str) -> tuple[int, str]:
-    """Catalogue order: by family (OVS, CS, ID, TR, AL), then by id."""
-    families = ["OVS", "CS", "ID", "TR", "AL"]
+    """Catalogue order: by family (OVS, CS, ID, TR, AL, PC), then by id."""
+    families = ["OVS", "CS", "ID", "TR", "AL", "PC"]
     prefix = control_id.split("-", 1)[0]
     return (families.index(prefix) if prefix in families else len(families), control_id)
 

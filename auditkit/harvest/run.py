@@ -2,7 +2,8 @@
 
 Order (ARCHITECTURE.md, "Harvest order"): the audit-log walk starts in its own thread;
 meanwhile account collections, then mailboxes and their mail, then the approval queue;
-then the walk is finished and chained; then Intercom enrichment.
+then the walk is finished and chained; then MultiMail's own counts (usage, webhook
+deliveries); then Intercom enrichment.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from auditkit.harvest.audit_log import (
 from auditkit.harvest.enrichment import enrich_intercom
 from auditkit.harvest.listing import mailbox_keys
 from auditkit.harvest.mailboxes import harvest_mailboxes
+from auditkit.harvest.population import harvest_population
 from auditkit.harvest.recorder import (
     HarvestResult,
     Progress,
@@ -182,6 +184,7 @@ def _run_stages(
                     )
             harvest_pending(client, store, books)
             finish_audit_walk(client, store, books, walk, full_scan=full_audit_scan)
+            harvest_population(client, store, books, since=since)
             enrich_intercom(store, books, settings, pool, intercom_transport)
     finally:
         if walk is not None:

@@ -26,7 +26,8 @@ from auditkit.controls.settings import vocabulary_for
 from auditkit.errors import ReportError
 from auditkit.findings import ControlResult, Period
 from auditkit.pack import check_replaceable, staged_pack_dir, write_manifest
-from auditkit.report import csv_export, oscal
+from auditkit.reconciliation import reconcile
+from auditkit.report import csv_export, oscal, population
 from auditkit.report.context import (
     SNAPSHOT_TABLES,
     VOCABULARY_SHOWN,
@@ -51,13 +52,22 @@ FORMATS = ("pdf", "html", "csv")
 # From this many messages in scope the PDF renders in a second process, alongside the CSVs.
 PARALLEL_PDF_MESSAGES = 50_000
 PACK_MEMORY_LIMIT = "1GB"
-CSV_FILES = ("messages.csv", "decisions.csv", "findings.csv", "audit_log.csv")
+CSV_FILES = (
+    "messages.csv",
+    "decisions.csv",
+    "findings.csv",
+    "audit_log.csv",
+    "reconciliation.csv",
+)
 # What each ledger is: the PDF attachment's /Desc and the OSCAL back-matter description.
 CSV_DESCRIPTIONS = {
     "messages.csv": "Every outbound message in scope, one row each.",
     "decisions.csv": "The approve, reject and cancel audit entries joined to their emails.",
     "findings.csv": "Every finding, with its full evidence JSON and any waiver.",
     "audit_log.csv": "The audit-log entries in scope, with their hash-chain position.",
+    "reconciliation.csv": (
+        "MultiMail's own counts against the harvested population, per UTC day (PC-001)."
+    ),
 }
 # Settings that shape what the pack shows; URLs, paths and secrets stay out (see public_dict()).
 PARAMETER_SETTINGS = (
@@ -170,6 +180,8 @@ def write_pack(
     version = catalogue_version(str(settings.controls.get("catalogue_version", "unversioned")))
 
     as_of = data_as_of(store, period)
+    # What PC-001 decided on; a pack of chosen messages is no population to reconcile.
+    reconciliation = reconcile(store.con, period, vocabulary) if scope.kind == "period" else None
     counts: dict[str, int] = {}
     findings = [f for r in results for f in r.findings]
     with (
@@ -196,6 +208,7 @@ def write_pack(
                 vocabulary=vocabulary,
                 **({"flagged_cap": max_flagged_pages} if max_flagged_pages is not None else {}),
             )
+            context["reconciliation"] = population.page(reconciliation)
             # Charts describe a population; for hand-picked messages they would only mislead.
             context["charts"] = {}
             if scope.kind != "messages":
@@ -223,6 +236,11 @@ def write_pack(
         logger.info("pack: HTML ready after %s", _since(started, cpu_started))
         if "csv" in formats:
             counts.update(_write_csvs(store, stage, scope, settings, results, table, vocabulary))
+            counts["reconciliation_rows"] = csv_export.write_rows_csv(
+                stage / "reconciliation.csv",
+                population.RECONCILIATION_FIELDS,
+                population.csv_rows(reconciliation),
+            )
             logger.info("pack: CSV files written after %s", _since(started, cpu_started))
         if "pdf" in formats:
             # The CSVs go into the PDF, deflated while a big pack's PDF is still rendering.

@@ -255,6 +255,8 @@ def build_context(
         },
         "waiver_warnings": warning_rows(results),
         "integrity_events": integrity_events(store),
+        # write_pack fills it with report.population.page() for a period pack.
+        "reconciliation": {"shown": False},
         "latency": approval_latency(store, table),
         "daily": daily_volume(store, table, scope),
         "messages": pages,

@@ -39,7 +39,13 @@ _UUIDS = uuid.uuid5(uuid.NAMESPACE_URL, NS)
 TEST_CONTROLS = frozenset({"ID-001", "ID-002", "AL-001"})
 _VERDICT = {"pass": "satisfied", "fail": "not-satisfied"}
 # Which ledger holds the row a finding's target is; any other target is in findings.csv.
-_TARGET_LEDGER = {"email": "messages.csv", "audit_entry": "audit_log.csv"}
+# PC-001's email targets are emails the harvest lacks, so they stay with findings.csv.
+_TARGET_LEDGER = {
+    "email": "messages.csv",
+    "audit_entry": "audit_log.csv",
+    "day": "reconciliation.csv",
+}
+_OWN_LEDGER_CONTROLS = {"PC-001": "reconciliation.csv"}
 MEDIA_TYPES = {".csv": "text/csv", ".pdf": "application/pdf", ".html": "text/html"}
 FILE_DESCRIPTIONS = {
     "report.pdf": "The evidence report (PDF/A-3u) with the four CSV ledgers attached to it.",
@@ -288,7 +294,9 @@ def _target_observations(
                 + (f" until {row['waiver_expires']}" if row["waiver_expires"] else "")
                 + f": {row['waiver_justification']}"
             )
-        holder = _TARGET_LEDGER.get(row["target_type"], "findings.csv")
+        holder = _OWN_LEDGER_CONTROLS.get(row["control_id"]) or _TARGET_LEDGER.get(
+            row["target_type"], "findings.csv"
+        )
         if holder not in ledger:
             holder = "findings.csv"
         if holder in ledger:

@@ -248,6 +248,14 @@ def raise_for_status(response: httpx.Response, *, source: str, credential: str) 
     status = response.status_code
     if status < 400:
         return
+    try:
+        _raise_for(response, status, source=source, credential=credential)
+    except SourceError as exc:
+        exc.http_status = status
+        raise
+
+
+def _raise_for(response: httpx.Response, status: int, *, source: str, credential: str) -> None:
     path = endpoint_path(response.request.url)
     detail = _error_detail(response)
     if status == 401:

@@ -42,6 +42,15 @@ SUPPRESSIONS = Endpoint("suppressions", "/v1/suppression", SinglePage(("suppress
 MAILBOXES = Endpoint("mailboxes", "/v1/mailboxes", SinglePage(("mailboxes",)))
 # The spec says `emails`; the Python SDK reads `pending`.
 PENDING = Endpoint("pending", "/v1/oversight/pending", SinglePage(("emails", "pending")))
+# Population sources (PC-001). Usage is asked for one range at a time (`usage_params`); the
+# delivery history pages by cursor like the audit log.
+USAGE = Endpoint("usage_daily", "/v1/usage", SinglePage(("data",)), pk="_none")
+WEBHOOK_DELIVERIES = Endpoint(
+    "webhook_deliveries",
+    "/v1/webhook-deliveries",
+    CursorPaginator(("deliveries",)),
+    params={"limit": str(AUDIT_PAGE_LIMIT)},
+)
 AUDIT_LOG = Endpoint(
     "audit_log",
     "/v1/audit-log",
@@ -52,6 +61,16 @@ AUDIT_LOG = Endpoint(
 
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def usage_params(start: datetime, end: datetime) -> dict[str, str]:
+    """`GET /v1/usage?from&to&breakdown=daily`: epoch milliseconds (§4.13), `to` the last
+    millisecond wanted (whether the API reads it as inclusive is not documented)."""
+    return {
+        "from": str(int(start.timestamp() * 1000)),
+        "to": str(int(end.timestamp() * 1000) - 1),
+        "breakdown": "daily",
+    }
 
 
 def email_list_endpoint(

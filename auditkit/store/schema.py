@@ -198,6 +198,33 @@ def _audit_walk_staging(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration("0004_population_sources")
+def _population_sources(con: duckdb.DuckDBPyConnection) -> None:
+    # MultiMail's own counts of the population, for PC-001 (population completeness): daily
+    # usage per event type, and the webhook delivery history. `multimail_source_coverage`
+    # says, per source, what a harvest could read: the range it asked for, or why the
+    # endpoint was unavailable (403 without the scope, 404), so the control can say
+    # not_applicable with that reason instead of reading an empty table as "zero".
+    con.execute(f"""
+    CREATE TABLE multimail_usage_daily (
+        id VARCHAR PRIMARY KEY,              -- '<date>|<event_type>'
+        date DATE NOT NULL, event_type VARCHAR NOT NULL, count BIGINT NOT NULL,
+        {PROVENANCE});
+    CREATE TABLE multimail_webhook_deliveries (
+        id VARCHAR PRIMARY KEY, event_type VARCHAR, url VARCHAR, status VARCHAR,
+        attempts INTEGER, response_status INTEGER,
+        created_at TIMESTAMPTZ, last_attempt_at TIMESTAMPTZ, {PROVENANCE});
+    CREATE TABLE multimail_source_coverage (
+        id VARCHAR PRIMARY KEY,              -- the source: usage_daily | webhook_deliveries
+        available BOOLEAN NOT NULL,
+        http_status INTEGER,                 -- the refusal's status when unavailable
+        reason VARCHAR,                      -- why unavailable (one line, no secrets)
+        covered_from TIMESTAMPTZ,            -- usage: the range asked for [from, to)
+        covered_to TIMESTAMPTZ,
+        {PROVENANCE});
+    """)
+
+
 # Every table filled from a source (bookkeeping tables excluded): digests, pack snapshots
 # and status counts all use this one list.
 HARVESTED_TABLES = (
@@ -211,6 +238,9 @@ HARVESTED_TABLES = (
     "multimail_emails",
     "multimail_audit_log",
     "intercom_conversations",
+    "multimail_usage_daily",
+    "multimail_webhook_deliveries",
+    "multimail_source_coverage",
 )
 
 

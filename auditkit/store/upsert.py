@@ -56,6 +56,7 @@ _ARROW_TYPES = {
     "BIGINT": pa.int64(),
     "DOUBLE": pa.float64(),
     "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
+    "DATE": pa.date32(),
     "VARCHAR[]": pa.list_(pa.string()),
 }
 

@@ -74,7 +74,7 @@ def archive_planted_findings() -> list[dict[str, Any]]:
     return planted
 
 
-FAMILIES = ["OVS", "CS", "ID", "TR", "AL"]
+FAMILIES = ["OVS", "CS", "ID", "TR", "AL", "PC"]
 
 
 def expected_demo_findings() -> list[dict[str, Any]]:

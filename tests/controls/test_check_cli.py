@@ -133,7 +133,7 @@ def test_controls_listing(cli: click.Group) -> None:
     listing = runner.invoke(cli, ["controls"])
     assert listing.exit_code == 0 and "OVS-001" in listing.output and "AL-002" in listing.output
     doc = json.loads(runner.invoke(cli, ["controls", "--json"]).output)
-    assert len(doc["controls"]) == 19
+    assert len(doc["controls"]) == 20
     assert (
         doc["controls"][0]["id"] == "OVS-001" and "ak_mode_intervals" in doc["controls"][0]["sql"]
     )

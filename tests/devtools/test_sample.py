@@ -5,6 +5,7 @@ from __future__ import annotations
 import filecmp
 import json
 import tomllib
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -143,10 +144,21 @@ def test_expected_findings_targets_exist(quarter: dict[str, Any]) -> None:
     assert all(f["state"] == "open" and f["note"] for f in expected)
     audit_ids = {a["id"] for a in quarter["audit"]}
     key_ids = {k["id"] for k in quarter["keys"].values()}
+    sent_entries = {a["resource_id"] for a in quarter["audit"] if a["action"] == "email.sent"}
+    days = {
+        f"2026-{m:02d}-{d:02d}" for m, n in ((7, 31), (8, 31), (9, 30)) for d in range(1, n + 1)
+    }
     for f in expected:
-        pool = {"email": quarter["by_id"], "audit_entry": audit_ids, "api_key": key_ids}[
-            f["target_type"]
-        ]
+        if (f["control_id"], f["target_type"]) == ("PC-001", "email"):
+            # The population gap: sent and logged, but in no listing.
+            assert f["target_id"] not in quarter["by_id"] and f["target_id"] in sent_entries, f
+            continue
+        pool = {
+            "email": quarter["by_id"],
+            "audit_entry": audit_ids,
+            "api_key": key_ids,
+            "day": days,
+        }[f["target_type"]]
         assert f["target_id"] in pool, f
     counts: dict[str, int] = {}
     for f in expected:
@@ -169,6 +181,7 @@ def test_expected_findings_targets_exist(quarter: dict[str, Any]) -> None:
         "TR-002": 1,
         "AL-001": 2,
         "AL-002": 2,
+        "PC-001": 2,
     }
 
 
@@ -336,3 +349,37 @@ def test_invalid_folder_holds_broken_inputs() -> None:
 def test_generator_refuses_tiny_sets(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path), "--messages", "10"])
+
+
+def test_usage_and_deliveries_count_the_records_but_for_the_planted_gap(
+    quarter: dict[str, Any],
+) -> None:
+    from auditkit.multimail_terms import UNSENT_STATUSES
+
+    mm = SAMPLE_DATA / "multimail"
+    usage = json.loads((mm / "usage_daily.json").read_text("utf-8"))["data"]
+    deliveries = read_jsonl(mm / "webhook_deliveries.jsonl")
+    gap = next(
+        f["target_id"]
+        for f in quarter["expected"]
+        if (f["control_id"], f["target_type"]) == ("PC-001", "day")
+    )
+    left = [
+        e
+        for e in quarter["emails"]
+        if e["direction"] == "outbound"
+        and (e["delivered_at"] or e["bounced_at"] or e["status"] not in UNSENT_STATUSES)
+    ]
+    listed = Counter(e["received_at"][:10] for e in left)
+    counted = Counter({d["date"]: d["count"] for d in usage if d["event_type"] == "emails_sent"})
+    assert {d: counted[d] - listed[d] for d in counted | listed if counted[d] != listed[d]} == {
+        gap: 1
+    }
+    first_day = min(d["created_at"] for d in deliveries)[:10]
+    delivered = Counter(
+        d["created_at"][:10] for d in deliveries if d["event_type"] == "message.sent"
+    )
+    whole_days = {d for d in listed if d > first_day}
+    assert {d: delivered[d] - listed[d] for d in whole_days if delivered[d] != listed[d]} == {
+        gap: 1
+    }

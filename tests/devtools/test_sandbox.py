@@ -19,7 +19,24 @@ from auditkit.devtools.sandbox import LoggedRequest, RequestLog, SandboxServer
 from auditkit.errors import ConfigError
 from tests.conftest import IC_TOKEN, MM_KEY, ROOT
 
-SCHEMAS_FILE = ROOT.parent / "shared" / "reference" / "multimail-schemas.json"
+
+def _schemas_file() -> Path:
+    """shared/reference beside the checkout; from a git worktree, beside the main checkout."""
+    beside = ROOT.parent / "shared" / "reference" / "multimail-schemas.json"
+    common = subprocess.run(
+        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if beside.is_file() or common.returncode != 0:
+        return beside
+    main = Path(common.stdout.strip()).parent
+    return main.parent / "shared" / "reference" / "multimail-schemas.json"
+
+
+SCHEMAS_FILE = _schemas_file()
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -91,6 +108,15 @@ def test_every_endpoint_matches_the_published_schemas(mm: httpx.Client, ic: http
     check("OversightPendingListResponse", mm.get("/v1/oversight/pending").json())
     for page in all_pages(mm, "/v1/audit-log", "entries", limit=100):
         check("AuditLogListResponse", page)
+    usage = mm.get(
+        "/v1/usage", params={"from": 0, "to": 2_000_000_000_000, "breakdown": "daily"}
+    ).json()
+    check("UsageDaily", usage)
+    assert usage["data"] and {"date", "event_type", "count"} <= set(usage["data"][0])
+    deliveries = all_pages(mm, "/v1/webhook-deliveries", "deliveries", limit=100)
+    for page in deliveries:
+        check("WebhookDeliveryListResponse", page)
+    assert sum(len(p["deliveries"]) for p in deliveries) > 100
     details: set[str] = set()
     for mailbox_id in mailbox_ids(mm).values():
         for page in all_pages(mm, f"/v1/mailboxes/{mailbox_id}/emails", "emails", limit=100):
@@ -504,3 +530,48 @@ def test_cli_serves_until_interrupted(sample_data: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+# -- population sources (PC-001) ----------------------------------------------------------------
+def test_usage_serves_the_days_in_range_and_refuses_a_bad_one(
+    mm: httpx.Client, sample_data: Path
+) -> None:
+    everything = json.loads((sample_data / "multimail" / "usage_daily.json").read_text("utf-8"))
+    july = mm.get(
+        "/v1/usage",
+        # 2026-07-01T00:00Z .. the last millisecond of 2026-07-31
+        params={"from": 1782864000000, "to": 1785542399999, "breakdown": "daily"},
+    ).json()
+    assert july["breakdown"] == "daily" and july["from"] == 1782864000000
+    assert {d["date"] for d in july["data"]} == {f"2026-07-{n:02d}" for n in range(1, 32)}
+    assert july["data"] == [d for d in everything["data"] if d["date"].startswith("2026-07")]
+    bad = mm.get("/v1/usage", params={"from": "yesterday", "to": 1, "breakdown": "daily"})
+    assert bad.status_code == 400 and "from" in bad.json()["error"]
+
+
+def test_webhook_deliveries_page_newest_first(mm: httpx.Client, sample_data: Path) -> None:
+    stored = read_jsonl(sample_data / "multimail" / "webhook_deliveries.jsonl")
+    pages = all_pages(mm, "/v1/webhook-deliveries", "deliveries", limit=37)
+    served = [d for p in pages for d in p["deliveries"]]
+    assert len(served) == len(stored) and len(pages) == -(-len(stored) // 37)
+    assert served == sorted(stored, key=lambda d: (d["created_at"], d["id"]), reverse=True)
+
+
+def test_population_endpoints_answer_404_when_the_data_set_has_none(
+    sample_data: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_data, data, symlinks=True)
+    (data / "multimail" / "usage_daily.json").unlink()
+    (data / "multimail" / "webhook_deliveries.jsonl").unlink()
+    with (
+        SandboxServer(data, api_key=MM_KEY) as server,
+        httpx.Client(
+            base_url=server.base_url, headers={"Authorization": f"Bearer {MM_KEY}"}
+        ) as client,
+    ):
+        usage = client.get("/v1/usage", params={"from": 0, "to": 1, "breakdown": "daily"})
+        assert usage.status_code == 404
+        assert client.get("/v1/webhook-deliveries").status_code == 404

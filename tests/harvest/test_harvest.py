@@ -206,7 +206,10 @@ def test_full_harvest_stores_everything_with_provenance(api: FakeAPI, tmp_path: 
             "/v1/suppression",
             "/v1/mailboxes",
         ]
-        assert paths[-1] == "/v1/audit-log"
+        # Then MultiMail's own counts (this fake API has neither endpoint: a 404 each, recorded
+        # as unavailable without failing the run).
+        assert paths[-3:] == ["/v1/audit-log", "/v1/usage", "/v1/webhook-deliveries"]
+        assert result.skipped["usage_daily_unavailable"] == 1
         # Inbound mail is stored from its summary; read_email is never called for it.
         assert "em_0900" not in api.detail_ids()
         assert store.query("SELECT direction FROM multimail_emails WHERE id = 'em_0900'") == [
@@ -579,7 +582,7 @@ def test_content_digest_ignores_run_stamps_but_not_content(api: FakeAPI, tmp_pat
         assert content_digest(a) == content_digest(b)
         b.con.execute("UPDATE multimail_emails SET approved_by = 'someone' WHERE id = 'em_0001'")
         assert content_digest(a) != content_digest(b)
-        assert len(HARVESTED_TABLES) == 10
+        assert len(HARVESTED_TABLES) == 13
 
 
 def test_cli_harvest_without_api_key_exits_3(tmp_path: Path) -> None:

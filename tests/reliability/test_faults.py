@@ -246,7 +246,7 @@ def tiny_tmpfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     mount_point = tmp_path_factory.mktemp("tmpfs")
     # Room for one small pack plus a fraction of a second: the new pack cannot fit beside it.
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=760k,mode=0700", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", "size=900k,mode=0700", "tmpfs", str(mount_point)],
         capture_output=True,
         text=True,
     )

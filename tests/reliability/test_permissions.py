@@ -23,7 +23,7 @@ def test_run_store_and_pack_are_owner_only(workspace: Workspace) -> None:
     pack = workspace.out_root / "2026Q3"
     assert mode(pack) == 0o700
     files = [p for p in pack.rglob("*")]
-    assert len(files) == 8
+    assert len(files) == 9
     for path in files:
         assert mode(path) == (0o700 if path.is_dir() else 0o600), f"{path}: {oct(mode(path))}"
 

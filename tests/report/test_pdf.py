@@ -37,6 +37,7 @@ def test_two_runs_give_byte_identical_files(two_packs: tuple[Path, Path]) -> Non
         "findings.csv",
         "manifest.json",
         "messages.csv",
+        "reconciliation.csv",
         "report.html",
         "report.pdf",
     ]

@@ -38,6 +38,11 @@ Audit vocabulary (`multimail/audit_log.jsonl`):
 - `no_email_entries`: every entry whose resource type is `email` is dropped, and so are the
   mutations (`multimail/mutations.json`) that target a dropped entry.
 
+MultiMail's own counts follow the vocabulary: with `decide`, usage event types become
+`email.sent`, `email.received`, `oversight.decide`; with `past_tense`, `sent`, `received`,
+`decided`, `requests`, and webhook event types `message.*` become `email.*` (in the
+deliveries and in the subscriptions of `webhooks.json`). The counts are unchanged.
+
 Approver identity (outbound `approved_by` and the decision entries' metadata/actor):
 
 - `person`: unchanged (`approved_by` and metadata `reviewer` are the reviewer's email).

@@ -214,6 +214,9 @@ def _render_into(
     if changed_archived:
         summary["archive_resigned"] = _resign_archive(src, dest)
 
+    # 5. MultiMail's own counts name their event types in the account's words too.
+    summary["population_renamed"] = _rename_population_events(mm, d.vocabulary)
+
     if d.name != "canonical" and (dest / "README.md").is_file():
         readme = dest / "README.md"
         readme.write_text(
@@ -224,6 +227,60 @@ def _render_into(
             encoding="utf-8",
         )
     return summary
+
+
+# Usage and webhook event types per audit vocabulary (the canonical names elsewhere).
+USAGE_EVENT_NAMES = {
+    "decide": {
+        "emails_sent": "email.sent",
+        "emails_received": "email.received",
+        "oversight_actions": "oversight.decide",
+    },
+    "past_tense": {
+        "emails_sent": "sent",
+        "emails_received": "received",
+        "oversight_actions": "decided",
+        "api_calls": "requests",
+    },
+}
+WEBHOOK_EVENT_NAMES = {
+    "past_tense": {
+        "message.sent": "email.sent",
+        "message.delivered": "email.delivered",
+        "message.bounced": "email.bounced",
+        "message.complained": "email.complained",
+    },
+}
+
+
+def _rename_population_events(mm: Path, vocabulary: str) -> int:
+    """Rename usage event types, and webhook event types in both the deliveries and the
+    subscriptions that list them; the counts stay. Returns the records rewritten."""
+    renamed = 0
+    usage_names = USAGE_EVENT_NAMES.get(vocabulary, {})
+    usage_path = mm / "usage_daily.json"
+    if usage_names and usage_path.is_file():
+        usage = read_json(usage_path)
+        for item in usage["data"]:
+            item["event_type"] = usage_names.get(item["event_type"], item["event_type"])
+        usage["data"].sort(key=lambda i: (i["date"], i["event_type"]))
+        write_json(usage_path, usage)
+        renamed += len(usage["data"])
+    hook_names = WEBHOOK_EVENT_NAMES.get(vocabulary, {})
+    deliveries_path = mm / "webhook_deliveries.jsonl"
+    if hook_names and deliveries_path.is_file():
+        subscriptions = read_json(mm / "webhooks.json")
+        for sub in subscriptions["subscriptions"]:
+            sub["events"] = [hook_names.get(e, e) for e in sub["events"]]
+        write_json(mm / "webhooks.json", subscriptions)
+        lines = []
+        for raw in _lines(deliveries_path):
+            record = json.loads(raw)
+            record["event_type"] = hook_names.get(record["event_type"], record["event_type"])
+            lines.append(dumps(record))
+        deliveries_path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        renamed += len(lines)
+    return renamed
 
 
 def _mutation_applies(

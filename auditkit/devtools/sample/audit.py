@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from auditkit.devtools.sample.base import iso
-from auditkit.devtools.sample.people import People
+from auditkit.devtools.sample.population import OVERSIGHT_ACTIONS, PopulationCounts
 
 
-class AuditTrail(People):
+class AuditTrail(PopulationCounts):
     """Audit entries and suppressions; every other layer records through these."""
 
     def _audit(
@@ -37,6 +37,8 @@ class AuditTrail(People):
             },
         )
         self.counters.audit += 1
+        if action in OVERSIGHT_ACTIONS:
+            self._count_usage(ts, "oversight_actions")
         if actor_key_id in self.key_ids:
             self.key_last_used[actor_key_id] = max(ts, self.key_last_used.get(actor_key_id, ts))
         return entry_id

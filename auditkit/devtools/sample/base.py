@@ -78,6 +78,9 @@ class Planted:
     # (control_id, target_type, note[, requires]); target filled on build. `requires` names
     # the auditkit.toml setting without which no tool could call it a violation.
     findings: list[tuple[str, ...]]
+    # False: the email is in the sources' counts but no listing returns it (not in
+    # emails.jsonl), so it takes no regular message's place in the day's traffic.
+    listed: bool = True
 
 
 class TimeOrderedSink:

@@ -25,6 +25,7 @@ from auditkit.devtools.sample.world import (
     SUPPORT_TOPICS,
     UNSUBSCRIBE_URL,
 )
+from auditkit.multimail_terms import UNSENT_STATUSES
 
 
 class Emails(Conversations):
@@ -157,6 +158,11 @@ class Emails(Conversations):
             "tags": tags,
         }
         self.email_sink.push(created, email_id, record)
+        if delivered_at or bounced_at or status not in UNSENT_STATUSES:
+            self._count_usage(created, "emails_sent")
+            self._deliver(created, "message.sent", email_id)
+        self._deliver(delivered_at, "message.delivered", email_id)
+        self._deliver(bounced_at, "message.bounced", email_id)
         self.counters.outbound += 1
         self.counters.by_status[status] = self.counters.by_status.get(status, 0) + 1
         if delivered_at is not None and rng.random() < reply_chance:
@@ -194,6 +200,7 @@ class Emails(Conversations):
                 "bounce_type": None,
             },
         )
+        self._count_usage(received, "emails_received")
         self.counters.inbound += 1
 
     # -- message content -----------------------------------------------------------------

@@ -164,6 +164,8 @@ Intercom APIs.
 | `multimail/emails.jsonl` | one email a line, oldest first: full `read_email` records plus `mailbox_id` and `direction` for outbound; list-summary fields only for inbound |
 | `multimail/audit_log.jsonl` | AuditEntry records, oldest first (the API serves them newest first) |
 | `multimail/mutations.json` | source-side changes `SandboxServer.apply_mutations()` makes between two harvests |
+| `multimail/usage_daily.json` | `GET /v1/usage?breakdown=daily` data for every day of the sample (`emails_sent`: outbound mail that left MultiMail, by the day it was created; `emails_received`; `oversight_actions`: approval and rejection entries; `api_calls`, which no record can check); the sandbox serves the days in `from`..`to` |
+| `multimail/webhook_deliveries.jsonl` | `GET /v1/webhook-deliveries` records, oldest first: `message.sent`/`message.delivered`/`message.bounced` deliveries to the tenant-wide subscription, as a provider keeps them (the last 14 days before the snapshot) |
 | `intercom/me.json` | `GET /me` body (`app.id_code` = `{INTERCOM_APP_ID}`, region US) |
 | `intercom/conversations.jsonl` | `GET /conversations/{{id}}` bodies, one per linked conversation |
 | `intercom/eu/` | the EU workspace (`app.id_code` = `{INTERCOM_EU_APP_ID}`): `me.json` and `conversations.jsonl`, served under `/eu`; email `{self.eu_email_id or ""}` (tag `intercom_workspace = "eu"`) links its one conversation |
@@ -204,6 +206,11 @@ Negative case (must NOT be a finding): outreach message `{self.notes.get("negati
 2026-09-11 goes to an address suppressed on 2026-09-08, 3 business days earlier (within the
 10-business-day allowance). Outreach mail after the switch to `monitored` has no approval by
 design and is not an OVS-001 finding.
+
+The PC-001 gap: outreach email `{self.notes.get("never_listed", "")}` (2026-09-24, monitored,
+delivered) is counted by usage `emails_sent`, has its `email.sent` audit entry and its
+`message.sent`/`message.delivered` webhook deliveries, but is in no file a listing serves
+(it is not in `emails.jsonl`): the listing never returned it.
 
 Each planted message breaks only the control(s) listed for it. In particular the OVS-003
 message carries an `oversight.rejected` decision, so it is not also an OVS-001 case (OVS-001

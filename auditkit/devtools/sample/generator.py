@@ -97,7 +97,7 @@ class QuarterGenerator(SmallFiles):
             by_day: dict[date, list[Planted]] = {}
             for p in plants:
                 by_day.setdefault(p.created.date(), []).append(p)
-            self.messages = max(self.messages - len(plants), 0)
+            self.messages = max(self.messages - sum(p.listed for p in plants), 0)
             for day, count in self._day_counts():
                 self.email_sink.flush_before(at(day, 0, 0))
                 self.audit_sink.flush_before(at(day, 0, 0))
@@ -130,6 +130,7 @@ class QuarterGenerator(SmallFiles):
             self.email_sink.flush_before(None)
             self.audit_sink.flush_before(None)
         self._write_small_files()
+        self._write_population_files(out / "multimail")
         return {
             "outbound": self.counters.outbound,
             "inbound": self.counters.inbound,

@@ -3,13 +3,21 @@ including the audit-log mutations applied between two harvests."""
 
 from __future__ import annotations
 
+import io
 import json
+import random
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from auditkit.devtools.sample.base import Planted, at, write_json
+from auditkit.devtools.sample.base import (
+    IdFactory,
+    Planted,
+    TimeOrderedSink,
+    at,
+    write_json,
+)
 from auditkit.devtools.sample.emails import Emails
 from auditkit.devtools.sample.world import (
     CAMPAIGNS,
@@ -299,6 +307,48 @@ class Violations(Emails):
                 "email",
                 "oversight.approved entry exists but the email is cancelled, never approved",
             ),
+        )
+
+        def never_listed(t: datetime) -> str:
+            """A monitored outreach message MultiMail sent and counted (usage, its audit
+            entry, its webhook deliveries) but whose mailbox listing never returns it. Built
+            on a side stream of randomness and into no file, so every other record of the
+            sample is what it was before the gap was planted."""
+            listed_sink, rng, ids = self.email_sink, self.rng, self.ids
+            self.rng = random.Random(f"{self.seed}:never-listed")
+            self.ids = IdFactory(self.rng)
+            self.email_sink = TimeOrderedSink(io.StringIO())
+            try:
+                # Its own customer, beyond every index the pool or reserved ones reach.
+                to = self._customer(10 * self.pool_size + 1)
+                email_id = self._outreach_planted(t, to=to, outcome="direct")
+            finally:
+                self.email_sink, self.rng, self.ids = listed_sink, rng, ids
+                self.counters.outbound -= 1
+                self.counters.by_status["read"] -= 1
+            self.notes["never_listed"] = email_id
+            self._expect(
+                "PC-001",
+                "day",
+                t.date().isoformat(),
+                "usage emails_sent and the webhook deliveries count one more email sent that "
+                "day than the listings returned",
+            )
+            return email_id
+
+        plants.append(
+            Planted(
+                at(d(2026, 9, 24), 15, 12, 7, 321),
+                never_listed,
+                [
+                    (
+                        "PC-001",
+                        "email",
+                        "its email.sent audit entry exists, but no mailbox listing returns it",
+                    )
+                ],
+                listed=False,
+            )
         )
 
         # Suppressions the CS-003 cases rely on (created up front, before their messages).

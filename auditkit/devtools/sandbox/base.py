@@ -79,6 +79,24 @@ class SandboxData:
                     if line.strip():
                         record = json.loads(line)
                         self.eu_conversations[str(record["id"])] = record
+        # Population sources (PC-001); optional: older data sets have none, and then the
+        # endpoints answer 404 as an API without them would.
+        usage = self.data_dir / mm / "usage_daily.json"
+        self.usage_daily: list[dict[str, Any]] | None = (
+            self._json(mm + "usage_daily.json")["data"] if usage.is_file() else None
+        )
+        deliveries = self.data_dir / mm / "webhook_deliveries.jsonl"
+        self.webhook_deliveries: list[dict[str, Any]] | None = None
+        if deliveries.is_file():
+            records = [
+                json.loads(line)
+                for line in deliveries.read_text(encoding="utf-8").splitlines()
+                if line.strip()
+            ]
+            # Served newest first, as the audit log is.
+            self.webhook_deliveries = sorted(
+                records, key=lambda d: (d["created_at"], d["id"]), reverse=True
+            )
         mutations = self.data_dir / mm / "mutations.json"
         self.mutations = (
             json.loads(mutations.read_text(encoding="utf-8"))

@@ -1,5 +1,6 @@
 """The MultiMail routes of the sandbox (`/v1/...`): fixed objects, email pages with the
-real API's timestamp cursors, email detail, pending mail and the audit log."""
+real API's timestamp cursors, email detail, pending mail, the audit log, daily usage and the
+webhook delivery history."""
 
 from __future__ import annotations
 
@@ -77,6 +78,10 @@ class MultiMailRoutes(SandboxData):
             return {"emails": items}
         if kind == "audit":
             return self._audit_page(query)
+        if kind == "usage":
+            return self._usage(query)
+        if kind == "webhook_deliveries":
+            return self._deliveries_page(query)
         if kind == "list":
             return self._email_page(parts[2], query)
         if kind == "detail":
@@ -147,6 +152,39 @@ class MultiMailRoutes(SandboxData):
         record.pop("direction", None)
         return record
 
+    def _usage(self, query: dict[str, str]) -> dict[str, Any]:
+        """`UsageDaily` for the days whose midnight lies in [from, to] (epoch ms)."""
+        if self.usage_daily is None:
+            raise HttpError(404, "Not found")
+        bounds = []
+        for name in ("from", "to"):
+            raw = query.get(name, "")
+            if not raw.isdigit():
+                raise HttpError(400, f"{name} must be an epoch time in milliseconds")
+            bounds.append(int(raw))
+        if query.get("breakdown") != "daily":
+            raise HttpError(400, "the sandbox serves breakdown=daily only")
+        start, end = bounds
+        data = [
+            item
+            for item in self.usage_daily
+            if start <= parse_iso_ms(item["date"] + "T00:00:00Z") <= end
+        ]
+        return {"from": start, "to": end, "breakdown": "daily", "data": data}
+
+    def _deliveries_page(self, query: dict[str, str]) -> dict[str, Any]:
+        """`GET /v1/webhook-deliveries`: newest first; the cursor is the next position."""
+        if self.webhook_deliveries is None:
+            raise HttpError(404, "Not found")
+        limit = _limit(query, AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX)
+        raw = query.get("cursor") or "0"
+        if not raw.isdigit():
+            raise HttpError(400, "invalid cursor")
+        start = int(raw)
+        page = self.webhook_deliveries[start : start + limit]
+        more = start + limit < len(self.webhook_deliveries)
+        return {"deliveries": page, "cursor": str(start + limit) if more else None}
+
     def _audit_page(self, query: dict[str, str]) -> dict[str, Any]:
         limit = _limit(query, AUDIT_LIMIT_DEFAULT, AUDIT_LIMIT_MAX)
         start_key: tuple[int, str] | None = None
@@ -201,6 +239,8 @@ _FIXED_ROUTES = {
     "/v1/domains": "domains",
     "/v1/suppression": "suppression",
     "/v1/webhooks": "webhooks",
+    "/v1/usage": "usage",
+    "/v1/webhook-deliveries": "webhook_deliveries",
 }
 
 
