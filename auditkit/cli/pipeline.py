@@ -21,11 +21,12 @@ from auditkit.cli.base import (
     store_options,
 )
 from auditkit.cli.signing import load_pack_signer, signing_flags
+from auditkit.config_accounts import DEFAULT_ACCOUNT
 from auditkit.controls import nothing_checked
 from auditkit.errors import ConfigError, NothingToDoError, SourceError
 from auditkit.findings import parse_period, verdict_exit_code
 from auditkit.pipeline import PipelineResult, run_pipeline
-from auditkit.store import Store
+from auditkit.store import Store, StoreStatus
 
 
 def _stage_logger(quiet: bool) -> Callable[[str], None]:
@@ -110,6 +111,7 @@ def run(
     keys_file: Path | None,
     db_path: Path | None,
     config_file: Path | None,
+    account: str | None,
     as_json: bool,
     **signing: Any,
 ) -> None:
@@ -132,10 +134,11 @@ def run(
       auditkit run --period 2026Q3 --fail-on high --json
       auditkit run --archive /srv/journal/Maildir --keys /srv/audit/dkim-keys.txt
       # crontab: 15 3 2 1,4,7,10 *  cd /srv/audit && auditkit run --out /srv/evidence
+      auditkit run --account eu --out /srv/evidence/eu   # one of several [accounts.NAME]
     """
     if keys_file is not None and not archive_paths:
         raise ConfigError("--keys needs at least one --archive PATH")
-    settings = load_settings(config_file, db_path=db_path)
+    settings = load_settings(config_file, account, db_path=db_path)
     signer = load_pack_signer(settings, **signing)  # a bad key fails before the harvest
     p = parse_period(period)
     result = run_pipeline(
@@ -237,26 +240,51 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
 @cli.command()
 @store_options
 @json_option
-def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> None:
-    """Show the store's recent runs, record counts and how fresh the data is.
+def status(
+    db_path: Path | None, config_file: Path | None, account: str | None, as_json: bool
+) -> None:
+    """Show the store's recent runs, record counts and how fresh the data is, per account.
 
     \b
     Examples:
       auditkit status
       auditkit status --db reports/demo.duckdb --json
+      auditkit status --account eu
     """
-    settings = load_settings(config_file, db_path=db_path)
-    with Store(settings.db_path, read_only=True) as store:
-        state = store.status()
+    settings = load_settings(config_file, account, every_account=True, db_path=db_path)
+    with Store(settings.db_path, read_only=True, account=settings.account) as store:
+        # Named: that one. Else every account the store holds or the config names.
+        names = (
+            [settings.account]
+            if account is not None
+            else sorted({*store.stored_accounts(), *(a.name for a in settings.accounts)})
+        )
+        states = {}
+        for name in names:
+            store.scope_to(name)
+            states[name] = store.status()
     now = datetime.now(UTC)
     if as_json:
-        echo_json(state.to_dict(str(settings.db_path), now))
+        per_account = [
+            {"account": name, **state.to_dict(str(settings.db_path), now)}
+            for name, state in states.items()
+        ]
+        # One account: its fields at the top level, as before accounts existed.
+        top = per_account[0] if len(per_account) == 1 else {"store": str(settings.db_path)}
+        echo_json({**top, "accounts": per_account})
         return
+    click.echo(f"store: {settings.db_path}")
+    for name, state in states.items():
+        if len(states) > 1 or name != DEFAULT_ACCOUNT:
+            click.echo(f"account: {name}")
+        _echo_status(state, now)
+
+
+def _echo_status(state: StoreStatus, now: datetime) -> None:
     last_ok, age_hours = (
         state.last_successful_harvest,
         state.hours_since_last_successful_harvest(now),
     )
-    click.echo(f"store: {settings.db_path}")
     click.echo(
         "last successful harvest: "
         + ("never" if last_ok is None else f"{last_ok:%Y-%m-%d %H:%M} UTC ({age_hours:.1f} h ago)")

@@ -77,6 +77,7 @@ def report(
     seed: int,
     db_path: Path | None,
     config_file: Path | None,
+    account: str | None,
     as_json: bool,
     **signing: Any,
 ) -> None:
@@ -96,8 +97,9 @@ def report(
       auditkit report --period 2026-08 --out reports/aug --json
       auditkit report --period 2026Q3 --out reports/2026Q3 --sign-key key.pem \\
           --sign-cert cert.pem --tsa-url http://tsa.example/tsr
+      auditkit report --period 2026Q3 --account eu --out reports/eu/2026Q3
     """
-    settings = load_settings(config_file, db_path=db_path)
+    settings = load_settings(config_file, account, db_path=db_path)
     signer = load_pack_signer(settings, **signing)  # a bad key fails here, before any work
     summary = build_pack(
         settings,
@@ -138,6 +140,7 @@ def evidence(
     seed: int,
     db_path: Path | None,
     config_file: Path | None,
+    account: str | None,
     as_json: bool,
     **signing: Any,
 ) -> None:
@@ -160,7 +163,7 @@ def evidence(
         raise UsageError(
             "--period only applies with --recipient; message ids select exactly those messages"
         )
-    settings = load_settings(config_file, db_path=db_path)
+    settings = load_settings(config_file, account, db_path=db_path)
     signer = load_pack_signer(settings, **signing)  # a bad key fails here, before any work
     p = (
         parse_period(period)

@@ -198,6 +198,16 @@ def _audit_walk_staging(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration("0004_accounts")
+def _accounts(con: duckdb.DuckDBPyConnection) -> None:
+    # Several MultiMail accounts in one store: an `account` column leading each scoped
+    # table's key; existing rows become the 'default' account's (see store/accounts.py,
+    # which also runs this after every later migration, for the tables it creates).
+    from auditkit.store.accounts import ensure_account_columns
+
+    ensure_account_columns(con)
+
+
 # Every table filled from a source (bookkeeping tables excluded): digests, pack snapshots
 # and status counts all use this one list.
 HARVESTED_TABLES = (
