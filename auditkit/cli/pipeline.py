@@ -176,8 +176,19 @@ def run(
     help="Sample dataset folder [default: the bundled sample_data/].",
 )
 @click.option("--period", default="2026Q3", show_default=True, help="Period to check and report.")
+@click.option(
+    "--accounts",
+    "account_count",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="2: also serve a second account (the quarter generated with another seed) under its "
+    "own key, harvest both into the one store and write a pack per account in OUT/<account>/.",
+)
 @json_option
-def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> None:
+def demo(
+    out_dir: Path, data_dir: Path | None, period: str, account_count: int, as_json: bool
+) -> None:
     """Run the whole job on the bundled sample quarter, offline.
 
     Starts the sandbox API in-process on a free 127.0.0.1 port with a throw-away key,
@@ -187,15 +198,37 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
     control, and writes the evidence pack. The sample has planted violations, so
     failing controls are expected and the exit code is 0.
 
+    With --accounts 2 the store holds two MultiMail accounts ([accounts.NAME]):
+    `northwind` (the sample) and `northwind_seed7` (generated with seed 7, no archive);
+    each is harvested, checked and reported on its own, into OUT/northwind/ and
+    OUT/northwind_seed7/.
+
     \b
     Examples:
       auditkit demo
       auditkit demo --out /tmp/pack --json
+      auditkit demo --accounts 2 --out reports/demo2
     """
     from auditkit.devtools import bundled_sample_data
     from auditkit.devtools.sandbox import SandboxServer
     from auditkit.pack import check_replaceable
 
+    if account_count > 1:
+        from auditkit.devtools.demo_accounts import run_demo_accounts
+
+        results = run_demo_accounts(
+            out_dir, data_dir, parse_period(period), log=_stage_logger(quiet=as_json)
+        )
+        if as_json:
+            echo_json({"accounts": {name: r.to_dict() for name, r in results.items()}})
+        for name, result in results.items():
+            if not as_json:
+                click.echo(f"account {name}:")
+                _print_result(result, "low", as_json)
+            _require_complete_harvest(result)
+        if not as_json:
+            click.echo(f"Store with both accounts: {out_dir}.duckdb; check with: auditkit status")
+        return
     # Before the stale demo store next to it is deleted: a --out holding files auditkit did
     # not write changes nothing at all. A previous demo pack is replaced as usual.
     check_replaceable(out_dir)
