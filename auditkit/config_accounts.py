@@ -132,5 +132,8 @@ def choose_account(accounts: tuple[Account, ...], wanted: str | None, where: str
         if account.name == wanted:
             return account
     close = difflib.get_close_matches(wanted, names, n=1)
-    hint = f"; did you mean {close[0]}?" if close else f" (configured: {', '.join(names)})"
-    raise UsageError(f"--account {wanted}: no [accounts.{wanted}] table in {where}{hint}")
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise UsageError(
+        f"--account {wanted}: no [accounts.{wanted}] table in {where} "
+        f"(configured: {', '.join(names)}){hint}"
+    )
