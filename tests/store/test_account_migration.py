@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from auditkit.findings import parse_period
 from auditkit.report import write_pack
 from auditkit.store import HARVESTED_TABLES, Store
 from auditkit.store.accounts import BOOKKEEPING_TABLES
+from tests.builders import with_provenance
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 Q3 = parse_period("2026Q3")
@@ -102,3 +104,33 @@ def test_an_unmigrated_store_reads_as_the_default_account_only(old_store: Path) 
         assert store.count("multimail_emails") > 0
     with pytest.raises(StoreError, match="predates accounts"):
         Store(old_store, read_only=True, account="eu")
+
+
+def test_a_table_a_later_migration_adds_gets_the_account_column(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Another harvested table (as a later issue adds them): listed in HARVESTED_TABLES and
+    # created by a migration of its own that knows nothing about accounts.
+    from auditkit.store import schema
+
+    def create_usage(con: Any) -> None:
+        con.execute(
+            "CREATE TABLE multimail_usage (id VARCHAR PRIMARY KEY, sent INTEGER, "
+            "raw JSON NOT NULL, raw_sha256 VARCHAR NOT NULL, run_id VARCHAR NOT NULL, "
+            "harvested_at TIMESTAMPTZ NOT NULL)"
+        )
+
+    monkeypatch.setattr(schema, "HARVESTED_TABLES", (*HARVESTED_TABLES, "multimail_usage"))
+    schema.MIGRATIONS.append(schema.Migration("9999_usage", create_usage))
+    try:
+        db = tmp_path / "s.duckdb"
+        for account, sent in (("eu", 1), ("us", 2)):
+            with Store(db, account=account) as store:
+                store.upsert("multimail_usage", [with_provenance({"id": "day1", "sent": sent})])
+        with Store(db, read_only=True, account="us") as store:
+            assert store.query("SELECT id, sent FROM multimail_usage") == [("day1", 2)]
+            assert store.query(
+                f"SELECT account, sent FROM {store.base('multimail_usage')} ORDER BY 1"
+            ) == [("eu", 1), ("us", 2)]
+    finally:
+        schema.MIGRATIONS.pop()
