@@ -298,13 +298,14 @@ def status(
             states[name] = store.status()
     now = datetime.now(UTC)
     if as_json:
+        if list(states) == [DEFAULT_ACCOUNT]:  # no accounts: the document as it always was
+            echo_json(states[DEFAULT_ACCOUNT].to_dict(str(settings.db_path), now))
+            return
         per_account = [
             {"account": name, **state.to_dict(str(settings.db_path), now)}
             for name, state in states.items()
         ]
-        # One account: its fields at the top level, as before accounts existed.
-        top = per_account[0] if len(per_account) == 1 else {"store": str(settings.db_path)}
-        echo_json({**top, "accounts": per_account})
+        echo_json({"store": str(settings.db_path), "accounts": per_account})
         return
     click.echo(f"store: {settings.db_path}")
     for name, state in states.items():
