@@ -25,13 +25,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from auditkit import config_accounts
+from auditkit.config_accounts import DEFAULT_ACCOUNT, DEFAULT_MULTIMAIL_URL, Account
 from auditkit.config_keys import SECRET_VARIABLES, reject_unknown, table_path
 from auditkit.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_FILE = "auditkit.toml"
-DEFAULT_MULTIMAIL_URL = "https://api.multimail.dev"
 DEFAULT_INTERCOM_URL = "https://api.intercom.io"
 INTERCOM_REGION_URLS = {
     "us": "https://api.intercom.io",
@@ -59,6 +60,7 @@ TOP_LEVEL_TABLES = (
     "waivers",
     "signing",
     "export",
+    "accounts",
 )
 MULTIMAIL_KEYS = ("api_url",)
 INTERCOM_KEYS = ("api_url", "region", "version", "app_id", "conversation_tag", "workspaces")
@@ -143,6 +145,9 @@ class Settings:
     export: Mapping[str, Any] = field(default_factory=dict)  # [export]: the Iceberg catalog
     company_name: str | None = None
     config_file: Path | None = None
+    # [accounts.NAME] (config_accounts); empty: the one account DEFAULT_ACCOUNT, above.
+    accounts: tuple[Account, ...] = ()
+    account: str = DEFAULT_ACCOUNT  # this command's (`for_account`): the MultiMail URL/key's
 
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to record in the store and in packs: no secrets, only whether set."""
@@ -155,7 +160,7 @@ class Settings:
                 out[f.name] = dict(value)
             elif f.name == "waivers":
                 out[f.name] = [dict(w) for w in value]
-            elif f.name == "intercom_workspaces":
+            elif f.name in {"intercom_workspaces", "accounts"}:
                 out[f.name] = [w.public_dict() for w in value]
             elif isinstance(value, Path):
                 out[f.name] = str(value)
@@ -166,6 +171,25 @@ class Settings:
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None overrides applied (CLI flags win over everything)."""
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def multimail_credential(self) -> str:
+        """The env var the MultiMail key comes from, as errors name it."""
+        return config_accounts.credential_of(self.accounts, self.account)
+
+    def for_account(self, name: str | None) -> Settings:
+        """These settings for one account (`--account`; `config_accounts.choose_account`)."""
+        chosen = config_accounts.choose_account(
+            self.accounts, name, str(self.config_file or "the config")
+        )
+        if chosen is None:
+            return self
+        return replace(
+            self,
+            account=chosen.name,
+            multimail_api_url=chosen.api_url,
+            multimail_api_key=chosen.api_key,
+        )
 
     def intercom_workspace(self, name: str) -> IntercomWorkspace | None:
         """The configured workspace called `name` (case-insensitive), or None."""
@@ -425,6 +449,9 @@ def load(
 
     region = _region(intercom, "intercom", where)
     workspaces = _intercom_workspaces(intercom.get("workspaces", {}), env, where)
+    parsed_accounts = config_accounts.parse_accounts(
+        doc.get("accounts", {}), env, where, _read_secret, multimail_api_url
+    )
     waivers = doc.get("waivers", [])
     if not isinstance(waivers, list):
         raise ConfigError(f"{where}: waivers must be an array of tables ([[waivers]])")
@@ -470,6 +497,7 @@ def load(
         export=doc.get("export", {}),
         company_name=_text(company, "name", "company", where),
         config_file=config_file,
+        accounts=parsed_accounts,
     )
     if config_file is not None:
         _check_tables_read_elsewhere(settings, where)

@@ -167,8 +167,10 @@ class StoreBuilder:
 
     def integrity(self, record_type: str, record_id: str, change: str = "changed") -> None:
         self.store.con.execute(
-            "INSERT INTO integrity_events VALUES (?, 'run_2', ?, ?, ?, ?, 'a', 'b', NULL, NULL)",
+            f"INSERT INTO {self.store.base('integrity_events')} "
+            "VALUES (?, ?, 'run_2', ?, ?, ?, ?, 'a', 'b', NULL, NULL)",
             [
+                self.store.account,
                 sha256_hex(f"{record_type}|{record_id}|{change}"),
                 HARVESTED,
                 record_type,

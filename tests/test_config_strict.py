@@ -105,9 +105,12 @@ def test_the_issue_typo_control_for_controls_names_file_and_fix(tmp_path: Path) 
         ),
         (
             "[random]\nfoo = 1\n",
-            "unknown table [random]; known: [classification], [company], [controls]",
+            "unknown table [random]; known: [accounts], [classification], [company], [controls]",
         ),
-        ('name = "Acme"\n', "name is not a setting; known: [classification], [company]"),
+        (
+            'name = "Acme"\n',
+            "name is not a setting; known: [accounts], [classification], [company]",
+        ),
         (
             "[harvest]\nzzz = 1\n",
             "harvest.zzz is not a setting; known: harvest.concurrency, harvest.lookback_days",

@@ -66,13 +66,8 @@ GUIDE = {
 
 
 def table_columns(table: str) -> set[str]:
-    with Store(":memory:") as store:
-        return {
-            r[0]
-            for r in store.query(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [table]
-            )
-        }
+    with Store(":memory:") as store:  # as the account sees it: the store adds `account`
+        return {d[0] for d in store.con.execute(f"SELECT * FROM {table} LIMIT 0").description}
 
 
 def test_v1_shape_maps_every_column() -> None:

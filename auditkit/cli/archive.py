@@ -59,6 +59,7 @@ def harvest_archive_command(
     workers: int,
     db_path: Path | None,
     config_file: Path | None,
+    account: str | None,
     as_json: bool,
 ) -> None:
     """Verify DKIM on archived copies of sent mail and match them to harvested emails.
@@ -85,14 +86,14 @@ def harvest_archive_command(
 
     if keys_file and stored_keys:
         raise ConfigError("use either --keys or --stored-keys, not both")
-    settings = load_settings(config_file, db_path=db_path)
+    settings = load_settings(config_file, account, db_path=db_path)
     if str(settings.db_path) != ":memory:" and not Path(settings.db_path).exists():
         # Archived copies are matched to harvested emails: a new empty store matches nothing.
         raise StoreError(
             f"store {settings.db_path} does not exist: run `auditkit harvest` first "
             "(or pass --db with the store that holds the harvested mail)"
         )
-    with Store(settings.db_path) as store:
+    with Store(settings.db_path, account=settings.account) as store:
         lookup: KeyLookup
         if keys_file:
             lookup = load_keys_file(keys_file)

@@ -151,7 +151,19 @@ def configure_logging(verbose: int, log_format: str = "text") -> None:
 
 
 def store_options(fn: F) -> F:
-    """`--db` and `--config`, shared by every command that reads settings."""
+    """`--db`, `--config` and `--account`, shared by every command that reads settings."""
+    fn = click.option(
+        "--account",
+        default=None,
+        metavar="NAME",
+        help="The MultiMail account to work on ([accounts.NAME] in the config) "
+        "[default: the only one configured].",
+    )(fn)
+    return every_account_store_options(fn)
+
+
+def every_account_store_options(fn: F) -> F:
+    """`--db` and `--config`, for a command that works on the whole store (every account)."""
     fn = click.option(
         "--config",
         "config_file",
@@ -208,16 +220,27 @@ def json_option(fn: F) -> F:
     )(fn)
 
 
-def load_settings(config_file: Path | None, **flags: Any) -> config.Settings:
+def load_settings(
+    config_file: Path | None,
+    account: str | None = None,
+    *,
+    every_account: bool = False,
+    **flags: Any,
+) -> config.Settings:
     """Settings for a command, saying which config file is in use (or that none is): on a
-    terminal as a line on stderr, under cron in the log (-v) and in `--json` output."""
+    terminal as a line on stderr, under cron in the log (-v) and in `--json` output.
+
+    They are `account`'s (`--account`; or the only account configured), unless
+    `every_account` (`status`) and no account was named."""
     settings = config.load(config_file=config_file, **flags)
     source = config.describe_source(settings)
     if sys.stderr.isatty():
         click.echo(source, err=True)
     else:
         logging.getLogger("auditkit.config").info(source)
-    return settings
+    if every_account and account is None:
+        return settings
+    return settings.for_account(account)
 
 
 def echo_json(data: Any) -> None:

@@ -83,6 +83,7 @@ def check(
     control_ids: tuple[str, ...],
     db_path: Path | None,
     config_file: Path | None,
+    account: str | None,
     as_json: bool,
 ) -> None:
     """Run the compliance controls over one period of the store (read-only).
@@ -103,13 +104,14 @@ def check(
       auditkit check --period 2026-07 --fail-on high
       auditkit check --period 2026-07-01..2026-09-30 --control OVS-001 --control CS-003
       auditkit check --period last-quarter --json > check.json
+      auditkit check --period 2026Q3 --account eu      # one of several [accounts.NAME]
     """
     from auditkit.controls import nothing_checked, outbound_in_period, run_controls
     from auditkit.store import Store
 
-    settings = load_settings(config_file, db_path=db_path)
+    settings = load_settings(config_file, account, db_path=db_path)
     the_period = parse_period(period)
-    with Store(settings.db_path, read_only=True) as store:
+    with Store(settings.db_path, read_only=True, account=settings.account) as store:
         results = run_controls(store, settings, the_period, only=control_ids or None)
         outbound = outbound_in_period(store, the_period)
     # On stderr, so they show with --json too and never corrupt its stdout.
@@ -157,7 +159,9 @@ def controls_command(as_json: bool) -> None:
 @cli.command("vocabulary")
 @store_options
 @json_option
-def vocabulary_command(db_path: Path | None, config_file: Path | None, as_json: bool) -> None:
+def vocabulary_command(
+    db_path: Path | None, config_file: Path | None, account: str | None, as_json: bool
+) -> None:
     """Show how the audit log is read: every action seen, and what each meaning maps to.
 
     MultiMail documents no audit action names, so auditkit infers which actions mean
@@ -180,10 +184,10 @@ def vocabulary_command(db_path: Path | None, config_file: Path | None, as_json: 
     from auditkit.vocabulary import MEANINGS
     from auditkit.vocabulary_inference import resolve_vocabulary
 
-    settings = load_settings(config_file, db_path=db_path)
+    settings = load_settings(config_file, account, db_path=db_path)
     configured = ControlSettings.from_settings(settings).audit_actions
-    with Store(settings.db_path, read_only=True) as store:
-        con = store.con.cursor()
+    with Store(settings.db_path, read_only=True, account=settings.account) as store:
+        con = store.cursor()
         try:
             vocabulary = resolve_vocabulary(con, configured)
             actions = observed_actions(con)

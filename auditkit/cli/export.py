@@ -7,7 +7,13 @@ from pathlib import Path
 
 import click
 
-from auditkit.cli.base import cli, echo_json, json_option, load_settings, store_options
+from auditkit.cli.base import (
+    cli,
+    echo_json,
+    every_account_store_options,
+    json_option,
+    load_settings,
+)
 from auditkit.export.settings import CATALOG_KINDS
 
 logger = logging.getLogger("auditkit.export")
@@ -44,7 +50,7 @@ logger = logging.getLogger("auditkit.export")
     default=None,
     help="Iceberg namespace [env AUDITKIT_EXPORT_NAMESPACE; [export] namespace; auditkit].",
 )
-@store_options
+@every_account_store_options
 @json_option
 def export_command(
     out_dir: Path | None,
@@ -58,10 +64,11 @@ def export_command(
 ) -> None:
     """Export the store as Apache Iceberg tables, adding only what changed.
 
-    Every harvested table, the sent-mail archive and the books (runs, quarantine, integrity
-    events) become Iceberg tables of Parquet files partitioned by account and month, which
-    Spark, Trino, Snowflake or DuckDB read. Each table commits atomically; a second export
-    adds and removes only the rows that changed, and one with nothing changed commits
+    Every account's rows of every harvested table, the sent-mail archive and the books
+    (runs, quarantine, integrity events) become Iceberg tables of Parquet files
+    partitioned by account and month, which Spark, Trino, Snowflake or DuckDB read. Each
+    table commits atomically; a second export adds and removes only the rows that changed,
+    and one with nothing changed commits
     nothing. An interrupted export is finished by running it again. Needs the `export`
     extra (pyiceberg): pip install 'auditkit[export]'.
 
@@ -77,7 +84,7 @@ def export_command(
     from auditkit.export.iceberg import TableExport, export_store
     from auditkit.export.settings import catalog_target
 
-    settings = load_settings(config_file, db_path=db_path)
+    settings = load_settings(config_file, every_account=True, db_path=db_path)
     target = catalog_target(
         settings.export,
         out_dir=out_dir,

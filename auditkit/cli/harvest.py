@@ -133,6 +133,7 @@ def harvest_command(
     full_audit_scan: bool,
     db_path: Path | None,
     config_file: Path | None,
+    account: str | None,
     as_json: bool,
 ) -> None:
     """Pull MultiMail records (and linked Intercom conversations) into the store.
@@ -151,12 +152,15 @@ def harvest_command(
       auditkit harvest
       auditkit harvest --since 2026-07-01 --until 2026-09-30 --json
       auditkit harvest --mailbox support@northwind.example --full-audit-scan
+      MULTIMAIL_API_KEY_EU=mm_live_... auditkit harvest --account eu   # [accounts.eu]
     """
     from auditkit.harvest import harvest, require_api_key
     from auditkit.sources.preflight import preflight
     from auditkit.store import Store
 
-    settings = load_settings(config_file, db_path=db_path).with_overrides(concurrency=concurrency)
+    settings = load_settings(config_file, account, db_path=db_path).with_overrides(
+        concurrency=concurrency
+    )
     start, end = _utc(since), _utc(until, end_of_day=True)
     if start is not None and end is not None and start >= end:
         raise UsageError(f"--since {since:%Y-%m-%d} is not before --until {until:%Y-%m-%d}")
@@ -167,7 +171,7 @@ def harvest_command(
     if fresh:
         preflight(settings)
     progress = ProgressBars() if sys.stderr.isatty() and not as_json else StageLines()
-    with Store(settings.db_path) as store:
+    with Store(settings.db_path, account=settings.account) as store:
         result = harvest(
             settings,
             store,
@@ -193,7 +197,11 @@ def harvest_command(
 @store_options
 @json_option
 def import_command(
-    files: tuple[Path, ...], db_path: Path | None, config_file: Path | None, as_json: bool
+    files: tuple[Path, ...],
+    db_path: Path | None,
+    config_file: Path | None,
+    account: str | None,
+    as_json: bool,
 ) -> None:
     """Load saved read_email records (JSON array or JSONL, /v1 or integration-guide shape).
 
@@ -209,8 +217,8 @@ def import_command(
     from auditkit.harvest import import_emails
     from auditkit.store import Store
 
-    settings = load_settings(config_file, db_path=db_path)
-    with Store(settings.db_path) as store:
+    settings = load_settings(config_file, account, db_path=db_path)
+    with Store(settings.db_path, account=settings.account) as store:
         result = import_emails(settings, store, list(files))
     imported = result.counts.get("emails_imported", 0)
     if as_json:

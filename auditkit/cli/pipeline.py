@@ -21,11 +21,13 @@ from auditkit.cli.base import (
     store_options,
 )
 from auditkit.cli.signing import load_pack_signer, signing_flags
+from auditkit.config_accounts import DEFAULT_ACCOUNT
 from auditkit.errors import ConfigError, NothingToDoError, SourceError
 from auditkit.findings import parse_period, verdict_exit_code
 
 if TYPE_CHECKING:  # the pipeline (store, controls, renderer) loads only when a command runs
     from auditkit.pipeline import PipelineResult
+    from auditkit.store import StoreStatus
 
 
 def _stage_logger(quiet: bool) -> Callable[[str], None]:
@@ -110,6 +112,7 @@ def run(
     keys_file: Path | None,
     db_path: Path | None,
     config_file: Path | None,
+    account: str | None,
     as_json: bool,
     **signing: Any,
 ) -> None:
@@ -132,13 +135,14 @@ def run(
       auditkit run --period 2026Q3 --fail-on high --json
       auditkit run --archive /srv/journal/Maildir --keys /srv/audit/dkim-keys.txt
       # crontab: 15 3 2 1,4,7,10 *  cd /srv/audit && auditkit run --out /srv/evidence
+      auditkit run --account eu --out /srv/evidence/eu   # one of several [accounts.NAME]
     """
     from auditkit.controls import nothing_checked
     from auditkit.pipeline import run_pipeline
 
     if keys_file is not None and not archive_paths:
         raise ConfigError("--keys needs at least one --archive PATH")
-    settings = load_settings(config_file, db_path=db_path)
+    settings = load_settings(config_file, account, db_path=db_path)
     signer = load_pack_signer(settings, **signing)  # a bad key fails before the harvest
     p = parse_period(period)
     result = run_pipeline(
@@ -176,8 +180,19 @@ def run(
     help="Sample dataset folder [default: the bundled sample_data/].",
 )
 @click.option("--period", default="2026Q3", show_default=True, help="Period to check and report.")
+@click.option(
+    "--accounts",
+    "account_count",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="2: also serve a second account (the quarter generated with another seed) under its "
+    "own key, harvest both into the one store and write a pack per account in OUT/<account>/.",
+)
 @json_option
-def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> None:
+def demo(
+    out_dir: Path, data_dir: Path | None, period: str, account_count: int, as_json: bool
+) -> None:
     """Run the whole job on the bundled sample quarter, offline.
 
     Starts the sandbox API in-process on a free 127.0.0.1 port with a throw-away key,
@@ -191,10 +206,16 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
     and timestamped by a local RFC 3161 responder the demo starts on 127.0.0.1 and stops
     afterwards: it shows what a signed pack looks like, never who made it.
 
+    With --accounts 2 the store holds two MultiMail accounts ([accounts.NAME]):
+    `northwind` (the sample) and `northwind_seed7` (generated with seed 7, no archive);
+    each is harvested, checked and reported on its own, into OUT/northwind/ and
+    OUT/northwind_seed7/. Those two packs are not signed.
+
     \b
     Examples:
       auditkit demo
       auditkit demo --out /tmp/pack --json
+      auditkit demo --accounts 2 --out reports/demo2
     """
     from auditkit.devtools import bundled_sample_data
     from auditkit.devtools.sandbox import SandboxServer
@@ -204,6 +225,22 @@ def demo(out_dir: Path, data_dir: Path | None, period: str, as_json: bool) -> No
     from auditkit.signing.settings import SigningOptions
     from auditkit.signing.sign import PackSigner
 
+    if account_count > 1:
+        from auditkit.devtools.demo_accounts import run_demo_accounts
+
+        results = run_demo_accounts(
+            out_dir, data_dir, parse_period(period), log=_stage_logger(quiet=as_json)
+        )
+        if as_json:
+            echo_json({"accounts": {name: r.to_dict() for name, r in results.items()}})
+        for name, result in results.items():
+            if not as_json:
+                click.echo(f"account {name}:")
+                _print_result(result, "low", as_json)
+            _require_complete_harvest(result)
+        if not as_json:
+            click.echo(f"Store with both accounts: {out_dir}.duckdb; check with: auditkit status")
+        return
     # Before the stale demo store next to it is deleted: a --out holding files auditkit did
     # not write changes nothing at all. A previous demo pack is replaced as usual.
     check_replaceable(out_dir)
@@ -279,28 +316,54 @@ def _print_demo_signing(signing: dict[str, Any], tsa_url: str) -> None:
 @cli.command()
 @store_options
 @json_option
-def status(db_path: Path | None, config_file: Path | None, as_json: bool) -> None:
-    """Show the store's recent runs, record counts and how fresh the data is.
+def status(
+    db_path: Path | None, config_file: Path | None, account: str | None, as_json: bool
+) -> None:
+    """Show the store's recent runs, record counts and how fresh the data is, per account.
 
     \b
     Examples:
       auditkit status
       auditkit status --db reports/demo.duckdb --json
+      auditkit status --account eu
     """
     from auditkit.store import Store  # DuckDB only: the store imports pyarrow when loading
 
-    settings = load_settings(config_file, db_path=db_path)
-    with Store(settings.db_path, read_only=True) as store:
-        state = store.status()
+    settings = load_settings(config_file, account, every_account=True, db_path=db_path)
+    with Store(settings.db_path, read_only=True, account=settings.account) as store:
+        # Named: that one. Else every account the store holds or the config names.
+        names = (
+            [settings.account]
+            if account is not None
+            else sorted({*store.stored_accounts(), *(a.name for a in settings.accounts)})
+        )
+        states = {}
+        for name in names:
+            store.scope_to(name)
+            states[name] = store.status()
     now = datetime.now(UTC)
     if as_json:
-        echo_json(state.to_dict(str(settings.db_path), now))
+        if list(states) == [DEFAULT_ACCOUNT]:  # no accounts: the document as it always was
+            echo_json(states[DEFAULT_ACCOUNT].to_dict(str(settings.db_path), now))
+            return
+        per_account = [
+            {"account": name, **state.to_dict(str(settings.db_path), now)}
+            for name, state in states.items()
+        ]
+        echo_json({"store": str(settings.db_path), "accounts": per_account})
         return
+    click.echo(f"store: {settings.db_path}")
+    for name, state in states.items():
+        if len(states) > 1 or name != DEFAULT_ACCOUNT:
+            click.echo(f"account: {name}")
+        _echo_status(state, now)
+
+
+def _echo_status(state: StoreStatus, now: datetime) -> None:
     last_ok, age_hours = (
         state.last_successful_harvest,
         state.hours_since_last_successful_harvest(now),
     )
-    click.echo(f"store: {settings.db_path}")
     click.echo(
         "last successful harvest: "
         + ("never" if last_ok is None else f"{last_ok:%Y-%m-%d %H:%M} UTC ({age_hours:.1f} h ago)")

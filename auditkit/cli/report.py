@@ -76,6 +76,7 @@ def report(
     seed: int,
     db_path: Path | None,
     config_file: Path | None,
+    account: str | None,
     as_json: bool,
     **signing: Any,
 ) -> None:
@@ -95,10 +96,11 @@ def report(
       auditkit report --period 2026-08 --out reports/aug --json
       auditkit report --period 2026Q3 --out reports/2026Q3 --sign-key key.pem \\
           --sign-cert cert.pem --tsa-url http://tsa.example/tsr
+      auditkit report --period 2026Q3 --account eu --out reports/eu/2026Q3
     """
     from auditkit.pipeline import build_pack  # the store and the renderer: only when run
 
-    settings = load_settings(config_file, db_path=db_path)
+    settings = load_settings(config_file, account, db_path=db_path)
     signer = load_pack_signer(settings, **signing)  # a bad key fails here, before any work
     summary = build_pack(
         settings,
@@ -139,6 +141,7 @@ def evidence(
     seed: int,
     db_path: Path | None,
     config_file: Path | None,
+    account: str | None,
     as_json: bool,
     **signing: Any,
 ) -> None:
@@ -163,7 +166,7 @@ def evidence(
         )
     from auditkit.pipeline import build_pack, selection_period
 
-    settings = load_settings(config_file, db_path=db_path)
+    settings = load_settings(config_file, account, db_path=db_path)
     signer = load_pack_signer(settings, **signing)  # a bad key fails here, before any work
     p = (
         parse_period(period)

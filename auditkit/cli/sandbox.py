@@ -66,6 +66,15 @@ from auditkit.errors import ConfigError
     "and wording; see auditkit.sample_dialects), e.g. decide-key. Rendered into a "
     "temporary folder that is removed on exit.",
 )
+@click.option(
+    "--accounts",
+    "account_count",
+    type=click.IntRange(1, 2),
+    default=1,
+    show_default=True,
+    help="2: also serve a second account, the sample quarter generated with seed 7 (into a "
+    "temporary folder), under the key API_KEY_2 (see [accounts.NAME] in the README).",
+)
 def sandbox(
     port: int,
     data_dir: Path | None,
@@ -75,6 +84,7 @@ def sandbox(
     intercom_token: str,
     mutated: bool,
     dialect: str | None,
+    account_count: int,
 ) -> None:
     """Serve sample data as a local MultiMail and Intercom API, until Ctrl-C.
 
@@ -88,6 +98,7 @@ def sandbox(
       auditkit sandbox --port 0 --latency-ms 20 --fail-rate 0.05
       auditkit sandbox --data /tmp/bench-1m --mutated
       auditkit sandbox --dialect decide-key           # the sample quarter in another dialect
+      auditkit sandbox --accounts 2                   # two accounts, told apart by API key
     """
     from auditkit.devtools import bundled_sample_data
     from auditkit.devtools.sandbox import SandboxServer
@@ -105,6 +116,16 @@ def sandbox(
 
             served = stack.enter_context(rendered(dialect, data_dir))
             described = f"{data_dir}, rendered in dialect {dialect}"
+        more_accounts = {}
+        if account_count > 1:
+            import tempfile
+
+            from auditkit.devtools.demo_accounts import SECOND_SEED
+            from auditkit.devtools.sample.generator import generate
+
+            second = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "second"
+            generate(second, seed=SECOND_SEED)
+            more_accounts[f"{api_key}_2"] = second
         server = SandboxServer(
             served,
             api_key=api_key,
@@ -112,10 +133,12 @@ def sandbox(
             latency_ms=latency_ms,
             fail_rate=fail_rate,
             port=port,
+            more_accounts=more_accounts,
         )
         stack.enter_context(server)
         if mutated:
-            server.apply_mutations()
+            for key in (api_key, *more_accounts):
+                server.apply_mutations(key)
         url = server.base_url
         click.echo(f"Sandbox MultiMail + Intercom API on {url} (data: {described})")
         click.echo("Point auditkit at it with:")
@@ -123,6 +146,13 @@ def sandbox(
         click.echo(f"export MULTIMAIL_API_KEY={api_key}")
         click.echo(f"export INTERCOM_API_URL={url}")
         click.echo(f"export INTERCOM_ACCESS_TOKEN={intercom_token}")
+        for key in more_accounts:
+            click.echo(
+                f"Second account (sample generated with seed {SECOND_SEED}), e.g. "
+                "[accounts.second] in auditkit.toml:"
+            )
+            click.echo(f"export MULTIMAIL_API_URL_SECOND={url}")
+            click.echo(f"export MULTIMAIL_API_KEY_SECOND={key}")
         click.echo("Press Ctrl-C to stop.")
         try:
             threading.Event().wait()

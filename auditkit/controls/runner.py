@@ -104,8 +104,7 @@ def run_controls(
 
     # Our own cursor: the caller's connection may hold an unfinished result, and the temp
     # tables the context creates stay private to this run.
-    con = store.con.cursor()
-    con.execute("SET TimeZone = 'UTC'")
+    con = store.cursor()  # scoped to the store's account, like store.con
     ctx = CheckContext(con, control_settings, rules, period, now, message_ids, vocabulary)
     results = []
     # Each control's findings, or None where the run cannot tell what it would find.

@@ -204,7 +204,9 @@ def _claim_namespace(store: Store, catalog: Catalog, target: CatalogTarget) -> N
     account's rows. The namespace records the MultiMail account ids exported into it."""
     accounts = {
         str(r[0])
-        for r in store.query("SELECT DISTINCT id FROM multimail_account WHERE id IS NOT NULL")
+        for r in store.query(
+            f"SELECT DISTINCT id FROM {store.base('multimail_account')} WHERE id IS NOT NULL"
+        )
     }
     try:
         properties = catalog.load_namespace_properties(target.namespace)
@@ -236,7 +238,7 @@ def _drop_work_tables(store: Store) -> None:
 
 def _export_table(store: Store, catalog: Catalog, namespace: str, spec: ExportTable) -> TableExport:
     con = store.con
-    base = spec.base_sql(con)
+    base = spec.base_sql(con, store.base(spec.name))
     key, when = spec.key, spec.time_column
     # The store's side: one digest per row (the only pass over every value of every row).
     con.execute(

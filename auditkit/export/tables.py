@@ -42,19 +42,23 @@ class ExportTable:
     why: str  # why this time column, for the README's table and --help
 
     def columns(self, con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-        """The store table's (column, type) pairs in table order."""
+        """The store table's (column, type) pairs in table order: the table in the store's
+        own database, not the TEMP view of the same name that scopes a Store to one account
+        (an export holds every account, with its `account` column)."""
         return [
             (str(name), str(kind))
             for name, kind in con.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
+                "WHERE table_catalog = current_database() AND table_schema = 'main' "
+                "AND table_name = ? ORDER BY ordinal_position",
                 [self.name],
             ).fetchall()
         ]
 
-    def base_sql(self, con: duckdb.DuckDBPyConnection) -> str:
+    def base_sql(self, con: duckdb.DuckDBPyConnection, source: str) -> str:
         """SELECT of the table's rows as exported, without the digest: JSON as text, and the
-        constant `account` last when the store table has no such column."""
+        constant `account` last when the store table has no such column. `source` is the
+        table's qualified name (`Store.base`): every account's rows."""
         columns = self.columns(con)
         parts = [
             f"CAST({quote(name)} AS VARCHAR) AS {quote(name)}" if kind == "JSON" else quote(name)
@@ -62,7 +66,7 @@ class ExportTable:
         ]
         if ACCOUNT not in {name for name, _ in columns}:
             parts.append(f"'{DEFAULT_ACCOUNT}' AS {ACCOUNT}")
-        return f"SELECT {', '.join(parts)} FROM {quote(self.name)}"
+        return f"SELECT {', '.join(parts)} FROM {source}"
 
 
 def quote(identifier: str) -> str:
@@ -94,6 +98,11 @@ EXPORT_TABLES = (
         "id",
         "when the conversation started (none for a 404: null partition)",
     ),
+    ExportTable("multimail_usage_daily", "date", "id", "the day MultiMail counted (UTC)"),
+    ExportTable(
+        "multimail_webhook_deliveries", "created_at", "id", "when the delivery was created"
+    ),
+    ExportTable("multimail_source_coverage", "harvested_at", "id", "when the source was last read"),
     ExportTable(
         "archive_messages",
         "harvested_at",
@@ -102,6 +111,9 @@ EXPORT_TABLES = (
     ),
     ExportTable("archive_dkim_results", "verified_at", "sha256", "when the signature was verified"),
     ExportTable("dkim_key_records", "fetched_at", "id", "when the key record was fetched"),
+    # What the harvest has read in full (PC-001 reads it: a mailbox never listed in full
+    # makes its differences inconclusive), keyed (source, resource).
+    ExportTable("_auditkit_cursors", "updated_at", "resource", "when the cursor last moved"),
     ExportTable("harvest_runs", "started_at", "run_id", "when the run started"),
     ExportTable("quarantine", "quarantined_at", "id", "when the record was quarantined"),
     ExportTable("integrity_events", "detected_at", "id", "when the change was detected"),

@@ -56,7 +56,7 @@ def start_audit_walk(
     harvest from 1.48x to about 1.16x of the concurrency-bound limit.
     """
     staging.reset_staging(store)
-    walk = AuditWalk(stored_ids=staging.stored_entry_ids(store), con=store.con.cursor())
+    walk = AuditWalk(stored_ids=staging.stored_entry_ids(store), con=store.cursor())
     walk.thread = threading.Thread(
         target=_walk,
         args=(client, store, books, walk),

@@ -46,9 +46,9 @@ from auditkit.store import Store
 def require_api_key(settings: Settings) -> None:
     """ConfigError unless a MultiMail key is set (callers check before creating a store)."""
     if not settings.multimail_api_key:
+        var = settings.multimail_credential
         raise ConfigError(
-            "MULTIMAIL_API_KEY is not set: export it (or MULTIMAIL_API_KEY_FILE) with a key "
-            "that has read and admin scopes"
+            f"{var} is not set: export it (or {var}_FILE) with a key that has read and admin scopes"
         )
 
 
@@ -74,6 +74,12 @@ def harvest(
     key (SourceAuthError for 401/403, here or later); a failed run is recorded as such.
     """
     require_api_key(settings)
+    if store.account != settings.account:
+        # One account's API into another's rows would be evidence filed under a wrong name.
+        raise ConfigError(
+            f"harvest of account {settings.account!r} into a store opened for account "
+            f"{store.account!r}"
+        )
     run_id = new_run_id()
     params = {
         **settings.public_dict(),

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from auditkit.config import Settings
+from auditkit.config_accounts import DEFAULT_ACCOUNT
 from auditkit.controls.settings import vocabulary_for
 from auditkit.errors import ReportError
 from auditkit.findings import ControlResult, Period
@@ -167,6 +168,11 @@ def write_pack(
         "formats": sorted(formats),
         "settings": {k: public[k] for k in PARAMETER_SETTINGS},
     }
+    if store.account != DEFAULT_ACCOUNT:
+        # Which of the store's accounts the pack is about (the store reads only its rows).
+        # Left out for the one account of a setup without [accounts]: its packs stay the
+        # bytes they were before accounts existed.
+        parameters["account"] = store.account
     in_scope = None
     if scope.kind != "period":
         in_scope = set(selected_message_ids(store, settings, scope))

@@ -10,6 +10,7 @@ from typing import Any
 
 from auditkit import __version__
 from auditkit.config import Settings
+from auditkit.config_accounts import DEFAULT_ACCOUNT
 from auditkit.controls.settings import vocabulary_for
 from auditkit.findings import ControlResult, Period
 from auditkit.report.messages import Scope, fetch_all
@@ -233,6 +234,7 @@ def build_context(
     as_of = data_as_of(store, scope.period)
     return {
         "company": company_name(store, settings),
+        "account": None if store.account == DEFAULT_ACCOUNT else store.account,
         "period": {
             "label": scope.period.label,
             "start": scope.period.start.isoformat(),

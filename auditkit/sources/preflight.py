@@ -48,7 +48,7 @@ def endpoints(settings: Settings) -> list[Endpoint]:
                 settings.multimail_api_url,
                 "/v1/account",
                 settings.multimail_api_key,
-                "MULTIMAIL_API_KEY",
+                settings.multimail_credential,
             )
         )
     if settings.intercom_access_token:

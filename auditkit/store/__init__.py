@@ -11,6 +11,7 @@ did not land; controls and reports only read.
     harvest_state.py  what the harvester asks before fetching (stored mail, conversations)
     audit_chain.py    the audit walk's staging table and the hash-chained append
     digests.py        snapshot and content digests
+    accounts.py       the account column and the connection scoped to one account
 
 pyarrow loads only when rows are loaded or digested (`upsert`, `digests` are imported on
 first use): reading the store, as `auditkit status` and the controls do, needs DuckDB alone.
@@ -29,7 +30,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import duckdb
 
 from auditkit.errors import StoreError, StoreInUseError
-from auditkit.store import books
+from auditkit.store import accounts, books
+from auditkit.store.accounts import DEFAULT_ACCOUNT
 from auditkit.store.books import Cursor, IntegrityEvent, Quarantined, StoreStatus, store_status
 from auditkit.store.canonical import canonical_json, sha256_hex
 from auditkit.store.processes import describe_process, lock_holder, process_command
@@ -96,11 +98,18 @@ class Store:
 
     `read_only=True` opens without taking the writer lock (reports, checks); a second
     writer process fails fast with StoreInUseError instead of waiting.
+
+    A store holds one or more MultiMail accounts; a `Store` object reads and writes one,
+    `account` (see `accounts`): its connection, and every `cursor()`, sees only that
+    account's rows under the tables' own names, and its writes carry the account.
     """
 
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path | str, *, read_only: bool = False, account: str = DEFAULT_ACCOUNT
+    ) -> None:
         self.path = str(path)
         self.read_only = read_only
+        self.account = accounts.check_account_name(account)
         self._column_types: dict[str, dict[str, str]] = {}
         self._in_transaction = False
         if self.path != ":memory:":
@@ -146,6 +155,8 @@ class Store:
                 self.migrate()
             else:
                 self.applied_migrations()
+            self._database = accounts.database_name(self.con)
+            accounts.install_scope(self.con, self.account)
         except StoreError:
             self.close()
             raise
@@ -201,7 +212,10 @@ class Store:
         return [m.name for m in MIGRATIONS if m.name not in applied]
 
     def migrate(self) -> list[str]:
-        """Apply pending migrations, each in one transaction with the row recording it."""
+        """Apply pending migrations, each in one transaction with the row recording it.
+
+        Each one is followed, in its transaction, by `ensure_account_columns`, so a table a
+        migration creates is account-scoped before anything writes to it."""
         done = []
         applied = set(self.applied_migrations())
         for m in MIGRATIONS:
@@ -210,12 +224,48 @@ class Store:
             try:
                 with self.transaction() as con:
                     m.apply(con)
+                    accounts.ensure_account_columns(con)
                     con.execute("INSERT INTO _auditkit_migrations VALUES (?, now())", [m.name])
             except duckdb.Error as exc:
                 raise StoreError(f"migration {m.name} failed on {self.path}: {exc}") from exc
             done.append(m.name)
         self._column_types.clear()
         return done
+
+    # -- accounts ----------------------------------------------------------------------
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A connection of its own (another thread, or temp tables kept private), scoped to
+        this store's account like `con` (temp views belong to one connection)."""
+        con = self.con.cursor()
+        con.execute("SET TimeZone = 'UTC'")
+        accounts.install_scope(con, self.account)
+        return con
+
+    def base(self, table: str) -> str:
+        """`table` itself, every account's rows, for writes (reads use the scoped name)."""
+        return f'"{self._database}".main."{table}"'
+
+    def is_account_scoped(self, table: str) -> bool:
+        return accounts.ACCOUNT_COLUMN in self.column_types(table)
+
+    def delete_account_rows(self, table: str) -> None:
+        """Empty `table` for this store's account only (a snapshot about to be replaced)."""
+        if self.is_account_scoped(table):
+            self.con.execute(
+                f"DELETE FROM {self.base(table)} WHERE {accounts.ACCOUNT_COLUMN} = ?",
+                [self.account],
+            )
+        else:
+            self.con.execute(f"DELETE FROM {self.base(table)}")
+
+    def scope_to(self, account: str) -> None:
+        """Read (and write) `account` from now on, on `con` and later cursors (status)."""
+        self.account = accounts.check_account_name(account)
+        accounts.install_scope(self.con, self.account)
+
+    def stored_accounts(self) -> list[str]:
+        """Every account the store holds rows of (DEFAULT_ACCOUNT when it holds none)."""
+        return accounts.stored_accounts(self.con)
 
     # -- writes ------------------------------------------------------------------------
     def commit_batch(
@@ -249,13 +299,13 @@ class Store:
         written = 0
         with self.atomic():
             for event in integrity:
-                books.write_integrity_event(self.con, event)
+                books.write_integrity_event(self, event)
             for write in writes:
                 written += write.write(self)
             for record in quarantine:
-                books.write_quarantine(self.con, record)
+                books.write_quarantine(self, record)
             for cursor in cursors:
-                books.write_cursor(self.con, cursor)
+                books.write_cursor(self, cursor)
         return written
 
     def upsert(self, table: str, rows: Rows, pk: str | Sequence[str] = "id") -> int:
@@ -277,10 +327,12 @@ class Store:
         # One catalogue query per table: it used to cost more than the insert it served.
         types = self._column_types.get(table)
         if types is None:
+            # The database's own table (account column included), not its scoped view.
             types = dict(
                 self.con.execute(
-                    "SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_name = ?",
+                    "SELECT column_name, data_type FROM duckdb_columns() "
+                    "WHERE database_name = current_database() AND schema_name = 'main' "
+                    "AND table_name = ? ORDER BY column_index",
                     [table],
                 ).fetchall()
             )
@@ -299,7 +351,7 @@ class Store:
 
     def set_cursor(self, source: str, resource: str, value: str | None, run_id: str) -> None:
         """Move one cursor on its own (a harvest moves them with `commit_batch`)."""
-        books.write_cursor(self.con, Cursor(source, resource, value, run_id))
+        books.write_cursor(self, Cursor(source, resource, value, run_id))
 
     def quarantine(
         self,
@@ -312,21 +364,21 @@ class Store:
     ) -> None:
         """Keep a record we could not use, with why; the same bad record twice is stored once."""
         books.write_quarantine(
-            self.con, Quarantined(run_id, source, endpoint, reason, raw_text, record_id)
+            self, Quarantined(run_id, source, endpoint, reason, raw_text, record_id)
         )
 
     # -- runs --------------------------------------------------------------------------
     def start_run(self, run_id: str, command: str, params: Mapping[str, Any]) -> None:
-        books.start_run(self.con, run_id, command, params)
+        books.start_run(self, run_id, command, params)
 
     def finish_run(
         self, run_id: str, outcome: str, counts: Mapping[str, Any], error: str | None = None
     ) -> None:
-        books.finish_run(self.con, run_id, outcome, counts, error)
+        books.finish_run(self, run_id, outcome, counts, error)
 
     def fail_interrupted_runs(self) -> None:
         """Mark 'running' runs failed: with the writer lock held, their process is gone."""
-        books.fail_interrupted_runs(self.con)
+        books.fail_interrupted_runs(self)
 
     # -- reads -------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] | None = None) -> list[tuple[Any, ...]]:

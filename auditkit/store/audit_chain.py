@@ -43,7 +43,7 @@ GENESIS_HASH = "0" * 64  # the chain_hash "before" the first audit entry
 def reset_staging(store: Store) -> None:
     """Empty the staging table (leftovers of a killed run are scratch: never chained) and
     fill the column-type cache from the store's thread, before the walk's thread needs it."""
-    store.con.execute(f"DELETE FROM {STAGING}")
+    store.delete_account_rows(STAGING)
     store.column_types(STAGING)
 
 
@@ -64,13 +64,18 @@ def staged_ids(con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
 def stage_rows(
     store: Store, con: duckdb.DuckDBPyConnection, rows: Sequence[Mapping[str, Any]]
 ) -> None:
-    """One autocommitted insert through the walk's own connection (scratch, not evidence)."""
+    """One autocommitted insert through the walk's own connection (scratch, not evidence),
+    for the store's account (the walk's connection is `store.cursor()`, scoped like it)."""
     if not rows:
         return
     con.register("_ak_audit_page", store.arrow_table(STAGING, rows))
     try:
         cols = ", ".join(f'"{c}"' for c in rows[0])
-        con.execute(f"INSERT OR IGNORE INTO {STAGING} ({cols}) SELECT {cols} FROM _ak_audit_page")
+        con.execute(
+            f"INSERT OR IGNORE INTO {store.base(STAGING)} (account, {cols}) "
+            f"SELECT ?, {cols} FROM _ak_audit_page",
+            [store.account],
+        )
     finally:
         con.unregister("_ak_audit_page")
 
@@ -146,10 +151,12 @@ def append_chained(store: Store, links: Iterable[pa.Table]) -> int:
         finally:
             con.unregister("_ak_chain_batch")
         added += batch.num_rows
+    # Read through the scoped staging view (this account's entries), written to the table.
     con.execute(
-        f"INSERT INTO multimail_audit_log ({columns}) SELECT {source} "
-        f"FROM {STAGING} s JOIN _ak_chain_links c USING (id)"
+        f"INSERT INTO {store.base('multimail_audit_log')} (account, {columns}) "
+        f"SELECT ?, {source} FROM {STAGING} s JOIN _ak_chain_links c USING (id)",
+        [store.account],
     )
     con.execute("DROP TABLE _ak_chain_links")
-    con.execute(f"DELETE FROM {STAGING}")
+    store.delete_account_rows(STAGING)
     return added

@@ -81,10 +81,11 @@ def get_cursor(con: duckdb.DuckDBPyConnection, source: str, resource: str) -> st
     return None if row is None else row[0]
 
 
-def write_cursor(con: duckdb.DuckDBPyConnection, cursor: Cursor) -> None:
-    con.execute(
-        "INSERT OR REPLACE INTO _auditkit_cursors VALUES (?, ?, ?, ?, now())",
-        [cursor.source, cursor.resource, cursor.value, cursor.run_id],
+def write_cursor(store: Store, cursor: Cursor) -> None:
+    store.con.execute(
+        f"INSERT OR REPLACE INTO {store.base('_auditkit_cursors')} "
+        "(account, source, resource, value, run_id, updated_at) VALUES (?, ?, ?, ?, ?, now())",
+        [store.account, cursor.source, cursor.resource, cursor.value, cursor.run_id],
     )
 
 
@@ -109,14 +110,17 @@ def watermark_cursor(mailbox_id: str, direction: str, started: datetime, run_id:
 # -- quarantine and integrity events -------------------------------------------------------
 
 
-def write_quarantine(con: duckdb.DuckDBPyConnection, record: Quarantined) -> None:
+def write_quarantine(store: Store, record: Quarantined) -> None:
     """Keep a record we could not use, with why; the same bad record twice is stored once."""
     # The text may hold what made it bad (e.g. a lone surrogate): keep it as escapes.
     raw_text = record.raw_text.encode("utf-8", "backslashreplace").decode("utf-8")
     qid = sha256_hex(f"{record.source}|{record.endpoint}|{raw_text}")
-    con.execute(
-        "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?, ?, ?, ?, now())",
+    store.con.execute(
+        f"INSERT OR REPLACE INTO {store.base('quarantine')} (account, id, run_id, source, "
+        "endpoint, record_id, reason, raw_text, quarantined_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())",
         [
+            store.account,
             qid,
             record.run_id,
             record.source,
@@ -128,10 +132,13 @@ def write_quarantine(con: duckdb.DuckDBPyConnection, record: Quarantined) -> Non
     )
 
 
-def write_integrity_event(con: duckdb.DuckDBPyConnection, event: IntegrityEvent) -> None:
-    con.execute(
-        "INSERT OR REPLACE INTO integrity_events VALUES (?, ?, now(), ?, ?, ?, ?, ?, ?, ?)",
+def write_integrity_event(store: Store, event: IntegrityEvent) -> None:
+    store.con.execute(
+        f"INSERT OR REPLACE INTO {store.base('integrity_events')} (account, id, run_id, "
+        "detected_at, record_type, record_id, change, stored_sha256, source_sha256, "
+        "stored_raw, source_raw) VALUES (?, ?, ?, now(), ?, ?, ?, ?, ?, ?, ?)",
         [
+            store.account,
             event.id,
             event.run_id,
             event.record_type,
@@ -148,34 +155,35 @@ def write_integrity_event(con: duckdb.DuckDBPyConnection, event: IntegrityEvent)
 # -- runs ----------------------------------------------------------------------------------
 
 
-def start_run(
-    con: duckdb.DuckDBPyConnection, run_id: str, command: str, params: Mapping[str, Any]
-) -> None:
-    con.execute(
-        "INSERT INTO harvest_runs (run_id, command, started_at, outcome, params) "
-        "VALUES (?, ?, now(), 'running', ?)",
-        [run_id, command, canonical_json(params)],
+def start_run(store: Store, run_id: str, command: str, params: Mapping[str, Any]) -> None:
+    store.con.execute(
+        f"INSERT INTO {store.base('harvest_runs')} "
+        "(account, run_id, command, started_at, outcome, params) "
+        "VALUES (?, ?, ?, now(), 'running', ?)",
+        [store.account, run_id, command, canonical_json(params)],
     )
 
 
 def finish_run(
-    con: duckdb.DuckDBPyConnection,
+    store: Store,
     run_id: str,
     outcome: str,
     counts: Mapping[str, Any],
     error: str | None = None,
 ) -> None:
-    con.execute(
-        "UPDATE harvest_runs SET finished_at = now(), outcome = ?, counts = ?, error = ?, "
-        "duration_seconds = epoch(now() - started_at) WHERE run_id = ?",
-        [outcome, canonical_json(counts), error, run_id],
+    store.con.execute(
+        f"UPDATE {store.base('harvest_runs')} SET finished_at = now(), outcome = ?, counts = ?, "
+        "error = ?, duration_seconds = epoch(now() - started_at) "
+        "WHERE account = ? AND run_id = ?",
+        [outcome, canonical_json(counts), error, store.account, run_id],
     )
 
 
-def fail_interrupted_runs(con: duckdb.DuckDBPyConnection) -> None:
-    """Only one writer can hold the store, so a 'running' row belongs to a dead process."""
-    con.execute(
-        "UPDATE harvest_runs SET outcome = 'failed', finished_at = now(), "
+def fail_interrupted_runs(store: Store) -> None:
+    """Only one writer can hold the store, so a 'running' row belongs to a dead process,
+    whichever account it harvested."""
+    store.con.execute(
+        f"UPDATE {store.base('harvest_runs')} SET outcome = 'failed', finished_at = now(), "
         "error = 'interrupted: the process ended before the run finished' WHERE outcome = 'running'"
     )
 

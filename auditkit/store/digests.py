@@ -47,15 +47,9 @@ def content_digest(store: Store, tables: Sequence[str] = HARVESTED_TABLES) -> st
     """
     digest = hashlib.sha256()
     for table in sorted(tables):
-        cols = [
-            c
-            for (c,) in store.query(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
-                "ORDER BY ordinal_position",
-                [table],
-            )
-            if c not in VOLATILE_COLUMNS
-        ]
+        # The columns as the store's account sees them (its scoped view: no account column).
+        visible = store.con.execute(f"SELECT * FROM {table} LIMIT 0").description
+        cols = [d[0] for d in visible if d[0] not in VOLATILE_COLUMNS]
         col_sql = ", ".join(f'"{c}"' for c in cols)
         for row in store.query(f"SELECT {col_sql} FROM {table} ORDER BY id"):
             digest.update(f"{table}\t{canonical_json([str(v) for v in row])}\n".encode())

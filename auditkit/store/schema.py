@@ -1,5 +1,5 @@
-"""The store's schema: versioned migrations (the only DDL in auditkit) and the list of
-harvested tables.
+"""The store's schema: versioned migrations (the only DDL in auditkit), the list of
+harvested tables, and the account column every scoped table carries.
 
 Migration `0001_initial` is the source of truth for the harvested tables. Never edit a
 migration that has shipped: add a new one. `Store` applies them on open.
@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import duckdb
+
+from auditkit.config_accounts import DEFAULT_ACCOUNT
 
 # Columns every harvested table carries, after its typed columns.
 PROVENANCE = """
@@ -225,6 +227,14 @@ def _population_sources(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+@migration("0005_accounts")
+def _accounts(con: duckdb.DuckDBPyConnection) -> None:
+    # Several MultiMail accounts in one store (store/accounts.py): an `account` column
+    # leading each scoped table's key; existing rows become the 'default' account's.
+    # Store.migrate runs this again after every later migration, for the tables it adds.
+    ensure_account_columns(con)
+
+
 # Every table filled from a source (bookkeeping tables excluded): digests, pack snapshots
 # and status counts all use this one list.
 HARVESTED_TABLES = (
@@ -256,3 +266,93 @@ def applied_migrations(con: duckdb.DuckDBPyConnection, *, read_only: bool) -> li
     except duckdb.CatalogException:
         return []
     return [r[0] for r in rows]
+
+
+# -- accounts ---------------------------------------------------------------------------------
+
+ACCOUNT_COLUMN = "account"
+# The harvest's books, per account like the rows they describe. Not _auditkit_migrations:
+# a migration is the file's, not an account's.
+BOOKKEEPING_TABLES = (
+    "_auditkit_cursors",
+    "harvest_runs",
+    "quarantine",
+    "integrity_events",
+    "_auditkit_audit_walk",
+    "archive_messages",
+    "archive_dkim_results",
+    "dkim_key_records",
+)
+
+
+def account_scoped_tables() -> tuple[str, ...]:
+    """Every table that carries `account`: HARVESTED_TABLES (read now, so a table added
+    to that one list is scoped too) and the books."""
+    return (*HARVESTED_TABLES, *BOOKKEEPING_TABLES)
+
+
+def database_name(con: duckdb.DuckDBPyConnection) -> str:
+    row = con.execute("SELECT current_database()").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+def database_columns(
+    con: duckdb.DuckDBPyConnection, database: str
+) -> dict[str, list[tuple[str, ...]]]:
+    """table → [(column, type, nullable, default)] of the database's own tables."""
+    out: dict[str, list[tuple[str, ...]]] = {}
+    for table, column, data_type, nullable, default in con.execute(
+        "SELECT table_name, column_name, data_type, is_nullable, column_default "
+        "FROM duckdb_columns() WHERE database_name = ? AND schema_name = 'main' "
+        "ORDER BY table_name, column_index",
+        [database],
+    ).fetchall():
+        out.setdefault(table, []).append((column, data_type, nullable, default))
+    return out
+
+
+def ensure_account_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Give every account-scoped table that lacks it an `account` column (existing rows:
+    DEFAULT_ACCOUNT) leading its primary key. Returns the tables rebuilt.
+
+    DuckDB cannot change a primary key in place, so each table is rebuilt: created anew
+    with the column first, filled from the old one, dropped and renamed. Call inside a
+    transaction (`Store.migrate` does): a failure leaves the store as it was.
+    """
+    database = database_name(con)
+    columns = database_columns(con, database)
+    rebuilt = []
+    for table in account_scoped_tables():
+        cols = columns.get(table)
+        if cols is None or any(c[0] == ACCOUNT_COLUMN for c in cols):
+            continue
+        keys = [
+            k
+            for (k,) in con.execute(
+                "SELECT unnest(constraint_column_names) FROM duckdb_constraints() "
+                "WHERE database_name = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'",
+                [database, table],
+            ).fetchall()
+        ]
+        defs = [f"{ACCOUNT_COLUMN} VARCHAR NOT NULL"]
+        for name, data_type, nullable, default in cols:
+            spec = f'"{name}" {data_type}'
+            if nullable is False:
+                spec += " NOT NULL"
+            if default is not None:
+                spec += f" DEFAULT {default}"
+            defs.append(spec)
+        if keys:
+            defs.append("PRIMARY KEY (" + ", ".join([ACCOUNT_COLUMN, *keys]) + ")")
+        names = ", ".join(f'"{c[0]}"' for c in cols)
+        old, new = f'"{database}".main."{table}"', f'"{database}".main."{table}__accounts"'
+        con.execute(f"CREATE TABLE {new} ({', '.join(defs)})")
+        con.execute(
+            f"INSERT INTO {new} ({ACCOUNT_COLUMN}, {names}) SELECT ?, {names} FROM {old}",
+            [DEFAULT_ACCOUNT],
+        )
+        con.execute(f"DROP TABLE {old}")
+        con.execute(f'ALTER TABLE {new} RENAME TO "{table}"')
+        rebuilt.append(table)
+    return rebuilt

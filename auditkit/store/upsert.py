@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from auditkit.errors import StoreError
+from auditkit.store.accounts import ACCOUNT_COLUMN
 
 if TYPE_CHECKING:
     from auditkit.store import Store
@@ -41,7 +42,7 @@ class Load:
 
     def write(self, store: Store) -> int:
         if self.replace_all:
-            store.con.execute(f"DELETE FROM {self.table}")
+            store.delete_account_rows(self.table)
         if self.replace_where is not None:
             column, values = self.replace_where
             delete_where_in(store, self.table, column, values)
@@ -72,6 +73,10 @@ def upsert(
     if arrow.num_rows == 0:
         return 0
     keys = [pk] if isinstance(pk, str) else list(pk)
+    # -- accounts: the store's account joins every row and leads the key (store/accounts.py)
+    arrow, keys = with_account(store, table, arrow, keys)
+    target = store.base(table)  # the table itself: the unqualified name is a scoped view
+    # -- end accounts
     con = store.con
     con.register(BATCH_VIEW, arrow)
     try:
@@ -88,27 +93,45 @@ def upsert(
         key_match = " AND ".join(f't."{k}" = b."{k}"' for k in keys)
         with store.atomic():
             existing = con.execute(
-                f"SELECT count(*) FROM {table} t SEMI JOIN {BATCH_VIEW} b ON {key_match}"
+                f"SELECT count(*) FROM {target} t SEMI JOIN {BATCH_VIEW} b ON {key_match}"
             ).fetchall()[0][0]
             if not existing:
-                con.execute(f"INSERT INTO {table} ({cols}) {source}")
+                con.execute(f"INSERT INTO {target} ({cols}) {source}")
             elif set(arrow.column_names) == set(store.column_types(table)):
-                con.execute(f"DELETE FROM {table} t USING {BATCH_VIEW} b WHERE {key_match}")
-                con.execute(f"INSERT INTO {table} ({cols}) {source}")
+                con.execute(f"DELETE FROM {target} t USING {BATCH_VIEW} b WHERE {key_match}")
+                con.execute(f"INSERT INTO {target} ({cols}) {source}")
             else:
-                con.execute(f"INSERT OR REPLACE INTO {table} ({cols}) {source}")
+                con.execute(f"INSERT OR REPLACE INTO {target} ({cols}) {source}")
     finally:
         con.unregister(BATCH_VIEW)
     return arrow.num_rows
 
 
+def with_account(
+    store: Store, table: str, arrow: pa.Table, keys: list[str]
+) -> tuple[pa.Table, list[str]]:
+    """`arrow` with the store's account as a column, and `keys` led by it, when `table` is
+    account-scoped; as given otherwise."""
+    if not store.is_account_scoped(table) or ACCOUNT_COLUMN in keys:
+        return arrow, keys
+    if ACCOUNT_COLUMN not in arrow.column_names:
+        arrow = arrow.append_column(
+            ACCOUNT_COLUMN, pa.array([store.account] * arrow.num_rows, pa.string())
+        )
+    return arrow, [ACCOUNT_COLUMN, *keys]
+
+
 def delete_where_in(store: Store, table: str, column: str, values: Sequence[Any]) -> None:
-    """DELETE the rows of `table` whose `column` is one of `values` (loaded through Arrow)."""
+    """DELETE the store account's rows of `table` whose `column` is one of `values`
+    (loaded through Arrow)."""
     view = "_auditkit_delete_keys"
+    own = f"{ACCOUNT_COLUMN} = ? AND " if store.is_account_scoped(table) else ""
     store.con.register(view, pa.table({column: list(values)}))
     try:
         store.con.execute(
-            f'DELETE FROM {table} WHERE "{column}" IN (SELECT "{column}" FROM {view})'
+            f"DELETE FROM {store.base(table)} WHERE {own}"
+            f'"{column}" IN (SELECT "{column}" FROM {view})',
+            [store.account] if own else [],
         )
     finally:
         store.con.unregister(view)

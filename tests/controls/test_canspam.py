@@ -261,7 +261,8 @@ def _set_raw_headers(store: Store, email_id: str, headers: object) -> None:
     # The row builder derives `raw` from the typed columns; a record carrying headers
     # (import, future API) has them at the top level of the stored JSON.
     store.con.execute(
-        "UPDATE multimail_emails SET raw = json_merge_patch(raw, ?::JSON) WHERE id = ?",
+        f"UPDATE {store.base('multimail_emails')} SET raw = json_merge_patch(raw, ?::JSON) "
+        "WHERE id = ?",
         [json.dumps({"headers": headers}), email_id],
     )
 
@@ -511,7 +512,8 @@ def test_cs_004_linked_intercom_conversation(store: Store, build: StoreBuilder) 
     # Started by a teammate (no contact_email), but the customer wrote in a part.
     build.conversation("c_parts", contact_email=None)
     store.con.execute(
-        "UPDATE intercom_conversations SET raw = json_merge_patch(raw, ?::JSON) WHERE id = ?",
+        f"UPDATE {store.base('intercom_conversations')} "
+        "SET raw = json_merge_patch(raw, ?::JSON) WHERE id = ?",
         [
             json.dumps(
                 {

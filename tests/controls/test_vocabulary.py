@@ -223,8 +223,9 @@ def test_configuration_forms() -> None:
 def test_matcher_sql_escapes_quotes(store: Store) -> None:
     matcher = Matcher("it's", ("we'ird", 'qu"ote'), "v'al")
     store.con.execute(
-        "INSERT INTO multimail_audit_log (id, action, metadata, chain_seq, chain_hash, raw, "
-        "raw_sha256, run_id, harvested_at) VALUES ('x', $a, $m, 1, 'h', '{}', 's', 'r', now())",
+        f"INSERT INTO {store.base('multimail_audit_log')} (account, id, action, metadata, "
+        "chain_seq, chain_hash, raw, raw_sha256, run_id, harvested_at) "
+        "VALUES ('default', 'x', $a, $m, 1, 'h', '{}', 's', 'r', now())",
         {"a": "it's", "m": json.dumps({"we'ird": {'qu"ote': "V'AL"}})},
     )
     assert store.con.sql(

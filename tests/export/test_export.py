@@ -88,7 +88,8 @@ def store_digests(db: Path | str, table: str) -> list[str]:
     """Every row of the store table, as the digest of its exported values, sorted."""
     with Store(db, read_only=True) as store:
         spec = next(t for t in EXPORT_TABLES if t.name == table)
-        sql = f"SELECT {ROW_DIGEST} FROM ({with_digest(spec.base_sql(store.con))}) ORDER BY 1"
+        rows = with_digest(spec.base_sql(store.con, store.base(table)))
+        sql = f"SELECT {ROW_DIGEST} FROM ({rows}) ORDER BY 1"
         return [r[0] for r in store.query(sql)]
 
 
@@ -97,7 +98,7 @@ def exported_columns(db: Path | str, table: str) -> list[str]:
     the Iceberg schema; the digest covers the values in the store's order)."""
     with Store(db, read_only=True) as store:
         spec = next(t for t in EXPORT_TABLES if t.name == table)
-        return list(store.con.sql(f"{spec.base_sql(store.con)} LIMIT 0").columns)
+        return list(store.con.sql(f"{spec.base_sql(store.con, store.base(table))} LIMIT 0").columns)
 
 
 def digests_of(con: duckdb.DuckDBPyConnection, relation: str, columns: list[str]) -> list[str]:
@@ -177,7 +178,8 @@ def test_controls_on_views_over_the_export_find_what_they_find_on_the_store(
         expected = [r.to_dict() for r in run_controls(store, settings, period)]
     with Store(":memory:") as views:
         types = {t.name: dict(t.columns(views.con)) for t in EXPORT_TABLES}
-        for name in types:
+        for name in types:  # the Store's account-scoping TEMP view, then the table itself
+            views.con.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
             views.con.execute(f"DROP TABLE {name}")
         create_views(views.con, open_catalog(local(exported)), "auditkit", types=types)
         got = [r.to_dict() for r in run_controls(views, settings, period)]
@@ -202,9 +204,10 @@ def test_no_change_commits_nothing_and_new_rows_are_all_a_second_export_adds(
     assert snapshots(out) == before
 
     with Store(db) as store:
+        emails = store.base("multimail_emails")  # writes go to the table, not the view
         store.con.execute(
-            "INSERT INTO multimail_emails SELECT * REPLACE ('em_new_' || id AS id) "
-            "FROM multimail_emails WHERE direction = 'outbound' ORDER BY id LIMIT 2"
+            f"INSERT INTO {emails} SELECT * REPLACE ('em_new_' || id AS id) "
+            f"FROM {emails} WHERE direction = 'outbound' ORDER BY id LIMIT 2"
         )
     with Store(db, read_only=True) as store:
         second = export_store(store, local(out))
@@ -232,12 +235,14 @@ def test_changed_and_removed_rows_are_replaced_and_deleted(
     with Store(db) as store:
         first, second = (r[0] for r in store.query("SELECT id FROM multimail_emails LIMIT 2"))
         store.con.execute(
-            "UPDATE multimail_emails SET subject = subject || ' (edited)' WHERE id = ?", [first]
+            f"UPDATE {store.base('multimail_emails')} SET subject = subject || ' (edited)' "
+            "WHERE id = ?",
+            [first],
         )
-        store.con.execute("DELETE FROM multimail_emails WHERE id = ?", [second])
+        store.con.execute(f"DELETE FROM {store.base('multimail_emails')} WHERE id = ?", [second])
         # One of two rows sharing a key prefix (sha256, signature_index) goes.
         store.con.execute(
-            "DELETE FROM archive_dkim_results WHERE (sha256, signature_index) IN "
+            f"DELETE FROM {store.base('archive_dkim_results')} WHERE (sha256, signature_index) IN "
             "(SELECT (sha256, signature_index) FROM archive_dkim_results ORDER BY ALL LIMIT 1)"
         )
     with Store(db, read_only=True) as store:
@@ -258,7 +263,9 @@ def test_a_column_a_migration_adds_is_added_to_the_exported_table(
     with Store(db, read_only=True) as store:
         export_store(store, local(out))
     with Store(db) as store:
-        store.con.execute("ALTER TABLE multimail_domains ADD COLUMN region VARCHAR DEFAULT 'eu'")
+        store.con.execute(
+            f"ALTER TABLE {store.base('multimail_domains')} ADD COLUMN region VARCHAR DEFAULT 'eu'"
+        )
         domains = store.count("multimail_domains")
     with Store(db, read_only=True) as store:
         summary = export_store(store, local(out))

@@ -144,3 +144,15 @@ def test_open_catalog_creates_the_namespace_once(tmp_path: Path) -> None:
     open_catalog(target)
     catalog = open_catalog(target)  # a second open finds it
     assert ("auditkit",) in catalog.list_namespaces()
+
+
+def test_every_harvested_table_is_exported() -> None:
+    """A table a migration adds to HARVESTED_TABLES must reach the export, or the same
+    control SQL run on the export sees less than the store (PC-001 reads the population
+    tables and the cursors)."""
+    from auditkit.export.tables import EXPORT_TABLES
+    from auditkit.store.schema import HARVESTED_TABLES
+
+    exported = {t.name for t in EXPORT_TABLES}
+    assert set(HARVESTED_TABLES) <= exported
+    assert "_auditkit_cursors" in exported

@@ -428,7 +428,8 @@ def test_audit_staging_left_by_a_killed_run_is_discarded(api: FakeAPI, tmp_path:
     # A run killed mid-walk leaves staged entries that were never chained: scratch, not evidence.
     with Store(":memory:") as store:
         store.con.execute(
-            "INSERT INTO _auditkit_audit_walk VALUES ('al_ghost', true, 'x', 'email', 'e', 'k', "
+            f"INSERT INTO {store.base('_auditkit_audit_walk')} VALUES ('default', 'al_ghost', "
+            "true, 'x', 'email', 'e', 'k', "
             "NULL, '2026-07-01 00:00:00+00', '{}', 'sha', 'dead-run', '2026-07-01 00:00:00+00')"
         )
         result = run(api, settings_for(tmp_path), store)
@@ -580,7 +581,9 @@ def test_content_digest_ignores_run_stamps_but_not_content(api: FakeAPI, tmp_pat
         run(api, settings_for(tmp_path), a)
         run(api, settings_for(tmp_path), b)
         assert content_digest(a) == content_digest(b)
-        b.con.execute("UPDATE multimail_emails SET approved_by = 'someone' WHERE id = 'em_0001'")
+        b.con.execute(
+            f"UPDATE {b.base('multimail_emails')} SET approved_by = 'someone' WHERE id = 'em_0001'"
+        )
         assert content_digest(a) != content_digest(b)
         assert len(HARVESTED_TABLES) == 13
 

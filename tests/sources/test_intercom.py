@@ -65,13 +65,9 @@ def test_fin_resolved_conversation_maps_to_the_table() -> None:
         "215471234567890", 200, FIN_RESOLVED, app=APP, intercom_version="2.14", fetched_at=FETCHED
     )
     with Store(":memory:") as store:
-        cols = {
-            r[0]
-            for r in store.query(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_name = 'intercom_conversations'"
-            )
-        }
+        # As the account sees the table: the store adds `account` itself.
+        visible = store.con.execute("SELECT * FROM intercom_conversations LIMIT 0").description
+        cols = {d[0] for d in visible}
         assert set(row) == cols - {"run_id", "harvested_at"}
         store.upsert("intercom_conversations", [{**row, "run_id": "r", "harvested_at": FETCHED}])
     assert row["found"] is True and row["state"] == "closed"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 from auditkit.config import Settings
@@ -27,6 +28,9 @@ class SandboxServer(MultiMailRoutes, IntercomRoutes):
 
     `base_url` serves both APIs; `faults` scripts failures; `requests` logs what was asked;
     `apply_mutations()` tampers with the audit log as `multimail/mutations.json` says.
+    `more_accounts` (MultiMail API key → data folder) serves further accounts from the same
+    address: a request is answered from the dataset its MultiMail key (or, for Intercom,
+    its token) belongs to, as the real API tells accounts apart by key.
     Email lists: `date_after` is inclusive, `date_before` exclusive (both on received_at);
     `since_id` keeps ids greater than the one given.
     """
@@ -44,6 +48,7 @@ class SandboxServer(MultiMailRoutes, IntercomRoutes):
         host: str = "127.0.0.1",
         port: int = 0,
         intercom_rate_limit: int = 10_000,
+        more_accounts: Mapping[str, Path] | None = None,
     ) -> None:
         if not 0.0 <= fail_rate <= 1.0:
             raise ConfigError(f"fail_rate must be between 0 and 1, got {fail_rate}")
@@ -69,6 +74,19 @@ class SandboxServer(MultiMailRoutes, IntercomRoutes):
         self._files: list[JsonlFile] = []
         self._intercom_window = (0, 0)  # (window start epoch s, calls used)
         self.mutations_applied = 0
+        # Datasets of the other accounts, by MultiMail key: loaded, never listening.
+        self.accounts: dict[str, SandboxServer] = {}
+        for key, folder in (more_accounts or {}).items():
+            if key == api_key or key in self.accounts:
+                raise ConfigError("each sandbox account needs an API key of its own")
+            self.accounts[key] = SandboxServer(
+                folder,
+                api_key=key,
+                intercom_token=f"{intercom_token}_{len(self.accounts) + 2}",
+                intercom_eu_token=f"{intercom_eu_token}_{len(self.accounts) + 2}",
+                seed=seed,
+                intercom_rate_limit=intercom_rate_limit,
+            )
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -79,25 +97,37 @@ class SandboxServer(MultiMailRoutes, IntercomRoutes):
         assert isinstance(host, str)  # an AF_INET server: (host, port)
         return f"http://{host}:{port}"
 
-    def aim(self, settings: Settings) -> Settings:
+    def aim(self, settings: Settings, api_key: str | None = None) -> Settings:
         """`settings` pointed at this sandbox with its tokens: MultiMail, the default Intercom
-        workspace and, when the config has one, the EU workspace served under /eu."""
+        workspace and, when the config has one, the EU workspace served under /eu. With
+        `api_key`, the tokens of the account that key belongs to (`more_accounts`)."""
+        dataset = self._dataset(api_key)
         aimed = settings.with_overrides(
             multimail_api_url=self.base_url,
-            multimail_api_key=self.api_key,
+            multimail_api_key=dataset.api_key,
             intercom_api_url=self.base_url,
-            intercom_access_token=self.intercom_token,
+            intercom_access_token=dataset.intercom_token,
         )
         if aimed.intercom_workspace("eu") is not None:
             aimed = aimed.with_intercom_workspace(
-                "eu", api_url=f"{self.base_url}/eu", access_token=self.intercom_eu_token
+                "eu", api_url=f"{self.base_url}/eu", access_token=dataset.intercom_eu_token
             )
         return aimed
+
+    def _dataset(self, api_key: str | None) -> SandboxServer:
+        """The dataset served for a MultiMail key (None: this server's own)."""
+        if api_key is None or api_key == self.api_key:
+            return self
+        if api_key not in self.accounts:
+            raise ConfigError("the sandbox serves no account with that API key")
+        return self.accounts[api_key]
 
     def start(self) -> SandboxServer:
         if self._server is not None:
             return self
         self._load()
+        for other in self.accounts.values():
+            other._load()
         self._stopping.clear()
         try:
             self._server = QuietThreadingServer((self.host, self.port), handler_class(self))
@@ -123,6 +153,8 @@ class SandboxServer(MultiMailRoutes, IntercomRoutes):
             self._thread.join(timeout=5)
         self._server = self._thread = None
         self._close_files()
+        for other in self.accounts.values():
+            other._close_files()
 
     def __enter__(self) -> SandboxServer:
         return self.start()
@@ -130,11 +162,15 @@ class SandboxServer(MultiMailRoutes, IntercomRoutes):
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def apply_mutations(self) -> int:
-        """Apply `multimail/mutations.json` (source-side tampering between two harvests).
-        Returns how many mutations were applied; applying twice changes nothing more."""
+    def apply_mutations(self, api_key: str | None = None) -> int:
+        """Apply `multimail/mutations.json` (source-side tampering between two harvests) to
+        this server's dataset, or to the account `api_key` names. Returns how many
+        mutations were applied; applying twice changes nothing more."""
         if self._server is None:
             raise RuntimeError("apply_mutations() needs a running sandbox: call start() first")
+        return self._dataset(api_key)._mutate()
+
+    def _mutate(self) -> int:
         applied = 0
         with self._state_lock:
             for m in self.mutations.get("mutations", []):
@@ -169,10 +205,19 @@ class SandboxServer(MultiMailRoutes, IntercomRoutes):
     ) -> tuple[str, Reply]:
         kind = intercom_kind(path)
         if kind is not None:
+            for other in self.accounts.values():
+                if auth in (f"Bearer {other.intercom_token}", f"Bearer {other.intercom_eu_token}"):
+                    return kind, other._intercom(method, path, auth)
             return kind, self._intercom(method, path, auth)
         kind = multimail_kind(path)
         if kind == "unknown":
             return kind, Reply(404, {"error": "Not found"}, {})
+        for key, other in self.accounts.items():
+            if auth == f"Bearer {key}" and method == "GET":
+                try:
+                    return kind, Reply(200, other._multimail(kind, path, query), {})
+                except HttpError as exc:
+                    return kind, Reply(exc.status, {"error": exc.message}, {})
         if auth != f"Bearer {self.api_key}":
             return kind, Reply(
                 401,
