@@ -176,6 +176,7 @@ def test_demo_pack_is_signed_and_timestamped_with_the_test_key(demo: dict[str, A
         "manifest.json",
         "manifest.json.tsr",
         "messages.csv",
+        "reconciliation.csv",
         "report.html",
         "report.pdf",
     ]
@@ -202,7 +203,7 @@ def test_verify_demo_prints_the_signer_the_times_and_that_it_is_test_only(
     assert code == 0, (out, err)
     pdf = read_json(demo["out"] / "manifest.json")["signing"]["pdf"]
     lines = out.splitlines()
-    assert lines[0].startswith("ok: 7 files match manifest.json (sha256 ")
+    assert lines[0].startswith("ok: 8 files match manifest.json (sha256 ")
     assert lines[2] == (
         f"report.pdf: signed by {DEMO_SIGNER} at {pdf['signed_at']} (PAdES-B-T); "
         "signature intact, signer not checked against a trust anchor"
