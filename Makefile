@@ -19,8 +19,9 @@ demo: $(STAMP)
 	$(BIN)/auditkit demo --out reports/demo
 
 # -n auto: one worker per core (pytest-xdist); --dist loadfile keeps a file's tests, and
-# so its module fixtures, on one worker. (--dist loadgroup would also keep the session-wide
-# reliability workspace on one worker, but xdist 3.8 cannot set groups under pytest 9.2.)
+# so its module fixtures, on one worker. Session products every worker reads (the small
+# sample quarter, the reliability workspace) are built once per run under a file lock
+# (tests/conftest.py built_once), since xdist 3.8's --dist loadgroup breaks under pytest 9.2.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 

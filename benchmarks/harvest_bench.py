@@ -48,6 +48,11 @@ server.stop()
 """
 
 
+def per_limit(wall: float, limit: float) -> str:
+    """wall / limit, or why there is none (no latency: the limit is zero)."""
+    return f"{wall / limit:.2f}" if limit > 0 else "n/a (no latency, no limit)"
+
+
 def start_sandbox(data: Path, latency_ms: float) -> tuple[subprocess.Popen[str], str]:
     """The sandbox in its own process, so its CPU time and memory are not the harvester's."""
     proc = subprocess.Popen(
@@ -220,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             server.communicate(input="", timeout=30)
     latency = args.latency_ms / 1000
+    # With --latency-ms 0 both limits are 0 s: the ratios to them say so instead of dividing.
     bound = (result.list_calls + result.detail_calls) * latency / args.concurrency
     # The audit log pages by an opaque cursor, newest first, after the mail (so every sent
     # message's entries are there): its pages cannot overlap anything. Counting them as
@@ -234,10 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         ("list calls + detail calls", f"{result.list_calls:,} + {result.detail_calls:,}"),
         ("harvest wall time", f"{wall:.1f} s"),
         ("concurrency-bound limit (calls × latency / concurrency)", f"{bound:.1f} s"),
-        ("wall time / limit", f"{wall / bound:.2f}"),
+        ("wall time / limit", per_limit(wall, bound)),
         (
             f"limit with the {audit_pages} audit-log pages sequential (cursor paging)",
-            f"{design_bound:.1f} s (wall / this = {wall / design_bound:.2f})",
+            f"{design_bound:.1f} s (wall / this = {per_limit(wall, design_bound)})",
         ),
         (
             f"sequential one-request-at-a-time client (timed on {seq_n} calls, scaled)",

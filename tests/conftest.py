@@ -1,18 +1,21 @@
 """Shared fixtures: a clean environment, the sample data folder, a live sandbox server, and
-a local HTTP server that counts what is fetched from it."""
+a local HTTP server that counts what is fetched from it; `built_once` for session products
+that every xdist worker reads but only one should build."""
 
 from __future__ import annotations
 
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
@@ -102,13 +105,43 @@ def listener() -> Iterator[HitCounter]:
         server.server_close()
 
 
+def built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]
+) -> Path:
+    """The folder `name`, filled by `build(folder)` once per test run however many xdist
+    workers ask for it: the first builds under a file lock while the others wait, then all
+    read the same files. What it holds is shared, so tests must copy before changing it.
+
+    As pytest-xdist's documentation recommends, the folder sits in the parent of the worker's
+    base temp directory (this run's, shared by its workers); without xdist, in the base temp.
+    A build that failed leaves no completion mark, so the next worker tries again."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / f"shared-{name}"
+    done = base / f"shared-{name}.done"
+    with FileLock(base / f"shared-{name}.lock"):
+        if not done.exists():
+            if folder.exists():
+                shutil.rmtree(folder)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 SMALL_MESSAGES = 60
 
 
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 60-message sample quarter (same generator and seed as sample_data/), made once."""
-    out = tmp_path_factory.mktemp("small") / "data"
+    """A 60-message sample quarter (same generator and seed as sample_data/), made once per
+    run (see `built_once`): read it, or copy it (`dataset_copy`) to change it."""
+    return built_once(tmp_path_factory, "small", _generate_small_dataset) / "data"
+
+
+def _generate_small_dataset(folder: Path) -> None:
+    out = folder / "data"
     subprocess.run(
         [
             sys.executable,
@@ -123,4 +156,3 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         timeout=60,
     )
-    return out

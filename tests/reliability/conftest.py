@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IC_TOKEN, MM_KEY, SAMPLE_DATA
+from auditkit.devtools.tsa import TestPki
+from tests.conftest import IC_TOKEN, MM_KEY, SAMPLE_DATA, built_once
 
 CONFIG = SAMPLE_DATA / "auditkit.toml"
 # The signing key's password (the key itself is made per session: see Workspace.pki).
@@ -98,9 +99,13 @@ def run_args(db: Path, out_root: Path, *extra: str, config: Path = CONFIG) -> li
 
 
 class Workspace:
-    """Every command run once over real sockets, with everything each one printed."""
+    """Every command run once over real sockets, with everything each one printed.
 
-    def __init__(self, root: Path) -> None:
+    Built once per test run and shared by every xdist worker (`built_once`): tests read it,
+    and copy what they change. `outputs.json` carries each command's output to the workers
+    that did not run it."""
+
+    def __init__(self, root: Path, pki: TestPki) -> None:
         self.root = root
         self.db = root / "store.duckdb"
         self.run_db = root / "run.duckdb"
@@ -111,9 +116,41 @@ class Workspace:
         self.outputs: dict[str, subprocess.CompletedProcess[str]] = {}
         # A throwaway signer whose key is encrypted with SIGNING_PASSWORD; report, evidence
         # and run sign with it (flags, env, the password from three kinds of place).
+        self.pki = pki
+
+    @classmethod
+    def create(cls, root: Path) -> Workspace:
         from auditkit.devtools.tsa import make_test_pki
 
-        self.pki = make_test_pki(root / "pki", key_password=SIGNING_PASSWORD)
+        return cls(root, make_test_pki(root / "pki", key_password=SIGNING_PASSWORD))
+
+    @classmethod
+    def load(cls, root: Path) -> Workspace:
+        """The workspace `create` and `save` left in `root`."""
+        saved = json.loads((root / "outputs.json").read_text(encoding="utf-8"))
+        ws = cls(
+            root,
+            TestPki(**{k: Path(v) for k, v in saved["pki"].items()}, key_password=SIGNING_PASSWORD),
+        )
+        ws.outputs = {
+            label: subprocess.CompletedProcess(**done) for label, done in saved["outputs"].items()
+        }
+        return ws
+
+    def save(self) -> None:
+        pki = {k: str(v) for k, v in vars(self.pki).items() if k != "key_password"}
+        outputs = {
+            label: {
+                "args": done.args,
+                "returncode": done.returncode,
+                "stdout": done.stdout,
+                "stderr": done.stderr,
+            }
+            for label, done in self.outputs.items()
+        }
+        (self.root / "outputs.json").write_text(
+            json.dumps({"pki": pki, "outputs": outputs}), encoding="utf-8"
+        )
 
     def cli(self, label: str, args: list[str], env: Mapping[str, str], *ok: int) -> None:
         done = run_cli(args, env)
@@ -134,10 +171,18 @@ def workspace(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     """harvest, check, report, evidence, status, run and demo at -vv (text and JSON logs),
     plus a refused key and a few 503s so the error and retry paths log too; report,
     evidence and run sign their packs (report and evidence through a local TSA), and a
-    wrong signing password fails, with and without --debug."""
+    wrong signing password fails, with and without --debug. Run once per test run (about a
+    dozen CLI processes), however many workers read it."""
+    root = built_once(
+        tmp_path_factory, "workspace", lambda folder: build_workspace(folder, small_dataset)
+    )
+    return Workspace.load(root)
+
+
+def build_workspace(root: Path, small_dataset: Path) -> None:
     from auditkit.devtools.tsa import TsaServer
 
-    ws = Workspace(tmp_path_factory.mktemp("workspace"))
+    ws = Workspace.create(root)
     password_file = ws.root / "signing-password"
     password_file.write_text(SIGNING_PASSWORD + "\n", encoding="utf-8")
     config = ["--config", str(CONFIG)]
@@ -252,4 +297,4 @@ def workspace(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         ["-vv", "demo", "--data", str(small_dataset), "--out", str(ws.demo), "--json"],
         os.environ,
     )
-    return ws
+    ws.save()
