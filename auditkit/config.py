@@ -15,7 +15,6 @@ the store.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import tomllib
@@ -23,11 +22,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from auditkit import config_accounts
 from auditkit.config_accounts import DEFAULT_ACCOUNT, DEFAULT_MULTIMAIL_URL, Account
 from auditkit.config_keys import SECRET_VARIABLES, reject_unknown, table_path
+from auditkit.config_values import api_url, multimail_api_url
+from auditkit.config_values import positive_int as _positive_int
+from auditkit.config_values import positive_number as _positive_number
+from auditkit.config_values import read_secret as _read_secret
+from auditkit.config_values import table as _table
+from auditkit.config_values import text as _text
 from auditkit.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -79,7 +83,6 @@ _TABLES_READ_HERE = {
     "company": (COMPANY_KEYS, SECRET_VARIABLES),
 }
 # The harvester appends /v1 to every MultiMail path itself (sources.multimail).
-_API_VERSION_SUFFIX = "/v1"
 # Workspace names become env var suffixes (INTERCOM_ACCESS_TOKEN_<NAME>), so keep them simple.
 WORKSPACE_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -206,42 +209,6 @@ class Settings:
         return replace(self, intercom_workspaces=workspaces)
 
 
-def _read_secret(env: Mapping[str, str], name: str) -> str | None:
-    """`NAME` or the Docker-style `NAME_FILE` (a path whose content is the secret)."""
-    if env.get(name):
-        return env[name].strip()
-    file_var = f"{name}_FILE"
-    if env.get(file_var):
-        path = Path(env[file_var])
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"{file_var} points to {path}, which cannot be read: {exc.strerror}"
-            ) from exc
-    return None
-
-
-# -- values -------------------------------------------------------------------------------------
-
-
-def _table(doc: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = doc.get(name, {})
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{name} must be a table ([{name}]), got {value!r}")
-    return value
-
-
-def _text(section: Mapping[str, Any], key: str, path: str, where: str) -> str | None:
-    """An optional non-empty string setting, stripped."""
-    if key not in section:
-        return None
-    value = section[key]
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: {path}.{key} must be a non-empty string, got {value!r}")
-    return value.strip()
-
-
 def _conversation_tag(intercom: Mapping[str, Any], where: str) -> str:
     tag = intercom.get("conversation_tag", DEFAULT_CONVERSATION_TAG)
     if not isinstance(tag, str) or not tag.strip():
@@ -251,81 +218,11 @@ def _conversation_tag(intercom: Mapping[str, Any], where: str) -> str:
     return tag.strip()
 
 
-def _positive_int(section: Mapping[str, Any], key: str, path: str, where: str, default: int) -> int:
-    value = section.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(
-            f"{where}: {path}.{key} must be a whole number of at least 1, got {value!r}"
-        )
-    return value
-
-
-def _positive_number(
-    section: Mapping[str, Any], key: str, path: str, where: str, default: float
-) -> float:
-    value = section.get(key, default)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"{where}: {path}.{key} must be a positive number, got {value!r}")
-    return float(value)
-
-
 def _region(section: Mapping[str, Any], path: str, where: str) -> str:
     region = section.get("region", "us")
     if not isinstance(region, str) or region.lower() not in INTERCOM_REGION_URLS:
         raise ConfigError(f"{where}: {path}.region must be one of us, eu, au, got {region!r}")
     return region.lower()
-
-
-def api_url(value: Any, source: str, *, example: str) -> str:
-    """`value` as an API base URL: http or https, with a host, without a trailing slash.
-
-    `source` names where the value came from (an env var, or `file: key`) so the error can
-    name it; a URL without a scheme ("api.multimail.dev") would otherwise fail deep in the
-    HTTP client, far from the setting that caused it.
-    """
-    problem = f"{source} must be an http or https URL with a host, e.g. {example}; got {value!r}"
-    if not isinstance(value, str) or any(
-        ch.isspace() or not ch.isprintable() for ch in value.strip()
-    ):
-        raise ConfigError(problem)
-    url = value.strip().rstrip("/")
-    try:
-        # urlsplit refuses a broken IPv6 host, .port a port that is not a number up to 65535.
-        parts = urlsplit(url)
-        port, host = parts.port, parts.hostname
-    except ValueError:
-        raise ConfigError(problem) from None
-    if parts.username is not None or parts.password is not None:
-        # Credentials in a URL are a secret; it would be recorded with the settings. The
-        # value is not repeated here for the same reason.
-        raise ConfigError(
-            f"{source} must not carry a user name or password; secrets belong in "
-            "MULTIMAIL_API_KEY / INTERCOM_ACCESS_TOKEN (or their _FILE variants)"
-        )
-    if parts.scheme.lower() not in ("http", "https") or not host or port == 0:
-        raise ConfigError(problem)
-    if parts.query or parts.fragment:
-        raise ConfigError(f"{source} must be the API's base URL without ? or #; got {value!r}")
-    return url
-
-
-def multimail_api_url(value: Any, source: str) -> str:
-    """A MultiMail base URL. One ending in /v1 (as the API reference writes it) is taken as
-    the root: every path auditkit requests already starts with /v1, and keeping it would
-    request /v1/v1/account and fail with 404."""
-    url = api_url(value, source, example=DEFAULT_MULTIMAIL_URL)
-    parts = urlsplit(url)
-    if parts.path.lower().endswith(_API_VERSION_SUFFIX):
-        url = parts._replace(path=parts.path[: -len(_API_VERSION_SUFFIX)]).geturl()
-        logger.info(
-            "%s ends in /v1, which auditkit adds to every path itself; using %s", source, url
-        )
-    return url
 
 
 def _intercom_workspaces(
