@@ -62,6 +62,12 @@ DEFAULT_DOMAIN_SQL = (
 # -- the audit log ---------------------------------------------------------------------
 
 
+# The order of an email's audit entries, for "first" and "latest": the source's time, then
+# harvest order (chain_seq) for ties, as one sortable number. Every reader of "the send
+# entry" uses it, so messages.csv and decisions.csv name the same sending key.
+ENTRY_ORDER_SQL = "((epoch_us(created_at)::HUGEINT << 40) + chain_seq)"
+
+
 def email_audit_sql(
     vocabulary: Vocabulary, emails: str | None = None, *, latest_decision: bool = False
 ) -> str:
@@ -82,7 +88,7 @@ def email_audit_sql(
     decided = f"({approved} OR {rejected} OR {cancelled})"
     # One integer key (microseconds, then chain_seq in the low 40 bits): a deterministic
     # tie-break at about a third of the cost of ordering by a (created_at, chain_seq) struct.
-    order = "((epoch_us(created_at)::HUGEINT << 40) + chain_seq)"
+    order = ENTRY_ORDER_SQL
     limit = f"AND resource_id IN (SELECT id FROM ({emails}))" if emails else ""
     # The decision that stands (latest approve/reject/cancel entry): the pack shows it; no
     # control needs it, so the check does not pay for it.

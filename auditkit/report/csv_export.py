@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.errors import ReportError
+from auditkit.evidence_sql import ENTRY_ORDER_SQL
 from auditkit.report.messages import bind
 from auditkit.store import Store
 from auditkit.vocabulary import Vocabulary
@@ -269,7 +270,7 @@ def decisions_csv_sql(selected_sql: str, vocabulary: Vocabulary, *, period_pack:
     )
     return f"""
     WITH sel AS ({selected_sql}),
-    sends AS (SELECT resource_id AS email_id, arg_min(actor_key_id, chain_seq) AS sent_by
+    sends AS (SELECT resource_id AS email_id, arg_min(actor_key_id, {ENTRY_ORDER_SQL}) AS sent_by
               FROM multimail_audit_log WHERE {vocabulary.predicate("email_sent")}
               {"" if period_pack else "AND resource_id IN (SELECT id FROM sel)"}
               GROUP BY resource_id)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from auditkit.errors import ReportError
 from auditkit.report import write_pack
 from auditkit.report.pages import sample_positions
-from tests.report.factory import Q3, demo_store, results, settings
+from tests.report.factory import Q3, at, audit, demo_store, results, settings
 
 
 def message_ids(pack: Path) -> list[str]:
@@ -230,3 +230,22 @@ def test_pack_states_the_audit_vocabulary_and_the_approver_kind(tmp_path: Path) 
         rows = list(csv.DictReader(fh))
     kinds = {r["approved_by"]: r["approver_kind"] for r in rows if r["approved_by"]}
     assert kinds == {"reviewer@northwind.test": "person"}
+
+
+def test_both_ledgers_name_the_same_sending_key_when_harvest_order_differs_from_time(
+    tmp_path: Path,
+) -> None:
+    """Two send entries for em-01: the one harvested first (lower chain_seq) was written
+    later at the source. "The send entry" is the earliest by the source's time in every
+    ledger, so messages.csv and decisions.csv cannot name different keys for one email."""
+    with demo_store() as store:
+        store.upsert(
+            "multimail_audit_log",
+            [audit("al-0", 0, "email.sent", "em-01", at(4), {}, actor="key-later-resend")],
+        )
+        write_pack(store, settings(), Q3, tmp_path / "p", results=results(), formats=("csv",))
+    with (tmp_path / "p" / "messages.csv").open(encoding="utf-8", newline="") as fh:
+        sent_by = {r["message_id"]: r["sent_by_key_id"] for r in csv.DictReader(fh)}
+    with (tmp_path / "p" / "decisions.csv").open(encoding="utf-8", newline="") as fh:
+        decision_sender = {r["email_id"]: r["email_sent_by_key_id"] for r in csv.DictReader(fh)}
+    assert sent_by["em-01"] == decision_sender["em-01"] == "key-agent"
