@@ -169,7 +169,9 @@ def test_inconclusive_when_no_usage_event_type_maps_to_sent_mail(
     store: Store, build: StoreBuilder
 ) -> None:
     world(build, hooks=False)
-    store.con.execute("DELETE FROM multimail_usage_daily WHERE event_type = 'emails_sent'")
+    store.con.execute(
+        f"DELETE FROM {store.base('multimail_usage_daily')} WHERE event_type = 'emails_sent'"
+    )
     result = check(store, "PC-001")
     assert result.status == "inconclusive" and not result.findings
     assert "usage event type" in result.detail
@@ -188,7 +190,9 @@ def test_a_count_off_on_many_days_is_not_mapped_or_accused(
 
 def test_a_harvested_email_without_its_send_entry(store: Store, build: StoreBuilder) -> None:
     world(build)
-    store.con.execute("DELETE FROM multimail_audit_log WHERE resource_id = 'em_0803_1'")
+    store.con.execute(
+        f"DELETE FROM {store.base('multimail_audit_log')} WHERE resource_id = 'em_0803_1'"
+    )
     assert findings(check(store, "PC-001")) == {("email", "em_0803_1", "open")}
 
 
