@@ -8,6 +8,7 @@ raise `RecordError` with a one-line reason; the harvester quarantines them.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -114,11 +115,23 @@ def _bool(value: Any, key: str) -> bool | None:
     raise RecordError(f"{key} is {value!r}, not a boolean")
 
 
+# The store's INTEGER columns (spam_score) hold 32 bits: a larger value must be refused
+# here, one record quarantined, not fail the Arrow build of the whole batch it is in.
+_INT32 = range(-(2**31), 2**31)
+
+
 def _int(value: Any, key: str) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)  # json.loads accepts Infinity and NaN; int() raises on them
+        or int(value) != value
+    ):
         raise RecordError(f"{key} is {value!r}, not an integer")
+    if int(value) not in _INT32:
+        raise RecordError(f"{key} is {value!r}, outside the 32-bit integer range")
     return int(value)
 
 

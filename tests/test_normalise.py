@@ -139,6 +139,10 @@ def test_is_final(status: str, delivered: str | None, final: bool) -> None:
         ({**V1, "received_at": "yesterday"}, "not an ISO-8601"),
         ({**V1, "tags": ["a"]}, "tags is list"),
         ({**V1, "spam_score": "high"}, "spam_score"),
+        ({**V1, "spam_score": 2**31}, "spam_score is 2147483648, outside the 32-bit"),
+        ({**V1, "spam_score": -(2**31) - 1}, "spam_score .* outside the 32-bit"),
+        ({**V1, "spam_score": float("inf")}, "spam_score is inf, not an integer"),
+        ({**V1, "spam_score": float("nan")}, "spam_score is nan, not an integer"),
         (["not", "an", "object"], "not a JSON object"),
     ],
 )
@@ -146,6 +150,28 @@ def test_bad_records_raise_record_error_with_one_line_reason(record: object, rea
     with pytest.raises(RecordError, match=reason) as info:
         normalise_email(record)
     assert isinstance(info.value, ValueError) and "\n" not in str(info.value)
+
+
+def test_spam_scores_at_the_32_bit_bounds_load_into_the_store() -> None:
+    """The bounds _int accepts are the store's: both load in one batch (a value past them
+    used to fail the batch's Arrow build, losing every row in it)."""
+    rows = [
+        {
+            **normalise_email(
+                {**V1, "id": f"em_{n}", "spam_score": score},
+                mailbox_id="mbx_1",
+                direction="outbound",
+            ),
+            "run_id": "r1",
+            "harvested_at": datetime(2026, 7, 3, tzinfo=UTC),
+            "first_harvested_at": datetime(2026, 7, 3, tzinfo=UTC),
+        }
+        for n, score in enumerate([2**31 - 1, -(2**31), 3.0])
+    ]
+    with Store(":memory:") as store:
+        assert store.upsert("multimail_emails", rows) == 3
+        scores = store.query("SELECT spam_score FROM multimail_emails ORDER BY id")
+    assert [s for (s,) in scores] == [2**31 - 1, -(2**31), 3]
 
 
 @pytest.mark.parametrize(
