@@ -24,6 +24,8 @@ not be; the key is the bundled TEST-ONLY one (RSA 2048).
 
 from __future__ import annotations
 
+import re
+
 import argparse
 import json
 import logging
@@ -220,12 +222,11 @@ def markdown(steps: list[Step]) -> str:
     by = {s.name: s for s in steps}
     attach, sign, pack = by["attach"], by["sign"], by["pack"]
     a, g, p = attach.report, sign.report, pack.report
+    # "pack: <phase> after 12.3s (CPU 4.5s)": the elapsed seconds, with or without the CPU.
     phase = {
-        line.split(" after ")[0].removeprefix("pack: "): float(
-            line.rsplit(" after ", 1)[1].rstrip("s")
-        )
+        m.group(1): float(m.group(2))
         for line in pack.phases
-        if " after " in line
+        if (m := re.match(r"(?:pack: )?(.+?) after ([\d.]+)s", line))
     }
     signing_in_pack = phase.get("signed", 0.0) - phase.get("CSVs attached", 0.0)
     rows = [
