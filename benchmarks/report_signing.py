@@ -24,12 +24,11 @@ not be; the key is the bundled TEST-ONLY one (RSA 2048).
 
 from __future__ import annotations
 
-import re
-
 import argparse
 import json
 import logging
 import os
+import re
 import resource
 import shutil
 import subprocess
