@@ -26,7 +26,7 @@ from typing import Any
 from auditkit import config_accounts
 from auditkit.config_accounts import DEFAULT_ACCOUNT, DEFAULT_MULTIMAIL_URL, Account
 from auditkit.config_keys import SECRET_VARIABLES, reject_unknown, table_path
-from auditkit.config_values import api_url, multimail_api_url
+from auditkit.config_values import api_url, memory_size, multimail_api_url
 from auditkit.config_values import positive_int as _positive_int
 from auditkit.config_values import positive_number as _positive_number
 from auditkit.config_values import read_secret as _read_secret
@@ -70,7 +70,7 @@ MULTIMAIL_KEYS = ("api_url",)
 INTERCOM_KEYS = ("api_url", "region", "version", "app_id", "conversation_tag", "workspaces")
 WORKSPACE_KEYS = ("region", "api_url", "app_id")
 HARVEST_KEYS = ("concurrency", "timeout_seconds", "max_retries", "lookback_days")
-STORE_KEYS = ("path",)
+STORE_KEYS = ("path", "memory_limit", "temp_directory")
 COMPANY_KEYS = ("name",)
 
 # The tables `load` reads itself (in this order): their keys, and where a secret found in
@@ -151,6 +151,9 @@ class Settings:
     # [accounts.NAME] (config_accounts); empty: the one account DEFAULT_ACCOUNT, above.
     accounts: tuple[Account, ...] = ()
     account: str = DEFAULT_ACCOUNT  # this command's (`for_account`): the MultiMail URL/key's
+    # DuckDB's memory limit and spill folder ([store]); None: Store's defaults (see there).
+    store_memory_limit: str | None = None
+    store_temp_directory: Path | None = None
 
     def public_dict(self) -> dict[str, Any]:
         """Settings safe to record in the store and in packs: no secrets, only whether set."""
@@ -170,6 +173,13 @@ class Settings:
             else:
                 out[f.name] = value
         return out
+
+    def store_options(self) -> dict[str, Any]:
+        """Keyword arguments for `Store(settings.db_path, ...)`: memory limit, temp folder."""
+        return {
+            "memory_limit": self.store_memory_limit,
+            "temp_directory": self.store_temp_directory,
+        }
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the non-None overrides applied (CLI flags win over everything)."""
@@ -372,6 +382,7 @@ def load(
         intercom_url = INTERCOM_REGION_URLS[region]
 
     store_path = _text(store, "path", "store", where)
+    temp_directory = _text(store, "temp_directory", "store", where)
     settings = Settings(
         db_path=Path(env.get("AUDITKIT_DB") or store_path or "auditkit.duckdb"),
         multimail_api_url=multimail_url,
@@ -395,6 +406,8 @@ def load(
         company_name=_text(company, "name", "company", where),
         config_file=config_file,
         accounts=parsed_accounts,
+        store_memory_limit=memory_size(store, "memory_limit", "store", where),
+        store_temp_directory=Path(temp_directory) if temp_directory else None,
     )
     if config_file is not None:
         _check_tables_read_elsewhere(settings, where)

@@ -1,11 +1,12 @@
 """Readers for single configuration values: a secret from the environment (or its _FILE),
-a table, a non-empty string, a positive number, an API base URL. Each raises ConfigError
-naming where the value came from; `config` composes them into Settings."""
+a table, a non-empty string, a positive number, a memory size, an API base URL. Each raises
+ConfigError naming where the value came from; `config` composes them into Settings."""
 
 from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from auditkit.errors import ConfigError
 logger = logging.getLogger("auditkit.config")
 
 _API_VERSION_SUFFIX = "/v1"
+# DuckDB memory sizes: a number and a unit (`[store] memory_limit = "512MB"`).
+_MEMORY_SIZE = re.compile(r"^\d+(\.\d+)?\s*(B|[KMGT]i?B)$", re.IGNORECASE)
 
 
 def read_secret(env: Mapping[str, str], name: str) -> str | None:
@@ -73,6 +76,16 @@ def positive_number(
     ):
         raise ConfigError(f"{where}: {path}.{key} must be a positive number, got {value!r}")
     return float(value)
+
+
+def memory_size(section: Mapping[str, Any], key: str, path: str, where: str) -> str | None:
+    """An optional size DuckDB accepts as a memory limit: a number and a unit (512MB, 2GB)."""
+    value = text(section, key, path, where)
+    if value is not None and not _MEMORY_SIZE.match(value):
+        raise ConfigError(
+            f"{where}: {path}.{key} must be a size such as 512MB or 2GB, got {value!r}"
+        )
+    return value
 
 
 def api_url(value: Any, source: str, *, example: str) -> str:

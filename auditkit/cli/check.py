@@ -111,7 +111,9 @@ def check(
 
     settings = load_settings(config_file, account, db_path=db_path)
     the_period = parse_period(period)
-    with Store(settings.db_path, read_only=True, account=settings.account) as store:
+    with Store(
+        settings.db_path, read_only=True, account=settings.account, **settings.store_options()
+    ) as store:
         results = run_controls(store, settings, the_period, only=control_ids or None)
         outbound = outbound_in_period(store, the_period)
     # On stderr, so they show with --json too and never corrupt its stdout.
@@ -186,7 +188,9 @@ def vocabulary_command(
 
     settings = load_settings(config_file, account, db_path=db_path)
     configured = ControlSettings.from_settings(settings).audit_actions
-    with Store(settings.db_path, read_only=True, account=settings.account) as store:
+    with Store(
+        settings.db_path, read_only=True, account=settings.account, **settings.store_options()
+    ) as store:
         con = store.cursor()
         try:
             vocabulary = resolve_vocabulary(con, configured)

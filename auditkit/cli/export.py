@@ -106,7 +106,7 @@ def export_command(
 
     from auditkit.store import Store
 
-    with Store(settings.db_path, read_only=True) as store:
+    with Store(settings.db_path, read_only=True, **settings.store_options()) as store:
         summary = export_store(store, target, progress=progress)
     if as_json:
         echo_json(summary.to_dict())

@@ -1,0 +1,76 @@
+"""DuckDB's memory limit and spill folder: set by the Store, read from `[store]`."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from auditkit.config import load
+from auditkit.errors import ConfigError
+from auditkit.store import WRITER_MEMORY_LIMIT, Store
+
+
+def setting(store: Store, name: str) -> str:
+    return str(store.query(f"SELECT current_setting('{name}')")[0][0])
+
+
+def as_bytes(size: str) -> float:
+    """DuckDB shows a limit as e.g. '488.2 MiB'; compare limits by bytes."""
+    number, unit = size.split()
+    return float(number) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit]
+
+
+def test_a_writer_is_capped_and_spills_beside_the_store(tmp_path: Path) -> None:
+    db = tmp_path / "a.duckdb"
+    with Store(db) as store:
+        assert as_bytes(setting(store, "memory_limit")) == pytest.approx(512e6, rel=0.01)
+        spill = Path(setting(store, "temp_directory"))
+        assert spill.parent == tmp_path and spill.name.startswith("auditkit-spill-")
+        assert stat.S_IMODE(spill.stat().st_mode) == 0o700
+    assert not spill.exists()  # removed on close
+    assert WRITER_MEMORY_LIMIT == "512MB"
+
+
+def test_a_reader_keeps_duckdbs_default_limit(tmp_path: Path) -> None:
+    db = tmp_path / "a.duckdb"
+    Store(db).close()
+    with Store(db, read_only=True) as store:
+        with duckdb.connect() as fresh:
+            duckdb_default = fresh.execute("SELECT current_setting('memory_limit')").fetchone()
+        assert duckdb_default is not None
+        assert setting(store, "memory_limit") == duckdb_default[0]
+        assert Path(setting(store, "temp_directory")).parent != tmp_path
+
+
+def test_configured_limit_and_temp_directory(tmp_path: Path) -> None:
+    db, temp = tmp_path / "a.duckdb", tmp_path / "spills" / "here"
+    with Store(db, memory_limit="256MB", temp_directory=temp) as store:
+        assert as_bytes(setting(store, "memory_limit")) == pytest.approx(256e6, rel=0.01)
+        spill = Path(setting(store, "temp_directory"))
+        assert spill.parent == temp
+        # Two stores never share a spill folder.
+        with Store(":memory:", temp_directory=temp) as other:
+            assert Path(setting(other, "temp_directory")) != spill
+    assert temp.is_dir() and not list(temp.iterdir())
+
+
+def test_a_size_duckdb_refuses_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not a size DuckDB accepts"):
+        Store(tmp_path / "a.duckdb", memory_limit="lots")
+
+
+def test_store_settings_from_the_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "auditkit.toml"
+    cfg.write_text('[store]\nmemory_limit = "1GB"\ntemp_directory = "/srv/tmp"\n', encoding="utf-8")
+    settings = load(cfg, env={})
+    assert settings.store_options() == {
+        "memory_limit": "1GB",
+        "temp_directory": Path("/srv/tmp"),
+    }
+    assert load(env={}).store_options() == {"memory_limit": None, "temp_directory": None}
+    cfg.write_text('[store]\nmemory_limit = "lots"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"store\.memory_limit must be a size such as 512MB"):
+        load(cfg, env={})
