@@ -63,7 +63,7 @@ def test_a_size_duckdb_refuses_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_store_settings_from_the_file(tmp_path: Path) -> None:
-    cfg = tmp_path / "auditkit.toml"
+    cfg = tmp_path / "store.toml"  # not ./auditkit.toml: tests run in tmp_path, read by default
     cfg.write_text('[store]\nmemory_limit = "1GB"\ntemp_directory = "/srv/tmp"\n', encoding="utf-8")
     settings = load(cfg, env={})
     assert settings.store_options() == {
