@@ -73,6 +73,25 @@ def harvest_account(client: httpx.Client, store: Store, books: RunRecorder) -> N
         books.stage_failed("account", exc)
 
 
+def read_collection(
+    client: httpx.Client, books: RunRecorder, endpoint: multimail.Endpoint, normaliser: Normaliser
+) -> list[dict[str, Any]]:
+    """Every page of a small collection, normalised; a bad record goes to the run's
+    quarantine, a bad page to its books. Raises SourceError: the caller decides what a
+    failed collection means (a failed stage, or an unavailable source)."""
+    rows: list[dict[str, Any]] = []
+    for page in paginate(
+        client,
+        endpoint.path,
+        endpoint.paginator,
+        params=endpoint.params,
+        pk=endpoint.pk,
+        on_bad_page=books.on_bad_page,
+    ):
+        rows.extend(normalise_page(books, page, normaliser, endpoint.path))
+    return rows
+
+
 def harvest_collection(
     client: httpx.Client,
     store: Store,
@@ -84,17 +103,8 @@ def harvest_collection(
     replace_all: bool = False,
 ) -> list[dict[str, Any]]:
     """A small collection in one transaction; `replace_all` for snapshots (pending queue)."""
-    rows: list[dict[str, Any]] = []
     try:
-        for page in paginate(
-            client,
-            endpoint.path,
-            endpoint.paginator,
-            params=endpoint.params,
-            pk=endpoint.pk,
-            on_bad_page=books.on_bad_page,
-        ):
-            rows.extend(normalise_page(books, page, normaliser, endpoint.path))
+        rows = read_collection(client, books, endpoint, normaliser)
     except SourceError as exc:
         books.stage_failed(endpoint.resource, exc)
         with books.quarantined() as quarantine:

@@ -24,12 +24,12 @@ from typing import Any
 import httpx
 
 from auditkit.errors import SourceError
-from auditkit.harvest.account import normalise_page
+from auditkit.harvest.account import normalise_page, read_collection
 from auditkit.harvest.recorder import RunRecorder, logger
 from auditkit.normalise import normalise_usage_day, normalise_webhook_delivery
 from auditkit.sources import multimail
 from auditkit.sources.client import PayloadError, decode_json, raise_for_status
-from auditkit.sources.paging import Page, paginate, records_at
+from auditkit.sources.paging import Page, records_at
 from auditkit.store import Load, Store, canonical_json, sha256_hex
 
 COVERAGE_TABLE = "multimail_source_coverage"
@@ -115,17 +115,8 @@ def _unique_days(books: RunRecorder, rows: list[dict[str, Any]]) -> list[dict[st
 
 def harvest_webhook_deliveries(client: httpx.Client, store: Store, books: RunRecorder) -> None:
     endpoint = multimail.WEBHOOK_DELIVERIES
-    rows: list[dict[str, Any]] = []
     try:
-        for page in paginate(
-            client,
-            endpoint.path,
-            endpoint.paginator,
-            params=endpoint.params,
-            pk=endpoint.pk,
-            on_bad_page=books.on_bad_page,
-        ):
-            rows.extend(normalise_page(books, page, normalise_webhook_delivery, endpoint.path))
+        rows = read_collection(client, books, endpoint, normalise_webhook_delivery)
     except SourceError as exc:
         if exc.http_status in UNAVAILABLE_STATUSES:
             _unavailable_or_raise(store, books, endpoint, exc)
