@@ -56,12 +56,16 @@ INTERCOM_APP_HOSTS = {"eu": "app.eu.intercom.com", "au": "app.au.intercom.com"}
 DEFAULT_INTERCOM_APP_HOST = "app.intercom.com"
 
 
-def message_relation_sql(scope: Scope, findings_view: str | None, vocabulary: Vocabulary) -> str:
-    """Every selected message with its derived columns, one row each (unordered: MessageTable
-    numbers them by (created_at, message_id)). `findings_view` is a registered
-    (message_id, finding_ids) table."""
-    findings_join = f"LEFT JOIN {findings_view} fv ON fv.message_id = s.id" if findings_view else ""
-    finding_col = "fv.finding_ids" if findings_view else "CAST(NULL AS VARCHAR)"
+# The derived relations the message row joins, each one row per selected message. They
+# are built as temp tables one at a time (`MessageTable`): DuckDB ran out of memory under
+# the pack's 1 GB cap building all five hash joins of a million rows at once, while each
+# step alone stays in bounds or spills.
+DERIVED_RELATIONS = ("audit_decisions", "mode_at", "dkim")
+
+
+def derivation_ctes(scope: Scope, vocabulary: Vocabulary) -> str:
+    """The WITH list that defines `sel` and every derived relation (DuckDB evaluates only
+    the ones a query reads)."""
     return f"""
     WITH sel AS ({selected_sql(scope)}),
     email_audit AS ({email_audit_sql(vocabulary, "SELECT id FROM sel", latest_decision=True)}),
@@ -78,6 +82,32 @@ def message_relation_sql(scope: Scope, findings_view: str | None, vocabulary: Vo
     located AS ({located_sql("(" + SELECTED_KEYS_SQL + ")")}),
     mode_at AS ({mode_at_send_sql("SELECT id, mailbox_id, created_at FROM located", vocabulary)}),
     dkim AS ({dkim_status_sql(SELECTED_KEYS_SQL)})
+    """
+
+
+def derived_relation_sql(scope: Scope, vocabulary: Vocabulary, name: str) -> str:
+    """One of `DERIVED_RELATIONS`, on its own."""
+    return f"{derivation_ctes(scope, vocabulary)} SELECT * FROM {name}"
+
+
+def message_relation_sql(
+    scope: Scope,
+    findings_view: str | None,
+    vocabulary: Vocabulary,
+    derived: Mapping[str, str] | None = None,
+) -> str:
+    """Every selected message with its derived columns, one row each (unordered: MessageTable
+    numbers them by (created_at, message_id)). `findings_view` is a registered
+    (message_id, finding_ids) table. `derived` maps each of `DERIVED_RELATIONS` to a table
+    already holding it; without it, the statement derives them itself."""
+    findings_join = f"LEFT JOIN {findings_view} fv ON fv.message_id = s.id" if findings_view else ""
+    finding_col = "fv.finding_ids" if findings_view else "CAST(NULL AS VARCHAR)"
+    if derived is None:
+        ctes, source = derivation_ctes(scope, vocabulary), {n: n for n in DERIVED_RELATIONS}
+    else:
+        ctes, source = f"WITH sel AS ({selected_sql(scope)})", dict(derived)
+    return f"""
+    {ctes}
     SELECT
         s.id AS message_id, s.mailbox_id, mb.address AS mailbox_address,
         s.from_address, s.to_addresses, s.cc_addresses, s.subject, s.status,
@@ -126,10 +156,10 @@ def message_relation_sql(scope: Scope, findings_view: str | None, vocabulary: Vo
         {finding_col} AS finding_ids
     FROM sel s
     LEFT JOIN multimail_mailboxes mb ON mb.id = s.mailbox_id
-    LEFT JOIN audit_decisions ad ON ad.email_id = s.id
-    LEFT JOIN mode_at ma ON ma.email_id = s.id
+    LEFT JOIN {source["audit_decisions"]} ad ON ad.email_id = s.id
+    LEFT JOIN {source["mode_at"]} ma ON ma.email_id = s.id
     LEFT JOIN intercom_conversations c ON c.id = s.conversation_id
-    LEFT JOIN dkim dk ON dk.id = s.id
+    LEFT JOIN {source["dkim"]} dk ON dk.id = s.id
     {findings_join}
     """
 
@@ -217,12 +247,19 @@ class MessageTable:
             # Built in steps because DuckDB ran out of memory doing the joins and the
             # ordering of a million wide rows in one statement; each step alone spills.
             con, table = self.store.con, MESSAGES_TABLE
+            derived = {name: f"{table}_{name}" for name in DERIVED_RELATIONS}
+            for name, temp in derived.items():
+                sql = f"CREATE OR REPLACE TEMP TABLE {temp} AS " + derived_relation_sql(
+                    self.scope, self.vocabulary, name
+                )
+                con.execute(sql, bind(sql, self.params))
             sql = (
-                f"CREATE OR REPLACE TEMP TABLE {table}_unsorted AS "
-                "SELECT * FROM "
-                f"({message_relation_sql(self.scope, FINDINGS_VIEW, self.vocabulary)})"
+                f"CREATE OR REPLACE TEMP TABLE {table}_unsorted AS SELECT * FROM "
+                f"({message_relation_sql(self.scope, FINDINGS_VIEW, self.vocabulary, derived)})"
             )
             con.execute(sql, bind(sql, self.params))
+            for temp in derived.values():
+                con.execute(f"DROP TABLE {temp}")
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE {table}_pos AS SELECT message_id, "
                 f"row_number() OVER (ORDER BY created_at NULLS LAST, message_id) - 1 AS pos "
@@ -236,11 +273,11 @@ class MessageTable:
             con.execute(f"DROP TABLE {table}_unsorted")
             con.execute(f"DROP TABLE {table}_pos")
         except BaseException:
-            drop_temp_table(self.store.con, FINDINGS_VIEW)
+            self.__exit__()
             raise
         return MESSAGES_TABLE
 
     def __exit__(self, *exc: object) -> None:
-        for suffix in ("", "_unsorted", "_pos"):
+        for suffix in ("", "_unsorted", "_pos", *(f"_{n}" for n in DERIVED_RELATIONS)):
             self.store.con.execute(f"DROP TABLE IF EXISTS {MESSAGES_TABLE}{suffix}")
         drop_temp_table(self.store.con, FINDINGS_VIEW)
