@@ -15,7 +15,14 @@ from auditkit.controls.settings import vocabulary_for
 from auditkit.findings import ControlResult, Period
 from auditkit.report.messages import Scope, fetch_all
 from auditkit.report.pages import MAX_BODY_CHARS, MAX_FLAGGED_MESSAGE_PAGES, iso, message_pages
-from auditkit.report.results import MAX_EVIDENCE_CHARS, control_rows, finding_rows, warning_rows
+from auditkit.report.results import (
+    MAX_EVIDENCE_CHARS,
+    MAX_FINDINGS_SHOWN_PER_CONTROL,
+    control_rows,
+    finding_rows,
+    shown_findings,
+    warning_rows,
+)
 from auditkit.store import HARVESTED_TABLES, Store, canonical_json
 from auditkit.vocabulary import Vocabulary
 
@@ -252,6 +259,7 @@ def build_context(
         "counts": counts,
         "controls": control_rows(results),
         "findings": findings,
+        "finding_blocks": shown_findings(findings),
         "findings_by_state": {
             s: sum(f["state"] == s for f in findings) for s in ("open", "waived", "review")
         },
@@ -267,6 +275,7 @@ def build_context(
             "body_chars": MAX_BODY_CHARS,
             "evidence_chars": MAX_EVIDENCE_CHARS,
             "flagged_pages": flagged_cap,
+            "findings_per_control": MAX_FINDINGS_SHOWN_PER_CONTROL,
         },
         "vocabulary": [vocabulary[m].to_dict() for m in VOCABULARY_SHOWN],
     }

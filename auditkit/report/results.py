@@ -13,6 +13,9 @@ from auditkit.report.scope import Scope
 from auditkit.store import canonical_json
 
 MAX_EVIDENCE_CHARS = 300
+# Findings the PDF/HTML lists per control; findings.csv has every one. WeasyPrint lays out
+# ~100 finding blocks a second, and a year's store can hold 200,000 findings.
+MAX_FINDINGS_SHOWN_PER_CONTROL = 50
 
 
 def finding_id(finding: Finding) -> str:
@@ -75,6 +78,31 @@ def finding_rows(
             )
     rows.sort(key=lambda f: (f["control_id"], f["target_type"], f["target_id"]))
     return rows
+
+
+def shown_findings(
+    rows: Sequence[dict[str, Any]], per_control: int = MAX_FINDINGS_SHOWN_PER_CONTROL
+) -> list[dict[str, Any]]:
+    """The finding blocks the PDF/HTML lists: each control's first `per_control` rows (in
+    `finding_rows` order), then, where some were left out, one block saying how many of
+    each state are only in findings.csv (``{"omitted": n, "control_id", "states"}``)."""
+    blocks: list[dict[str, Any]] = []
+    by_control: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_control.setdefault(row["control_id"], []).append(row)
+    for control_id, group in by_control.items():
+        blocks.extend(group[:per_control])
+        left = group[per_control:]
+        if left:
+            states = {s: sum(r["state"] == s for r in left) for s in ("open", "review", "waived")}
+            blocks.append(
+                {
+                    "omitted": len(left),
+                    "control_id": control_id,
+                    "states": ", ".join(f"{n:,} {s}" for s, n in states.items() if n),
+                }
+            )
+    return blocks
 
 
 def scoped_results(

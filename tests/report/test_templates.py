@@ -175,3 +175,43 @@ def test_html_marks_time_order_violations_and_sample_seed(tmp_path: Path) -> Non
     )
     assert "random.Random(7).sample(range(9), 3)" in html
     assert "Northwind Supply Co." in html
+
+
+def test_each_control_lists_at_most_the_cap_and_says_how_many_more_are_in_findings_csv(
+    tmp_path: Path,
+) -> None:
+    from auditkit.report.results import MAX_FINDINGS_SHOWN_PER_CONTROL as cap
+
+    many = cap + 7  # 7 more than the cap: 5 open and 2 waived left out
+    findings = tuple(
+        Finding(
+            "TR-001",
+            "email",
+            f"em_{n:04d}",
+            f"Reason {n}.",
+            {"n": n},
+            state="waived" if n >= many - 2 else "open",
+        )
+        for n in range(many)
+    )
+    few = (Finding("CS-003", "email", "em_x", "One.", {}),)
+    control = ControlResult("TR-001", "Linked", "low", "fail", findings=findings, checked=many)
+    other = ControlResult("CS-003", "Address", "high", "fail", findings=few, checked=1)
+    with demo_store() as store:
+        write_pack(
+            store,
+            settings(),
+            Q3,
+            tmp_path / "p",
+            results=[control, other],
+            formats=("html", "csv"),
+        )
+    html = (tmp_path / "p" / "report.html").read_text(encoding="utf-8")
+    assert f"Findings ({many + 1:,})" in html  # the heading counts every finding
+    listed = [n for n in range(many) if f">em_{n:04d}</span> — Reason {n}." in html]
+    assert listed == list(range(cap))  # the first `cap`, in findings.csv order
+    assert "TR-001</span>: 7 more finding(s) (5 open, 2 waived) are not listed here" in html
+    assert "em_x</span> — One." in html  # a control under the cap loses nothing
+    assert html.count("more finding(s)") == 1
+    with (tmp_path / "p" / "findings.csv").open(encoding="utf-8") as f:
+        assert sum(1 for _ in f) == 1 + many + 1  # header, then every finding
