@@ -21,6 +21,7 @@ import duckdb
 
 from auditkit.errors import ExportError
 from auditkit.export.tables import EXPORT_TABLES, ROW_DIGEST, quote
+from auditkit.store import Store
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -85,3 +86,20 @@ def create_views(
             finally:
                 con.unregister("_export_empty")
     return files_of
+
+
+def store_over_export(catalog: Catalog, namespace: str) -> Store:
+    """An in-memory `Store` whose tables are views over the export (`create_views`, with the
+    store's own column types), so `run_controls` and the pack read an export as they read a
+    store. The caller closes it."""
+    store = Store(":memory:")
+    try:
+        types = {t.name: dict(t.columns(store.con)) for t in EXPORT_TABLES}
+        for name in types:  # the Store's account-scoping TEMP view, then the table itself
+            store.con.execute(f"DROP VIEW IF EXISTS temp.main.{quote(name)}")
+            store.con.execute(f"DROP TABLE {quote(name)}")
+        create_views(store.con, catalog, namespace, types=types)
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -26,7 +26,7 @@ from auditkit import config
 from auditkit.cli import cli
 from auditkit.controls import run_controls
 from auditkit.export.iceberg import export_store, open_catalog
-from auditkit.export.read import create_views, data_files
+from auditkit.export.read import data_files, store_over_export
 from auditkit.export.settings import CatalogTarget, catalog_target
 from auditkit.export.tables import EXPORT_TABLES, ROW_DIGEST, with_digest
 from auditkit.findings import parse_period
@@ -176,12 +176,7 @@ def test_controls_on_views_over_the_export_find_what_they_find_on_the_store(
     period = parse_period("2026Q3")
     with Store(db, read_only=True) as store:
         expected = [r.to_dict() for r in run_controls(store, settings, period)]
-    with Store(":memory:") as views:
-        types = {t.name: dict(t.columns(views.con)) for t in EXPORT_TABLES}
-        for name in types:  # the Store's account-scoping TEMP view, then the table itself
-            views.con.execute(f"DROP VIEW IF EXISTS temp.main.{name}")
-            views.con.execute(f"DROP TABLE {name}")
-        create_views(views.con, open_catalog(local(exported)), "auditkit", types=types)
+    with store_over_export(open_catalog(local(exported)), "auditkit") as views:
         got = [r.to_dict() for r in run_controls(views, settings, period)]
     assert got == expected
     failing = {r["id"] for r in expected if r["status"] == "fail"}
