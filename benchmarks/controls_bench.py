@@ -59,10 +59,13 @@ PROMO_BODY = (
 )
 
 
-def synthesise(store: Store, messages: int) -> None:
-    """Fill `store`'s account with the synthetic quarter (see `_single_account_layout`)."""
+def synthesise(
+    store: Store, messages: int, *, first_day: str = "2026-07-01", days: int = 92
+) -> None:
+    """Fill `store`'s account with the synthetic quarter (see `_single_account_layout`), or
+    any span of `days` from `first_day` (scale_bench spreads a year)."""
     with _single_account_layout(store) as con:
-        _synthesise(con, messages)
+        _synthesise(con, messages, first_day, days)
 
 
 @contextmanager
@@ -86,7 +89,7 @@ def _single_account_layout(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def _synthesise(con: duckdb.DuckDBPyConnection, messages: int) -> None:
+def _synthesise(con: duckdb.DuckDBPyConnection, messages: int, first_day: str, days: int) -> None:
     con.execute(
         f"""
     INSERT INTO multimail_account VALUES ('acct', 'Northwind Supply Co.', 'northwind', 'pro',
@@ -114,8 +117,8 @@ def _synthesise(con: duckdb.DuckDBPyConnection, messages: int) -> None:
         f"""
     CREATE TEMP TABLE bench_src AS
     SELECT i, hash(i) AS h, hash(i * 31 + 7) AS h2,
-           TIMESTAMPTZ '2026-07-01 00:00:00+00'
-             + to_seconds((hash(i) % (92 * 86400))::BIGINT) AS created,
+           TIMESTAMPTZ '{first_day} 00:00:00+00'
+             + to_seconds((hash(i) % ({days} * 86400))::BIGINT) AS created,
            h % 4 IN (0, 1) AND h2 % 1000 NOT IN (1, 2, 5) AS approved
     FROM range({messages}) t(i);
     INSERT INTO multimail_emails (id, mailbox_id, direction, from_address, to_addresses,

@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from auditkit.store import Store
+from benchmarks.child import run_measured
 
 NEW_MESSAGES = 10_000
 WHY_ICEBERG = (
@@ -35,29 +34,16 @@ WHY_ICEBERG = (
 )
 
 
-def _run_phase(phase: str, db: Path, out: Path) -> dict[str, float | str]:
-    """Run one phase in a child process; wall, CPU and peak RSS of that child alone."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.export_bench", "--phase", phase, str(db), str(out)],
-        stdout=subprocess.PIPE,
-        text=True,
+def run_phase(phase: str, db: Path, out: Path, period: str = "2026Q3") -> dict[str, float | str]:
+    """Run one phase in a child process; wall, CPU and peak RSS of that child alone.
+    `period` is the one the read-back phase runs the controls over."""
+    m = run_measured(
+        "benchmarks.export_bench", "--phase", phase, str(db), str(out), "--period", period
     )
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"phase {phase} failed (exit {proc.returncode})")
-    return {
-        "wall": time.perf_counter() - t0,
-        "cpu": usage.ru_utime + usage.ru_stime,
-        "rss_mib": usage.ru_maxrss / 1024,  # Linux: KiB
-        "note": output.strip(),
-    }
+    return {"wall": m.wall, "cpu": m.cpu, "rss_mib": m.rss_mib, "note": m.output}
 
 
-def _phase(phase: str, db: Path, out: Path) -> None:
+def _phase(phase: str, db: Path, out: Path, period: str) -> None:
     """Child side: do one phase and print a one-line note."""
     from auditkit.export.iceberg import export_store
     from auditkit.export.settings import catalog_target
@@ -68,15 +54,15 @@ def _phase(phase: str, db: Path, out: Path) -> None:
             summary = export_store(store, target)
         print(summary.one_line())
     elif phase == "read":
-        _read_back(target)
+        _read_back(target, period)
     else:
         raise SystemExit(f"unknown phase {phase}")
 
 
-def _read_back(target: object) -> None:
+def _read_back(target: object, period: str) -> None:
     from auditkit.controls import run_controls
     from auditkit.export.iceberg import open_catalog
-    from auditkit.export.read import create_views
+    from auditkit.export.read import store_over_export
     from auditkit.export.settings import CatalogTarget
     from auditkit.export.tables import EXPORT_TABLES
     from auditkit.findings import parse_period
@@ -88,16 +74,12 @@ def _read_back(target: object) -> None:
     emails = catalog.load_table((target.namespace, "multimail_emails"))
     streamed = sum(b.num_rows for b in emails.scan().to_arrow_batch_reader())
     pyiceberg_s = time.perf_counter() - t0
-    with Store(":memory:") as views:
-        types = {t.name: dict(t.columns(views.con)) for t in EXPORT_TABLES}
-        for name in types:
-            views.con.execute(f"DROP TABLE {name}")
-        t1 = time.perf_counter()
-        create_views(views.con, catalog, target.namespace, types=types)
-        counted = sum(views.count(name) for name in types)
+    t1 = time.perf_counter()
+    with store_over_export(catalog, target.namespace) as views:
+        counted = sum(views.count(t.name) for t in EXPORT_TABLES)
         count_s = time.perf_counter() - t1
         t2 = time.perf_counter()
-        results = run_controls(views, SETTINGS, parse_period("2026Q3"))
+        results = run_controls(views, SETTINGS, parse_period(period))
         controls_s = time.perf_counter() - t2
     errors = [r.id for r in results if r.status == "error"]
     print(
@@ -115,9 +97,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--phase", nargs=3, metavar=("PHASE", "DB", "OUT"), default=None)
+    parser.add_argument("--period", default="2026Q3", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
-        _phase(args.phase[0], Path(args.phase[1]), Path(args.phase[2]))
+        _phase(args.phase[0], Path(args.phase[1]), Path(args.phase[2]), args.period)
         return
 
     from benchmarks.controls_bench import synthesise
@@ -135,16 +118,16 @@ def main() -> None:
         store_mib = db.stat().st_size / 2**20
         load_before = os.getloadavg()
         rows = {}
-        rows["export"] = _run_phase("export", db, out)
+        rows["export"] = run_phase("export", db, out)
         lake_mib = _folder_mib(out)
-        rows["read"] = _run_phase("read", db, out)
-        rows["unchanged"] = _run_phase("unchanged", db, out)
+        rows["read"] = run_phase("read", db, out)
+        rows["unchanged"] = run_phase("unchanged", db, out)
         with Store(db) as store:
             store.con.execute(
                 "INSERT INTO multimail_emails SELECT * REPLACE ('em_new_' || id AS id) "
                 f"FROM multimail_emails ORDER BY id LIMIT {NEW_MESSAGES}"
             )
-        rows["incremental"] = _run_phase("incremental", db, out)
+        rows["incremental"] = run_phase("incremental", db, out)
         load_after = os.getloadavg()
 
     print("## export\n")
