@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -16,23 +17,33 @@ class Measured:
     cpu: float
     rss_mib: float
     output: str  # the child's stdout, stripped
+    exit_code: int = 0
+    error: str = ""  # the last line of the child's stderr when it failed
 
 
-def run_measured(module: str, *args: str) -> Measured:
-    """`python -m module args…`; exits the benchmark if the child fails."""
+def run_measured(module: str, *args: str, check: bool = True) -> Measured:
+    """`python -m module args…`; exits the benchmark if the child fails, unless `check` is
+    false (then the failure is in the result, for the benchmark to report)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    with tempfile.TemporaryFile("w+") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
+        assert proc.stdout is not None
+        output = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        stderr.seek(0)
+        log = stderr.read()
+    sys.stderr.write(log)
     code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise SystemExit(f"{module} {' '.join(args)} failed (exit {code})")
+    error = next((line for line in reversed(log.splitlines()) if "Error" in line), "")
+    if code != 0 and check:
+        raise SystemExit(f"{module} {' '.join(args)} failed (exit {code}): {error}")
     return Measured(
         wall=time.perf_counter() - t0,
         cpu=usage.ru_utime + usage.ru_stime,
         rss_mib=usage.ru_maxrss / 1024,  # Linux: KiB
         output=output.strip(),
+        exit_code=code,
+        error=error,
     )

@@ -150,7 +150,7 @@ def main() -> None:
         ]
         shutil.rmtree(work / "pack", ignore_errors=True)
         pack = run_measured(
-            "benchmarks.scale_bench", "--child", "pack", str(db), str(work / "pack")
+            "benchmarks.scale_bench", "--child", "pack", str(db), str(work / "pack"), check=False
         )
         trip: dict[str, dict[str, float | str]] = {}
         if not args.no_export:
@@ -164,7 +164,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
 
     checked = [json.loads(r.output.splitlines()[-1]) for r in controls]
-    packed = json.loads(pack.output.splitlines()[-1])
+    packed = json.loads(pack.output.splitlines()[-1]) if pack.exit_code == 0 else None
     print("## scale\n")
     print(
         f"A generated year: {n:,} outbound messages over 2026 with their audit entries, "
@@ -185,16 +185,15 @@ def main() -> None:
             + (f"; ERRORS in {checked[0]['errors']}" if checked[0]["errors"] else ""),
         )
     )
-    pages = packed["counts"].get("message_pages", 0)
-    print(
-        _row(
-            "full-year pack (controls + pack, 1 run)",
-            [pack],
-            "< 4 min, < 2 GB",
-            f"write_pack {_last_elapsed(packed['phases'])} s of it; {pages:,} message pages; "
-            + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in packed["sizes"].items()),
+    if packed is None:
+        what = f"FAILED (exit {pack.exit_code}): {pack.error}"
+    else:
+        what = (
+            f"write_pack {_last_elapsed(packed['phases'])} s of it; "
+            f"{packed['counts'].get('message_pages', 0):,} message pages; "
+            + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in packed["sizes"].items())
         )
-    )
+    print(_row("full-year pack (controls + pack, 1 run)", [pack], "< 4 min, < 2 GB", what))
     for phase, label in (("export", "first export, every table"), ("read", "read back")):
         if phase in trip:
             r = trip[phase]
@@ -202,7 +201,8 @@ def main() -> None:
                 f"| {label} | {r['wall']:.1f} | {r['cpu']:.1f} | {r['rss_mib']:,.0f} | "
                 f"| {r['note']} |"
             )
-    print("\nPack phases (elapsed inside `write_pack`): " + "; ".join(packed["phases"]) + ".")
+    if packed is not None:
+        print("\nPack phases (elapsed inside `write_pack`): " + "; ".join(packed["phases"]) + ".")
     print(
         f"\nLoad average (1, 5, 15 min) before: {', '.join(f'{x:.2f}' for x in load_before)}; "
         f"after: {', '.join(f'{x:.2f}' for x in load_after)}; {os.cpu_count()} cores."

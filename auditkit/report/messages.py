@@ -243,41 +243,52 @@ class MessageTable:
 
     def __enter__(self) -> str:
         create_temp_table(self.store.con, FINDINGS_VIEW, self.findings)
+        con, table = self.store.con, MESSAGES_TABLE
+        # Every read of the table orders by `pos` itself, so DuckDB need not keep rows in
+        # insertion order while building it: that order costs memory it does not have
+        # under the pack's cap at ten million messages.
+        (order_kept,) = con.execute(
+            "SELECT current_setting('preserve_insertion_order')"
+        ).fetchall()[0]
+        con.execute("SET preserve_insertion_order = false")
         try:
-            # Built in steps because DuckDB ran out of memory doing the joins and the
-            # ordering of a million wide rows in one statement; each step alone spills.
-            con, table = self.store.con, MESSAGES_TABLE
+            # Built in steps: DuckDB ran out of memory under the pack's cap doing the joins
+            # and the ordering of millions of wide rows in one statement. The narrow derived
+            # relations and the numbering come first, one statement each; the one wide
+            # statement then joins them, and nothing wide is ever sorted.
             derived = {name: f"{table}_{name}" for name in DERIVED_RELATIONS}
-            for name, temp in derived.items():
-                sql = f"CREATE OR REPLACE TEMP TABLE {temp} AS " + derived_relation_sql(
-                    self.scope, self.vocabulary, name
+            steps = [
+                (temp, derived_relation_sql(self.scope, self.vocabulary, name))
+                for name, temp in derived.items()
+            ]
+            steps.append(
+                (
+                    f"{table}_pos",
+                    f"WITH sel AS ({selected_sql(self.scope)}) SELECT id AS message_id, "
+                    "row_number() OVER (ORDER BY created_at NULLS LAST, id) - 1 AS pos FROM sel",
                 )
+            )
+            relation = message_relation_sql(self.scope, FINDINGS_VIEW, self.vocabulary, derived)
+            steps.append(
+                (
+                    table,
+                    f"SELECT p.pos, m.* FROM ({relation}) m "
+                    f"JOIN {table}_pos p ON p.message_id = m.message_id",
+                )
+            )
+            for name, select in steps:
+                sql = f"CREATE OR REPLACE TEMP TABLE {name} AS {select}"
                 con.execute(sql, bind(sql, self.params))
-            sql = (
-                f"CREATE OR REPLACE TEMP TABLE {table}_unsorted AS SELECT * FROM "
-                f"({message_relation_sql(self.scope, FINDINGS_VIEW, self.vocabulary, derived)})"
-            )
-            con.execute(sql, bind(sql, self.params))
-            for temp in derived.values():
-                con.execute(f"DROP TABLE {temp}")
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table}_pos AS SELECT message_id, "
-                f"row_number() OVER (ORDER BY created_at NULLS LAST, message_id) - 1 AS pos "
-                f"FROM {table}_unsorted"
-            )
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {table} AS "
-                f"SELECT p.pos, u.* FROM {table}_unsorted u "
-                f"JOIN {table}_pos p ON p.message_id = u.message_id ORDER BY p.pos"
-            )
-            con.execute(f"DROP TABLE {table}_unsorted")
-            con.execute(f"DROP TABLE {table}_pos")
+            for name, _ in steps[:-1]:
+                con.execute(f"DROP TABLE {name}")
         except BaseException:
             self.__exit__()
             raise
+        finally:
+            con.execute(f"SET preserve_insertion_order = {bool(order_kept)}")
         return MESSAGES_TABLE
 
     def __exit__(self, *exc: object) -> None:
-        for suffix in ("", "_unsorted", "_pos", *(f"_{n}" for n in DERIVED_RELATIONS)):
+        for suffix in ("", "_pos", *(f"_{n}" for n in DERIVED_RELATIONS)):
             self.store.con.execute(f"DROP TABLE IF EXISTS {MESSAGES_TABLE}{suffix}")
         drop_temp_table(self.store.con, FINDINGS_VIEW)
