@@ -315,8 +315,8 @@ def write_pack(
 @contextmanager
 def _memory_limit(store: Store, limit: str) -> Iterator[None]:
     """Cap DuckDB's memory for the pack (it spills to the store's temp folder beyond it) and
-    restore the caller's limit: by default DuckDB may take 80% of RAM, which a
-    million-message pack would happily use."""
+    restore the caller's limit: a store opened with a larger `[store] memory_limit` (for
+    faster controls) would otherwise let a million-message pack use all of it."""
     con = store.con
     previous = con.execute("SELECT current_setting('memory_limit')").fetchall()[0]
     con.execute(f"SET memory_limit = '{limit}'")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from auditkit.config import load
 from auditkit.errors import ConfigError
-from auditkit.store import WRITER_MEMORY_LIMIT, Store
+from auditkit.store import READER_MEMORY_LIMIT, WRITER_MEMORY_LIMIT, Store
 
 
 def setting(store: Store, name: str) -> str:
@@ -34,14 +33,12 @@ def test_a_writer_is_capped_and_spills_beside_the_store(tmp_path: Path) -> None:
     assert WRITER_MEMORY_LIMIT == "512MB"
 
 
-def test_a_reader_keeps_duckdbs_default_limit(tmp_path: Path) -> None:
+def test_a_reader_is_capped_at_1gb_not_duckdbs_share_of_ram(tmp_path: Path) -> None:
     db = tmp_path / "a.duckdb"
     Store(db).close()
     with Store(db, read_only=True) as store:
-        with duckdb.connect() as fresh:
-            duckdb_default = fresh.execute("SELECT current_setting('memory_limit')").fetchone()
-        assert duckdb_default is not None
-        assert setting(store, "memory_limit") == duckdb_default[0]
+        assert READER_MEMORY_LIMIT == "1GB"
+        assert as_bytes(setting(store, "memory_limit")) == pytest.approx(1e9, rel=0.01)
         assert Path(setting(store, "temp_directory")).parent != tmp_path
 
 
