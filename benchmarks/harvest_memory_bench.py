@@ -26,13 +26,10 @@ from benchmarks.child import Measured, run_measured
 from benchmarks.harvest_bench import API_KEY, generate, start_sandbox
 
 
-def _harvest(base_url: str, db: Path) -> Measured:
-    env = {
-        "MULTIMAIL_API_URL": base_url,
-        "MULTIMAIL_API_KEY": API_KEY,
-        "INTERCOM_API_URL": base_url,
-        "INTERCOM_ACCESS_TOKEN": "ic_bench",
-    }
+def _harvest(base_url: str, db: Path, intercom: bool) -> Measured:
+    env = {"MULTIMAIL_API_URL": base_url, "MULTIMAIL_API_KEY": API_KEY}
+    if intercom:
+        env |= {"INTERCOM_API_URL": base_url, "INTERCOM_ACCESS_TOKEN": "ic_bench"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the child inherits them; the key never reaches its argv
     try:
@@ -49,6 +46,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--keep", type=Path, default=None, help="keep (and reuse) samples")
+    parser.add_argument(
+        "--no-intercom-from",
+        type=int,
+        default=None,
+        metavar="N",
+        help="from N messages on, harvest MultiMail only (Intercom enrichment skipped)",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
 
@@ -68,11 +72,13 @@ def main() -> None:
             Path(f"{db}.wal").unlink(missing_ok=True)
             server, base_url = start_sandbox(data, 0.0)
             try:
-                run = _harvest(base_url, db)
+                intercom = args.no_intercom_from is None or size < args.no_intercom_from
+                run = _harvest(base_url, db, intercom)
+                print(f"{size}: {run}", file=sys.stderr, flush=True)
             finally:
                 server.communicate(input="", timeout=60)
             summary = json.loads(run.output)
-            rows.append((size, generate_s, run, summary, db.stat().st_size / 2**20))
+            rows.append((size, generate_s, run, summary, db.stat().st_size / 2**20, intercom))
             db.unlink(missing_ok=True)
     finally:
         if args.keep is None:
@@ -87,17 +93,18 @@ def main() -> None:
         "1,000,000.\n"
     )
     print(
-        "| messages | emails stored | audit entries | wall s | CPU s | peak RSS MiB | "
+        "| messages | Intercom | emails stored | audit entries | wall s | CPU s | peak RSS MiB | "
         "store MiB | HTTP requests | CPU ms per request |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for size, _, run, summary, store_mib in rows:
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for size, _, run, summary, store_mib, intercom in rows:
         counts = summary["counts"]
         stored = counts.get("emails_outbound", 0) + counts.get("emails_inbound", 0)
         audit = counts.get("audit_log", 0)
         calls = summary["list_calls"] + summary["detail_calls"] + summary["intercom_calls"]
         print(
-            f"| {size:,} | {stored:,} | {audit:,} | {run.wall:.1f} | {run.cpu:.1f} | "
+            f"| {size:,} | {'yes' if intercom else 'skipped'} | {stored:,} | {audit:,} | "
+            f"{run.wall:.1f} | {run.cpu:.1f} | "
             f"{run.rss_mib:,.0f} | {store_mib:,.0f} | {calls:,} | {1000 * run.cpu / calls:.2f} |"
         )
     print(

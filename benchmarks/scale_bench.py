@@ -113,6 +113,16 @@ def _row(label: str, runs: list[Measured], target: str, note: str) -> str:
     return f"| {label} | {wall:.1f} | {cpu:.1f} | {rss:,.0f} | {target} | {note} |"
 
 
+def _progress(step: str, run: Measured) -> None:
+    """Each step's figures on stderr as it ends, so a long run that dies later keeps them."""
+    print(
+        f"{step}: {run.wall:.1f} s wall, {run.cpu:.1f} s CPU, {run.rss_mib:,.0f} MiB; "
+        f"{run.output[-300:] or run.error}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _last_elapsed(phases: list[str]) -> str:
     """The elapsed seconds of the pack's last phase line ("… after 44.0s (CPU 43.2s)")."""
     found = re.search(r"after ([\d.]+)s", phases[-1]) if phases else None
@@ -144,19 +154,21 @@ def main() -> None:
         build_s, n = _synthesise(db, args.messages)
         store_mib = db.stat().st_size / 2**20
         load_before = os.getloadavg()
-        controls = [
-            run_measured("benchmarks.scale_bench", "--child", "controls", str(db))
-            for _ in range(args.repeat)
-        ]
+        controls = []
+        for _ in range(args.repeat):
+            controls.append(run_measured("benchmarks.scale_bench", "--child", "controls", str(db)))
+            _progress("controls", controls[-1])
         shutil.rmtree(work / "pack", ignore_errors=True)
         pack = run_measured(
             "benchmarks.scale_bench", "--child", "pack", str(db), str(work / "pack"), check=False
         )
+        _progress("pack", pack)
         trip: dict[str, dict[str, float | str]] = {}
         if not args.no_export:
             lake = work / "lake"
             shutil.rmtree(lake, ignore_errors=True)
             trip["export"] = run_phase("export", db, lake)
+            print(f"export: {trip['export']}", file=sys.stderr, flush=True)
             trip["read"] = run_phase("read", db, lake, period=YEAR)
         load_after = os.getloadavg()
     finally:
