@@ -39,7 +39,7 @@ from auditkit.report.context import (
 from auditkit.report.messages import MessageTable, message_params, selected_message_ids
 from auditkit.report.pdf import render_html, render_pdf
 from auditkit.report.pdf_attach import Revision, append_ledgers, deflate_ledger
-from auditkit.report.results import finding_rows, scoped_results, warning_rows
+from auditkit.report.results import iter_finding_rows, scoped_results, warning_rows
 from auditkit.report.scope import Scope
 from auditkit.store import Store
 from auditkit.vocabulary import Vocabulary
@@ -374,7 +374,9 @@ def _write_csvs(
             params,
         ),
     }
-    rows = [{**f, "finding_id": f["id"]} for f in finding_rows(results, evidence_limit=sys.maxsize)]
+    rows = (
+        {**f, "finding_id": f["id"]} for f in iter_finding_rows(results, evidence_limit=sys.maxsize)
+    )
     counts["findings"] = csv_export.write_rows_csv(
         stage / "findings.csv", csv_export.FINDING_FIELDS, rows
     )
