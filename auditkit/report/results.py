@@ -61,29 +61,40 @@ def iter_finding_rows(
 ) -> Iterator[dict[str, Any]]:
     """`finding_rows` one at a time, in the same order, so findings.csv never holds every
     row at once: a 10M-message year has 421,250 findings, ~500 MB of row dicts."""
-    pairs = sorted(
+    for r, f in sorted_findings(results):
+        yield finding_row(r, f, evidence_limit)
+
+
+def sorted_findings(results: Sequence[ControlResult]) -> list[tuple[ControlResult, Finding]]:
+    """Every (result, finding), in `finding_rows` order: control, target type, target id."""
+    return sorted(
         ((r, f) for r in results for f in r.findings),
         key=lambda pair: (pair[1].control_id, pair[1].target_type, pair[1].target_id),
     )
-    for r, f in pairs:
-        evidence, cut = _short_json(f.evidence, evidence_limit)
-        waiver = dict(f.waiver) if f.waiver else None
-        yield {
-            "id": finding_id(f),
-            "control_id": f.control_id,
-            "control_title": r.title,
-            "severity": r.severity,
-            "state": f.state,
-            "target_type": f.target_type,
-            "target_id": f.target_id,
-            "message_id": f.message_id,
-            "reason": f.reason,
-            "evidence": evidence,
-            "evidence_truncated": cut,
-            "waiver_justification": str(waiver.get("justification", "")) if waiver else "",
-            "waiver_approver": str(waiver.get("approver", "")) if waiver else "",
-            "waiver_expires": str(waiver.get("expires", "")) if waiver else "",
-        }
+
+
+def finding_row(
+    r: ControlResult, f: Finding, evidence_limit: int = MAX_EVIDENCE_CHARS
+) -> dict[str, Any]:
+    """One finding of result `r` as the pack shows it."""
+    evidence, cut = _short_json(f.evidence, evidence_limit)
+    waiver = dict(f.waiver) if f.waiver else None
+    return {
+        "id": finding_id(f),
+        "control_id": f.control_id,
+        "control_title": r.title,
+        "severity": r.severity,
+        "state": f.state,
+        "target_type": f.target_type,
+        "target_id": f.target_id,
+        "message_id": f.message_id,
+        "reason": f.reason,
+        "evidence": evidence,
+        "evidence_truncated": cut,
+        "waiver_justification": str(waiver.get("justification", "")) if waiver else "",
+        "waiver_approver": str(waiver.get("approver", "")) if waiver else "",
+        "waiver_expires": str(waiver.get("expires", "")) if waiver else "",
+    }
 
 
 def shown_findings(
