@@ -65,7 +65,7 @@ DERIVED_RELATIONS = ("audit_decisions", "mode_at", "dkim")
 
 def derivation_ctes(scope: Scope, vocabulary: Vocabulary) -> str:
     """The WITH list that defines `sel` and every derived relation (DuckDB evaluates only
-    the ones a query reads)."""
+    the one `derived_relation_sql` reads)."""
     return f"""
     WITH sel AS ({selected_sql(scope)}),
     email_audit AS ({email_audit_sql(vocabulary, "SELECT id FROM sel", latest_decision=True)}),
@@ -91,23 +91,16 @@ def derived_relation_sql(scope: Scope, vocabulary: Vocabulary, name: str) -> str
 
 
 def message_relation_sql(
-    scope: Scope,
-    findings_view: str | None,
-    vocabulary: Vocabulary,
-    derived: Mapping[str, str] | None = None,
+    scope: Scope, findings_view: str | None, derived: Mapping[str, str]
 ) -> str:
     """Every selected message with its derived columns, one row each (unordered: MessageTable
     numbers them by (created_at, message_id)). `findings_view` is a registered
-    (message_id, finding_ids) table. `derived` maps each of `DERIVED_RELATIONS` to a table
-    already holding it; without it, the statement derives them itself."""
+    (message_id, finding_ids) table; `derived` maps each of `DERIVED_RELATIONS` to the temp
+    table holding it (`derived_relation_sql`)."""
     findings_join = f"LEFT JOIN {findings_view} fv ON fv.message_id = s.id" if findings_view else ""
     finding_col = "fv.finding_ids" if findings_view else "CAST(NULL AS VARCHAR)"
-    if derived is None:
-        ctes, source = derivation_ctes(scope, vocabulary), {n: n for n in DERIVED_RELATIONS}
-    else:
-        ctes, source = f"WITH sel AS ({selected_sql(scope)})", dict(derived)
     return f"""
-    {ctes}
+    WITH sel AS ({selected_sql(scope)})
     SELECT
         s.id AS message_id, s.mailbox_id, mb.address AS mailbox_address,
         s.from_address, s.to_addresses, s.cc_addresses, s.subject, s.status,
@@ -156,10 +149,10 @@ def message_relation_sql(
         {finding_col} AS finding_ids
     FROM sel s
     LEFT JOIN multimail_mailboxes mb ON mb.id = s.mailbox_id
-    LEFT JOIN {source["audit_decisions"]} ad ON ad.email_id = s.id
-    LEFT JOIN {source["mode_at"]} ma ON ma.email_id = s.id
+    LEFT JOIN {derived["audit_decisions"]} ad ON ad.email_id = s.id
+    LEFT JOIN {derived["mode_at"]} ma ON ma.email_id = s.id
     LEFT JOIN intercom_conversations c ON c.id = s.conversation_id
-    LEFT JOIN {source["dkim"]} dk ON dk.id = s.id
+    LEFT JOIN {derived["dkim"]} dk ON dk.id = s.id
     {findings_join}
     """
 
@@ -268,7 +261,7 @@ class MessageTable:
                     "row_number() OVER (ORDER BY created_at NULLS LAST, id) - 1 AS pos FROM sel",
                 )
             )
-            relation = message_relation_sql(self.scope, FINDINGS_VIEW, self.vocabulary, derived)
+            relation = message_relation_sql(self.scope, FINDINGS_VIEW, derived)
             steps.append(
                 (
                     table,
