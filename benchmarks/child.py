@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
@@ -21,13 +22,20 @@ class Measured:
     error: str = ""  # the last line of the child's stderr when it failed
 
 
-def run_measured(module: str, *args: str, check: bool = True) -> Measured:
-    """`python -m module args…`; exits the benchmark if the child fails, unless `check` is
-    false (then the failure is in the result, for the benchmark to report)."""
+def run_measured(
+    module: str, *args: str, check: bool = True, env: Mapping[str, str] | None = None
+) -> Measured:
+    """`python -m module args…` (in `env`, else this process's environment); exits the
+    benchmark if the child fails, unless `check` is false (then the failure is in the
+    result, for the benchmark to report)."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, stderr=stderr, text=True
+            [sys.executable, "-m", module, *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            env=None if env is None else dict(env),
         )
         assert proc.stdout is not None
         output = proc.stdout.read()

@@ -27,19 +27,13 @@ from benchmarks.harvest_bench import API_KEY, generate, start_sandbox
 
 
 def _harvest(base_url: str, db: Path, intercom: bool) -> Measured:
-    env = {"MULTIMAIL_API_URL": base_url, "MULTIMAIL_API_KEY": API_KEY}
+    """`auditkit harvest` from the sandbox; the key reaches the child in its environment,
+    never its argv, and no MultiMail or Intercom setting of ours leaks in."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MULTIMAIL_", "INTERCOM_"))}
+    env |= {"MULTIMAIL_API_URL": base_url, "MULTIMAIL_API_KEY": API_KEY}
     if intercom:
         env |= {"INTERCOM_API_URL": base_url, "INTERCOM_ACCESS_TOKEN": "ic_bench"}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the child inherits them; the key never reaches its argv
-    try:
-        return run_measured("auditkit", "harvest", "--db", str(db), "--json")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return run_measured("auditkit", "harvest", "--db", str(db), "--json", env=env)
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from auditkit.config import Settings
 from auditkit.findings import parse_period
 from auditkit.store import Store
 from benchmarks.child import Measured, run_measured
@@ -38,7 +39,7 @@ YEAR = "2026-01-01..2026-12-31"
 PACK_LINE = "auditkit.report: pack: "
 
 
-def _settings(db: Path):  # type: ignore[no-untyped-def]
+def _settings(db: Path) -> Settings:
     from benchmarks.controls_bench import SETTINGS
 
     return dataclasses.replace(
