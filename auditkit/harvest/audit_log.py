@@ -2,14 +2,16 @@
 
 A thread of its own pages the audit log (newest first, cursor-chained, so one page at a
 time) while the mail is harvested, staging what it reads in the store's staging table
-through its own connection, so memory holds ids, not entries. After the mail, the walk is
-topped up from the newest entry, then one transaction records integrity events (stored
-entries that changed or, after a full scan, vanished), appends the new entries oldest first
-to the hash chain and empties the staging table.
+through its own connection, so memory holds a page, not the log. After the mail, the walk is
+topped up from the newest entry; then the new entries stream out of the staging table oldest
+first onto the hash chain, a bounded batch per transaction, and a last transaction records
+integrity events (stored entries that changed or, after a full scan, vanished), the cursor,
+and empties the staging table.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,17 +30,19 @@ from auditkit.sources.paging import paginate
 from auditkit.store import Store, sha256_hex
 from auditkit.store import audit_chain as staging
 
-# Rows per staging insert, and rows per chain batch.
+logger = logging.getLogger("auditkit.harvest")
+
+# Rows per staging insert, and entries per chain transaction.
 AUDIT_STAGING_ROWS = 5000
-AUDIT_CHAIN_BATCH = 50_000
+AUDIT_CHAIN_BATCH = 10_000
 
 
 @dataclass
 class AuditWalk:
     """The audit-log walk: what it knows, its own store connection, and how it ended."""
 
-    stored_ids: set[str]  # entries in multimail_audit_log when the run began
     con: duckdb.DuckDBPyConnection  # the walk's own connection: it writes from its thread
+    full_scan: bool  # read the whole log (asked for, or a dead run left the chain half-done)
     complete: bool = False  # a pass read the log to its end
     newest_id: str | None = None
     error: BaseException | None = None
@@ -55,8 +59,17 @@ def start_audit_walk(
     other; walking them beside the detail reads instead of after them took a 20,000-email
     harvest from 1.48x to about 1.16x of the concurrency-bound limit.
     """
+    if not full_scan and staging.chain_left_half_appended(store):
+        # A run killed between chain batches stored the oldest of its new entries. Whether
+        # the newest of those is met before every entry it missed depends on the log's
+        # order, which MultiMail does not document: read the whole log this once.
+        logger.warning(
+            "audit log: the last run stopped while appending entries to the hash chain; "
+            "this run reads the whole audit log to finish it"
+        )
+        full_scan = True
     staging.reset_staging(store)
-    walk = AuditWalk(stored_ids=staging.stored_entry_ids(store), con=store.cursor())
+    walk = AuditWalk(con=store.cursor(), full_scan=full_scan)
     walk.thread = threading.Thread(
         target=_walk,
         args=(client, store, books, walk),
@@ -108,13 +121,15 @@ def _walk(
                 pages.close()
                 return
             rows = normalise_page(books, page, normalise_audit_entry, endpoint.path)
-            staged = staging.staged_ids(walk.con, [r["id"] for r in rows]) if top_up else set()
+            ids = [r["id"] for r in rows]
+            staged = staging.staged_ids(walk.con, ids) if top_up else set()
+            stored = staging.stored_ids(walk.con, ids)
             for row in rows:
                 newest_id = newest_id or row["id"]
                 if row["id"] in staged:
                     met_known = True
                     continue
-                row["is_new"] = row["id"] not in walk.stored_ids
+                row["is_new"] = row["id"] not in stored
                 met_known = met_known or not row["is_new"]
                 pending.append(row)
             if len(pending) >= AUDIT_STAGING_ROWS:
@@ -133,14 +148,17 @@ def _walk(
 
 
 def finish_audit_walk(
-    client: httpx.Client, store: Store, books: RunRecorder, walk: AuditWalk, *, full_scan: bool
+    client: httpx.Client, store: Store, books: RunRecorder, walk: AuditWalk
 ) -> None:
-    """Finish the walk, top it up, then move every new entry in one transaction.
+    """Finish the walk, top it up, then chain the new entries and close the books.
 
     The top-up pass starts after the mail is stored, so every message harvested has its
-    audit entries too. All new entries land in one transaction, oldest first on the hash
-    chain: a run killed half-way leaves nothing behind, so the next run cannot stop early
-    at an entry a dead run stored and skip the older ones it never reached.
+    audit entries too. New entries go onto the hash chain oldest first, `AUDIT_CHAIN_BATCH`
+    per transaction, so memory stays bounded however long the log is. The staging table is
+    emptied, with the cursor and integrity events, only by the last transaction: a run
+    killed between batches leaves its staged entries partly chained, and the next run sees
+    that and reads the whole log (`start_audit_walk`), so no entry the dead run missed is
+    skipped, and the chain continues exactly where a clean run's would be.
     """
     assert walk.thread is not None
     walk.thread.join()
@@ -161,17 +179,19 @@ def finish_audit_walk(
             staging.changed_entries(store)
         )
     ]
-    if full_scan and walk.complete:
+    if walk.full_scan and walk.complete:
         events += [
             books.integrity_event(
                 "audit_entry", entry_id, "removed", stored_sha, stored_raw, None, None
             )
             for entry_id, stored_sha, stored_raw in staging.unstaged_entries(store)
         ]
-    seq, prev_hash = staging.chain_tail(store)
+    added = 0
+    for entries in _chained(walk, *staging.chain_tail(store)):
+        added += store.commit_batch(also=[staging.ChainAppend(entries)])
     with books.quarantined() as quarantine:
-        added = store.commit_batch(
-            also=[staging.ChainAppend(_chain_links(walk, seq, prev_hash))],
+        store.commit_batch(
+            also=[staging.EmptyStaging()],
             integrity=events,
             quarantine=quarantine,
             cursors=[books.cursor("audit_log", walk.newest_id)],
@@ -180,19 +200,21 @@ def finish_audit_walk(
     books.finish("audit_log", added)
 
 
-def _chain_links(walk: AuditWalk, seq: int, prev_hash: str) -> Iterator[pa.Table]:
-    """(id, chain_seq, chain_hash) of the staged new entries in (created_at, id) order, a
-    batch at a time: the walk's connection streams them (committed), the caller's
-    transaction writes. chain_hash = sha256(previous chain_hash || raw_sha256)."""
+def _chained(walk: AuditWalk, seq: int, prev_hash: str) -> Iterator[pa.Table]:
+    """The staged new entries in (created_at, id) order, a batch at a time, with chain_seq
+    and chain_hash = sha256(previous chain_hash || raw_sha256) added: the walk's connection
+    streams them (committed), the caller's transactions write."""
     ordered = staging.new_entries_in_chain_order(walk.con, AUDIT_CHAIN_BATCH)
     with ordered:
         for batch in ordered:
-            ids, seqs, hashes = batch.column(0).to_pylist(), [], []
-            for digest in batch.column(1).to_pylist():
+            seqs, hashes = [], []
+            for digest in batch.column("raw_sha256").to_pylist():
                 seq += 1
                 prev_hash = sha256_hex(prev_hash + digest)
                 seqs.append(seq)
                 hashes.append(prev_hash)
-            yield pa.table(
-                {"id": ids, "chain_seq": pa.array(seqs, pa.int64()), "chain_hash": hashes}
+            yield (
+                pa.Table.from_batches([batch])
+                .append_column("chain_seq", pa.array(seqs, pa.int64()))
+                .append_column("chain_hash", pa.array(hashes, pa.string()))
             )

@@ -189,7 +189,7 @@ def _run_stages(
                         "by GET /v1/mailboxes"
                     )
             harvest_pending(client, store, books)
-            finish_audit_walk(client, store, books, walk, full_scan=full_audit_scan)
+            finish_audit_walk(client, store, books, walk)
             harvest_population(client, store, books, since=since)
             enrich_intercom(store, books, settings, pool, intercom_transport)
     finally:

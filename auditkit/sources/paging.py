@@ -1,14 +1,15 @@
 """Explicit paginators and the one page loop every list endpoint goes through.
 
 Each endpoint states where its records are and how the next page is asked for; nothing is
-guessed from the response. The loop de-duplicates records by primary key across pages (the
-email cursor is a timestamp, so page boundaries can repeat a record) and refuses to spin
-when a cursor does not advance.
+guessed from the response. The loop de-duplicates records by primary key across nearby pages
+(the email cursor is a timestamp, so page boundaries can repeat a record) and refuses to
+spin when a cursor does not advance.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +20,13 @@ from auditkit.errors import SourceError
 from auditkit.sources.client import PayloadError, decode_json, raise_for_status, redact_url
 
 logger = logging.getLogger(__name__)
+
+# How many pages' ids the loop remembers to de-duplicate by: a timestamp cursor repeats the
+# records at a page boundary, so the pages just before matter. Bounded, so paging millions
+# of records holds a few pages of ids, not all of them (it held every id: ~100 bytes per
+# record for the whole run). A repeat further apart is still de-duplicated by key where
+# the records land (Store.upsert; the audit log's staged entries).
+DEDUP_WINDOW_PAGES = 4
 
 
 class StuckCursorError(SourceError):
@@ -115,7 +123,7 @@ def paginate(
     is handed to `on_bad_page` (the harvester quarantines it) and the same page is asked for
     again up to `bad_page_retries` times before PayloadError ends the loop.
     """
-    seen_ids: set[Any] = set()
+    recent_ids: deque[set[Any]] = deque(maxlen=DEDUP_WINDOW_PAGES)
     followed: set[str] = set()
     cursor: str | None = None
     number = 0
@@ -146,16 +154,18 @@ def paginate(
         number += 1
         fresh: list[Any] = []
         duplicates = 0
+        page_ids: set[Any] = set()
         for record in records:
             rid = record.get(pk) if isinstance(record, dict) else None
             if isinstance(rid, (str, int)) and not isinstance(rid, bool):
-                if rid in seen_ids:
+                if rid in page_ids or any(rid in ids for ids in recent_ids):
                     duplicates += 1
                     continue
-                seen_ids.add(rid)
+                page_ids.add(rid)
             fresh.append(
                 record
             )  # records without a usable id go on: the normaliser quarantines them
+        recent_ids.append(page_ids)
         next_cursor = paginator.next_cursor(body) if records else None
         url = redact_url(response.request.url)
         logger.info(

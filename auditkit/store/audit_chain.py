@@ -1,16 +1,17 @@
 """The audit log's staging table and hash chain, on the store's side.
 
 The harvester's audit-log walk stages every entry it reads in `_auditkit_audit_walk`
-(through a connection of its own, from its own thread), then one transaction compares the
-staged copies of stored entries with what is stored, appends the new entries to
-`multimail_audit_log` on the hash chain and empties the staging table. The chain itself
-(sha256 of the previous chain_hash and the entry's raw_sha256) is computed by the harvester;
-this module reads and writes the rows.
+(through a connection of its own, from its own thread). At the end, the staged new entries
+stream out oldest first and are appended to `multimail_audit_log` on the hash chain a
+bounded batch per transaction; a last transaction records the integrity events (staged
+copies of stored entries that differ from them) and empties the staging table. The chain
+itself (sha256 of the previous chain_hash and the entry's raw_sha256) is computed by the
+harvester; this module reads and writes the rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,13 @@ AUDIT_LOG_COLUMNS = (
     "harvested_at",
 )
 GENESIS_HASH = "0" * 64  # the chain_hash "before" the first audit entry
+# The staged entries, one row per id. The staging table has no key (see migration 0006): a
+# source that repeats an entry within one walk (a page boundary that shifted) stages it
+# twice, and its copies are one entry. The copy kept is the first by raw_sha256, whatever
+# order the pages came in.
+STAGED = (
+    f"(SELECT * FROM {STAGING} QUALIFY row_number() OVER (PARTITION BY id ORDER BY raw_sha256) = 1)"
+)
 
 
 def reset_staging(store: Store) -> None:
@@ -47,16 +55,33 @@ def reset_staging(store: Store) -> None:
     store.column_types(STAGING)
 
 
-def stored_entry_ids(store: Store) -> set[str]:
-    return {r[0] for r in store.query("SELECT id FROM multimail_audit_log")}
+def chain_left_half_appended(store: Store) -> bool:
+    """Did a run die between its chain batches? Its staged new entries are then partly in
+    multimail_audit_log already (the staging table is emptied only by the last batch)."""
+    return bool(
+        store.query(
+            f"SELECT count(*) FROM {STAGING} s SEMI JOIN multimail_audit_log a USING (id) "
+            "WHERE s.is_new"
+        )[0][0]
+    )
 
 
 def staged_ids(con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
     """Which of `ids` are staged already (asked through the walk's own connection)."""
+    return _present(con, STAGING, ids)
+
+
+def stored_ids(con: duckdb.DuckDBPyConnection, ids: list[str]) -> set[str]:
+    """Which of `ids` are in multimail_audit_log (asked a page at a time: a store's millions
+    of entry ids are not held in memory)."""
+    return _present(con, "multimail_audit_log", ids)
+
+
+def _present(con: duckdb.DuckDBPyConnection, table: str, ids: list[str]) -> set[str]:
     if not ids:
         return set()
     rows = con.execute(
-        f"SELECT id FROM {STAGING} WHERE id IN (SELECT unnest($ids))", {"ids": ids}
+        f"SELECT id FROM {table} WHERE id IN (SELECT unnest($ids))", {"ids": ids}
     ).fetchall()
     return {r[0] for r in rows}
 
@@ -72,7 +97,7 @@ def stage_rows(
     try:
         cols = ", ".join(f'"{c}"' for c in rows[0])
         con.execute(
-            f"INSERT OR IGNORE INTO {store.base(STAGING)} (account, {cols}) "
+            f"INSERT INTO {store.base(STAGING)} (account, {cols}) "
             f"SELECT ?, {cols} FROM _ak_audit_page",
             [store.account],
         )
@@ -83,7 +108,7 @@ def stage_rows(
 def changed_entries(store: Store) -> list[tuple[Any, ...]]:
     """(id, stored sha, stored raw, source sha, source raw) of staged entries that differ."""
     return store.query(
-        f"SELECT s.id, a.raw_sha256, a.raw, s.raw_sha256, s.raw FROM {STAGING} s "
+        f"SELECT s.id, a.raw_sha256, a.raw, s.raw_sha256, s.raw FROM {STAGED} s "
         "JOIN multimail_audit_log a USING (id) "
         "WHERE NOT s.is_new AND s.raw_sha256 <> a.raw_sha256 ORDER BY s.id"
     )
@@ -105,58 +130,51 @@ def chain_tail(store: Store) -> tuple[int, str]:
     return (last[0][0], last[0][1]) if last else (0, GENESIS_HASH)
 
 
+CHAIN_COLUMNS = ("chain_seq", "chain_hash")
+# What a staged entry carries onto the chain: every column of multimail_audit_log but the two
+# the chain adds.
+STAGED_COLUMNS = tuple(c for c in AUDIT_LOG_COLUMNS if c not in CHAIN_COLUMNS)
+
+
 def new_entries_in_chain_order(
     con: duckdb.DuckDBPyConnection, batch_rows: int
 ) -> pa.RecordBatchReader:
-    """(id, raw_sha256) of the staged new entries in (created_at, id) order, streamed
-    (a relation's reader; an execute() result would be copied whole first)."""
+    """The staged new entries (`STAGED_COLUMNS`) in (created_at, id) order, streamed a batch
+    at a time (a relation's reader; an execute() result would be copied whole first). The
+    sort is DuckDB's, which spills past the memory limit."""
+    columns = ", ".join(f'"{c}"' for c in STAGED_COLUMNS)
     return con.sql(
-        f"SELECT id, raw_sha256 FROM {STAGING} WHERE is_new ORDER BY created_at, id"
+        f"SELECT {columns} FROM {STAGED} WHERE is_new ORDER BY created_at, id"
     ).to_arrow_reader(batch_rows)
 
 
 @dataclass(frozen=True)
 class ChainAppend:
-    """A batch's write (`Store.commit_batch(also=[...])`): the staged entries named by
-    `links` (tables of id, chain_seq, chain_hash, streamed) moved into multimail_audit_log
-    on the hash chain, and the staging table emptied."""
+    """A batch's write (`Store.commit_batch(also=[...])`): staged entries with their
+    chain_seq and chain_hash (an Arrow table with `AUDIT_LOG_COLUMNS`) appended to
+    multimail_audit_log."""
 
-    links: Iterable[pa.Table]
+    entries: pa.Table
 
     def write(self, store: Store) -> int:
-        return append_chained(store, self.links)
-
-
-def append_chained(store: Store, links: Iterable[pa.Table]) -> int:
-    """Move the staged entries named by `links` (tables of id, chain_seq, chain_hash) into
-    multimail_audit_log and empty the staging table; returns how many were added.
-
-    Call inside a transaction (`ChainAppend` in a `commit_batch`). Links first (small
-    rows), then one insert joining them to the staged entries.
-    """
-    con = store.con
-    columns = ", ".join(f'"{c}"' for c in AUDIT_LOG_COLUMNS)
-    source = ", ".join(
-        f'c."{c}"' if c in ("chain_seq", "chain_hash") else f's."{c}"' for c in AUDIT_LOG_COLUMNS
-    )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE _ak_chain_links "
-        "(id VARCHAR, chain_seq BIGINT, chain_hash VARCHAR)"
-    )
-    added = 0
-    for batch in links:
-        con.register("_ak_chain_batch", batch)
+        con = store.con
+        columns = ", ".join(f'"{c}"' for c in AUDIT_LOG_COLUMNS)
+        con.register("_ak_chained", self.entries)
         try:
-            con.execute("INSERT INTO _ak_chain_links SELECT * FROM _ak_chain_batch")
+            con.execute(
+                f"INSERT INTO {store.base('multimail_audit_log')} (account, {columns}) "
+                f"SELECT ?, {columns} FROM _ak_chained",
+                [store.account],
+            )
         finally:
-            con.unregister("_ak_chain_batch")
-        added += batch.num_rows
-    # Read through the scoped staging view (this account's entries), written to the table.
-    con.execute(
-        f"INSERT INTO {store.base('multimail_audit_log')} (account, {columns}) "
-        f"SELECT ?, {source} FROM {STAGING} s JOIN _ak_chain_links c USING (id)",
-        [store.account],
-    )
-    con.execute("DROP TABLE _ak_chain_links")
-    store.delete_account_rows(STAGING)
-    return added
+            con.unregister("_ak_chained")
+        return int(self.entries.num_rows)
+
+
+@dataclass(frozen=True)
+class EmptyStaging:
+    """A batch's write: the staging table emptied (the walk's last batch)."""
+
+    def write(self, store: Store) -> int:
+        store.delete_account_rows(STAGING)
+        return 0

@@ -235,6 +235,27 @@ def _accounts(con: duckdb.DuckDBPyConnection) -> None:
     ensure_account_columns(con)
 
 
+@migration("0006_audit_walk_staging_unkeyed")
+def _audit_walk_staging_unkeyed(con: duckdb.DuckDBPyConnection) -> None:
+    # The staging table loses its primary key: emptying 3M staged entries took 80 s of ART
+    # index deletes (a heap table: instant), and a key made each staged page an index
+    # insert. A source that repeats an entry in one walk is de-duplicated where staged rows
+    # are read (store/audit_chain.py). Staged rows are scratch, never evidence (every
+    # harvest empties the table first, and until this version the chain was appended in one
+    # transaction, so no run can have left it half-appended): the table is made anew, and
+    # `ensure_account_columns` adds its account column as for every table.
+    con.execute("DROP TABLE _auditkit_audit_walk")
+    con.execute("""
+    CREATE TABLE _auditkit_audit_walk (
+        id VARCHAR NOT NULL,
+        is_new BOOLEAN NOT NULL,             -- false: stored before (changed/removed checks)
+        action VARCHAR, resource_type VARCHAR, resource_id VARCHAR, actor_key_id VARCHAR,
+        metadata JSON, created_at TIMESTAMPTZ,
+        raw JSON NOT NULL, raw_sha256 VARCHAR NOT NULL, run_id VARCHAR NOT NULL,
+        harvested_at TIMESTAMPTZ NOT NULL);
+    """)
+
+
 # Every table filled from a source (bookkeeping tables excluded): digests, pack snapshots
 # and status counts all use this one list.
 HARVESTED_TABLES = (

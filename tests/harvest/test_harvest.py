@@ -14,9 +14,10 @@ import pytest
 
 from auditkit.config import Settings
 from auditkit.errors import ConfigError, SourceAuthError
-from auditkit.harvest import harvest, import_emails
+from auditkit.harvest import audit_log, harvest, import_emails
+from auditkit.sources import paging
 from auditkit.sources.client import RetryTransport
-from auditkit.store import HARVESTED_TABLES, Store, content_digest
+from auditkit.store import HARVESTED_TABLES, Store, audit_chain, content_digest
 from tests.conftest import IC_TOKEN, MM_KEY
 
 
@@ -77,6 +78,7 @@ class FakeAPI:
                 "updated_at": 1783073760,
             }
         }
+        self.audit_page_size = 100
         self.requests: list[httpx.Request] = []
         self.pending_status = 200
         self.on_pending: Callable[[], None] | None = None
@@ -127,7 +129,7 @@ class FakeAPI:
         if path in simple:
             return httpx.Response(200, json=simple[path])
         if path == "/v1/audit-log":
-            return self.page(list(reversed(self.audit)), request, "entries", 100)
+            return self.page(list(reversed(self.audit)), request, "entries", self.audit_page_size)
         if len(parts) == 4 and parts[3] == "emails":
             source = self.emails if request.url.params["direction"] == "outbound" else self.inbound
             after = request.url.params.get("date_after", "")  # same ISO form: compares as text
@@ -478,6 +480,59 @@ def test_killed_run_then_rerun_equals_clean_run(api: FakeAPI, tmp_path: Path) ->
         result = run(api, settings_for(tmp_path), store)
         assert result.outcome == "ok"
         assert content_digest(store) == expected
+
+
+def test_run_killed_between_chain_batches_then_rerun_equals_clean_run(
+    api: FakeAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 250 new entries, chained 100 per transaction; killed while writing the second batch.
+    monkeypatch.setattr(audit_log, "AUDIT_CHAIN_BATCH", 100)
+    with Store(":memory:") as clean:
+        run(api, settings_for(tmp_path), clean)
+        expected = content_digest(clean)
+    append, appended = audit_chain.ChainAppend.write, []
+
+    def killed_on_second_batch(self: audit_chain.ChainAppend, store: Store) -> int:
+        appended.append(self.entries.num_rows)
+        if len(appended) == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return append(self, store)
+
+    with Store(":memory:") as store:
+        monkeypatch.setattr(audit_chain.ChainAppend, "write", killed_on_second_batch)
+        with pytest.raises(KeyboardInterrupt):
+            run(api, settings_for(tmp_path), store)
+        monkeypatch.setattr(audit_chain.ChainAppend, "write", append)
+        # The oldest 100 are chained; the rest, and the cursor, are not.
+        assert store.count("multimail_audit_log") == 100
+        assert store.get_cursor("multimail", "audit_log") is None
+        # Pages come newest first, so the next run would meet the newest of those 100
+        # before older entries it never stored only if MultiMail orders the log as we do.
+        # It reads the whole log instead, and says so.
+        mark = len(api.requests)
+        result = run(api, settings_for(tmp_path), store)
+        assert result.outcome == "ok", result.errors
+        assert "reads the whole audit log" in caplog.text
+        audit_pages = [r for r in api.requests[mark:] if r.url.path == "/v1/audit-log"]
+        assert len(audit_pages) > 2
+        assert result.counts["audit_log"] == 150
+        assert content_digest(store) == expected
+        chain = store.query("SELECT id FROM multimail_audit_log ORDER BY chain_seq")
+        assert chain == [(e["id"],) for e in api.audit]  # oldest first, as a clean run
+
+
+def test_an_entry_the_source_repeats_within_a_walk_is_chained_once(
+    api: FakeAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Pages of 3 entries, newest first: the paging loop remembers a few pages' ids, so an
+    # entry repeated ten pages on reaches the staging table twice.
+    monkeypatch.setattr(paging, "DEDUP_WINDOW_PAGES", 2)
+    api.audit_page_size = 3
+    api.audit.insert(200, api.audit[230])
+    with Store(":memory:") as store:
+        result = run(api, settings_for(tmp_path), store)
+        assert result.outcome == "ok", result.errors
+        assert store.count("multimail_audit_log") == 250 == result.counts["audit_log"]
 
 
 def test_auth_failure_fails_the_run_without_leaking_the_key(
