@@ -132,7 +132,8 @@ class CheckContext:
 
     @property
     def evaluated_at(self) -> datetime:
-        """Period end, or now if the period has not ended yet (states "at period end")."""
+        """Period end, or `now` (when the data was read) if the period had not ended by then
+        (states "at period end")."""
         return min(self.period.end_before, self.now)
 
     def params(self, **extra: Any) -> dict[str, Any]:

@@ -220,9 +220,9 @@ ORDER BY id
     rationale=(
         "A stale approval queue means agents' mail is neither reviewed nor stopped. Flags "
         "outbound email created in the period that was still awaiting a decision at period end "
-        "(or now, for a period not yet over) and had been waiting longer than [controls] "
-        "pending_limit_hours (default 72) since its created_at. Decision time is the earliest of "
-        "approved_at, delivered_at and a decision audit entry."
+        "(or when the store was last harvested, for a period not over by then) and had been "
+        "waiting longer than [controls] pending_limit_hours (default 72) since its created_at. "
+        "Decision time is the earliest of approved_at, delivered_at and a decision audit entry."
     ),
     reference=OVERSIGHT_REF,
     applies_to="outbound_email",

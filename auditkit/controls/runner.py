@@ -27,7 +27,7 @@ from auditkit.controls.waivers import (
     waiver_warnings,
 )
 from auditkit.findings import ControlResult, Finding, Period, Status
-from auditkit.store import Store
+from auditkit.store import Store, books
 from auditkit.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -86,13 +86,16 @@ def run_controls(
     (an evidence pack for chosen messages: on a large store, scoping the shared derivations
     is most of its time); account-level checks still cover the period.
 
-    `now`/`today` are injectable for tests: `now` bounds "at period end" for a period that
-    has not ended, `today` decides which waivers have expired. `timings`, when given,
-    receives seconds per control id (benchmarks). `vocabulary` is the audit-log vocabulary
-    (`controls.context.vocabulary_for`); when None it is resolved on first use.
+    `now` bounds "at period end" for a period that has not ended: by default when the store's
+    data was read (`books.data_as_of`), not the wall clock, so mail approved after the
+    harvest is not reported pending and the same store gives the same findings whenever
+    checked. `today` (default: the wall clock's date) decides which waivers have expired.
+    `timings`, when given, receives seconds per control id (benchmarks). `vocabulary` is the
+    audit-log vocabulary (`controls.context.vocabulary_for`); when None it is resolved on
+    first use.
     """
-    now = now or datetime.now(UTC)
-    today = today or now.date()
+    now = now or books.data_as_of(store, period.end_before)
+    today = today or datetime.now(UTC).date()
     control_settings = ControlSettings.from_settings(settings)
     rules = ClassificationRules.from_settings(settings)
     waivers = parse_waivers(settings.waivers, {c.id for c in catalogue()})

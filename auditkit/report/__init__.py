@@ -34,14 +34,13 @@ from auditkit.report.context import (
     VOCABULARY_SHOWN,
     build_context,
     company_name,
-    data_as_of,
 )
 from auditkit.report.messages import MessageTable, message_params, selected_message_ids
 from auditkit.report.pdf import render_html, render_pdf
 from auditkit.report.pdf_attach import Revision, append_ledgers, deflate_ledger
 from auditkit.report.results import iter_finding_rows, scoped_results, warning_rows
 from auditkit.report.scope import Scope
-from auditkit.store import Store
+from auditkit.store import Store, books
 from auditkit.vocabulary import Vocabulary
 
 if TYPE_CHECKING:  # pyHanko costs a second to import; only signing commands load it
@@ -185,7 +184,7 @@ def write_pack(
     logger.info("pack: store snapshot digest after %s", _since(started, cpu_started))
     version = catalogue_version(str(settings.controls.get("catalogue_version", "unversioned")))
 
-    as_of = data_as_of(store, period)
+    as_of = books.data_as_of(store, period.end_before)
     # What PC-001 decided on; a pack of chosen messages is no population to reconcile.
     reconciliation = reconcile(store.con, period, vocabulary) if scope.kind == "period" else None
     counts: dict[str, int] = {}

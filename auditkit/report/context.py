@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from auditkit import __version__
 from auditkit.config import Settings
 from auditkit.config_accounts import DEFAULT_ACCOUNT
 from auditkit.controls.settings import vocabulary_for
-from auditkit.findings import ControlResult, Period
+from auditkit.findings import ControlResult
 from auditkit.report.messages import Scope, fetch_all
 from auditkit.report.pages import MAX_BODY_CHARS, MAX_FLAGGED_MESSAGE_PAGES, iso, message_pages
 from auditkit.report.results import (
@@ -23,24 +23,13 @@ from auditkit.report.results import (
     shown_findings,
     warning_rows,
 )
-from auditkit.store import HARVESTED_TABLES, Store, canonical_json
+from auditkit.store import HARVESTED_TABLES, Store, books, canonical_json
 from auditkit.vocabulary import Vocabulary
 
 logger = logging.getLogger(__name__)
 
 # Tables whose (id, raw_sha256) pairs identify the harvested content a pack was built from.
 SNAPSHOT_TABLES = HARVESTED_TABLES
-
-
-def data_as_of(store: Store, period: Period) -> datetime:
-    """The latest harvest the store records; the period end when it has none. Used instead
-    of the wall clock wherever a pack needs a time, so reruns give identical bytes."""
-    row = store.query(
-        "SELECT max(coalesce(finished_at, started_at)) FROM harvest_runs WHERE outcome <> 'running'"
-    )[0][0]
-    if row is None:
-        row = store.query("SELECT max(harvested_at) FROM multimail_emails")[0][0]
-    return (row or period.end_before).astimezone(UTC)
 
 
 def harvest_runs(store: Store) -> list[dict[str, Any]]:
@@ -238,7 +227,7 @@ def build_context(
     pages, sampling = message_pages(
         store, table, flagged_cap, sample_size, seed, by_message, counts["messages"]
     )
-    as_of = data_as_of(store, scope.period)
+    as_of = books.data_as_of(store, scope.period.end_before)
     return {
         "company": company_name(store, settings),
         "account": None if store.account == DEFAULT_ACCOUNT else store.account,

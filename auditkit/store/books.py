@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -177,6 +177,18 @@ def finish_run(
         "WHERE account = ? AND run_id = ?",
         [outcome, canonical_json(counts), error, store.account, run_id],
     )
+
+
+def data_as_of(store: Store, fallback: datetime) -> datetime:
+    """When the store's data was read: the end of its latest harvest (or import) run, else
+    the latest harvested_at of its mail, else `fallback`. Packs and controls use it instead
+    of the wall clock, so the same store gives the same evidence whenever it is asked."""
+    row = store.query(
+        "SELECT max(coalesce(finished_at, started_at)) FROM harvest_runs WHERE outcome <> 'running'"
+    )[0][0]
+    if row is None:
+        row = store.query("SELECT max(harvested_at) FROM multimail_emails")[0][0]
+    return (row or fallback).astimezone(UTC)
 
 
 def fail_interrupted_runs(store: Store) -> None:

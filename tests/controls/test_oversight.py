@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from auditkit.config import Settings
+from auditkit.controls.runner import run_controls
+from auditkit.findings import parse_period
 from auditkit.store import Store
 from tests.builders import StoreBuilder, ts
 from tests.controls.conftest import check, targets
@@ -323,6 +325,35 @@ def test_ovs_006_pass_and_not_applicable(store: Store, build: StoreBuilder) -> N
     assert check(store, "OVS-006").status == "not_applicable"
     build.email("quick", approved_at=ts("2026-08-03 10:02"), approved_by="alice")
     assert check(store, "OVS-006").status == "pass"
+
+
+def test_ovs_006_measures_to_the_harvest_not_the_wall_clock(
+    store: Store, build: StoreBuilder
+) -> None:
+    # A quarter not over when the store was last harvested (two days after the message was
+    # created): 48 hours pending at the data's time, under the 72-hour limit. Measured to
+    # the wall clock it would be weeks, and mail approved since would be reported pending.
+    q4 = parse_period("2026Q4")
+    build.email(
+        "waiting",
+        status="pending_send_approval",
+        delivered_at=None,
+        created_at=ts("2026-10-05 09:00"),
+    )
+    store.con.execute(
+        f"INSERT INTO {store.base('harvest_runs')} (account, run_id, command, started_at, "
+        "finished_at, outcome) VALUES ('default', 'r1', 'harvest', ?, ?, 'ok')",
+        [ts("2026-10-07 08:00"), ts("2026-10-07 09:00")],
+    )
+    (result,) = run_controls(store, Settings(), q4, only=["OVS-006"])
+    assert result.status == "pass"
+    # A later harvest that still sees it pending finds it.
+    store.con.execute(
+        f"UPDATE {store.base('harvest_runs')} SET finished_at = ?", [ts("2026-10-09 09:00")]
+    )
+    (result,) = run_controls(store, Settings(), q4, only=["OVS-006"])
+    assert targets(result) == {"waiting"}
+    assert result.findings[0].evidence["evaluated_at"] == "2026-10-09T09:00:00Z"
 
 
 # --- OVS-007 -----------------------------------------------------------------------------
