@@ -6,6 +6,9 @@ The fixture (`fixtures/pre_accounts.duckdb.gz`) and what that code found and wro
 accounts merged, with
 `fixtures/make_pre_accounts_store.py`: a 50-message sample harvested twice through the
 sandbox with source-side tampering between (so integrity events and quarantine exist).
+Two file hashes in the manifest were updated at the commit that made OVS-006 measure to
+the last harvest: its rationale text, shown in report.html and assessment-results.json,
+changed (34 bytes longer in each); every other file is still the bytes 05a7131 wrote.
 """
 
 from __future__ import annotations
