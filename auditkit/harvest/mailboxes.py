@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -51,8 +51,17 @@ from auditkit.store.harvest_state import (
 COMMIT_ROWS = 2000
 
 DetailFutures = list[tuple[str, Future[tuple[int, Any]]]]
-# In arrival order: (listing key, page or None, its detail futures, end-of-listing error).
-InFlight = tuple[tuple[str, str], Page | None, DetailFutures, BaseException | None]
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A listed page (or a listing's end) waiting to be settled, in arrival order."""
+
+    key: tuple[str, str]  # (mailbox id, direction)
+    page: Page | None  # None: the listing ended
+    futures: DetailFutures  # its detail reads
+    error: BaseException | None  # why the listing ended early
+    stored: Mapping[str, StoredEmail]  # what the store held of the page's emails when listed
 
 
 @dataclass
@@ -109,7 +118,7 @@ class _MailHarvest:
         self.settings = settings
         # Final mail is re-read only inside this window, where late changes still show.
         self.window_start = window_start
-        self.stored: dict[str, dict[str, StoredEmail]] = {}
+        self.started: set[str] = set()  # mailboxes whose stage has begun
         self.batches: dict[tuple[str, str], EmailBatch] = {}
         self.done: dict[str, int] = {}
         self.stage_of: dict[str, str] = {}
@@ -154,26 +163,33 @@ class _MailHarvest:
                 if item.page is None and item.error is not None and item.key == ("", ""):
                     raise item.error
                 mailbox_id, direction = item.key
-                if mailbox_id not in self.stored:
-                    self.stored[mailbox_id] = stored_emails(self.store, mailbox_id)
+                if mailbox_id not in self.started:
+                    self.started.add(mailbox_id)
                     self.books.start(self.stage_of[mailbox_id], None)
                 self.batches.setdefault(item.key, EmailBatch(mailbox_id, direction))
+                stored = (
+                    stored_emails(self.store, mailbox_id, _listed_ids(item.page))
+                    if item.page is not None
+                    else {}
+                )
                 futures = (
-                    self._submit_details(item.page, mailbox_id)
+                    self._submit_details(item.page, mailbox_id, stored)
                     if item.page is not None and direction == "outbound"
                     else []
                 )
-                in_flight.append((item.key, item.page, futures, item.error))
+                in_flight.append(InFlight(item.key, item.page, futures, item.error, stored))
                 # One page of detail reads stays queued behind the one being settled, so the pool
                 # never idles; older entries (and finished listings) settle in arrival order.
-                while sum(1 for e in in_flight if e[2]) > 1 or (in_flight and not in_flight[0][2]):
+                while sum(1 for e in in_flight if e.futures) > 1 or (
+                    in_flight and not in_flight[0].futures
+                ):
                     self._settle(in_flight.popleft())
             while in_flight:
                 self._settle(in_flight.popleft())
         except BaseException:
             stop.set()
-            for _, _, futures, _ in in_flight:
-                for _, fut in futures:
+            for entry in in_flight:
+                for _, fut in entry.futures:
                     fut.cancel()
             raise
         finally:
@@ -185,15 +201,15 @@ class _MailHarvest:
                     producer.join(timeout=0.05)
 
     def _settle(self, entry: InFlight) -> None:
-        key, page, futures, error = entry
+        key, page, error = entry.key, entry.page, entry.error
         mailbox_id, direction = key
         batch = self.batches[key]
         stage = self.stage_of[mailbox_id]
         if page is not None:
             if direction == "outbound":
-                self._collect_outbound(page, futures, batch)
+                self._collect_outbound(page, entry.futures, entry.stored, batch)
             else:
-                self._collect_inbound(page, batch)
+                self._collect_inbound(page, entry.stored, batch)
             self.books.advance(stage, len(page.records))
             if len(batch.rows) < COMMIT_ROWS:
                 return
@@ -228,8 +244,9 @@ class _MailHarvest:
             and known.created_at >= self.window_start
         )
 
-    def _submit_details(self, page: Page, mailbox_id: str) -> DetailFutures:
-        stored = self.stored[mailbox_id]
+    def _submit_details(
+        self, page: Page, mailbox_id: str, stored: Mapping[str, StoredEmail]
+    ) -> DetailFutures:
         futures = []
         for summary in page.records:
             email_id = summary.get("id") if isinstance(summary, dict) else None
@@ -253,9 +270,15 @@ class _MailHarvest:
         except PayloadError as exc:
             return response.status_code, exc
 
-    def _collect_outbound(self, page: Page, futures: DetailFutures, batch: EmailBatch) -> None:
+    def _collect_outbound(
+        self,
+        page: Page,
+        futures: DetailFutures,
+        stored: Mapping[str, StoredEmail],
+        batch: EmailBatch,
+    ) -> None:
         """Wait for one page's detail reads and add their rows to the batch."""
-        mailbox_id, stored = batch.mailbox_id, self.stored[batch.mailbox_id]
+        mailbox_id = batch.mailbox_id
         for email_id, fut in futures:
             detail_path = multimail.email_detail_path(mailbox_id, email_id)
             try:
@@ -303,9 +326,10 @@ class _MailHarvest:
         if not page.extra.get(STORED_NOT_FINAL):
             batch.cursor = list_cursor(page)
 
-    def _collect_inbound(self, page: Page, batch: EmailBatch) -> None:
+    def _collect_inbound(
+        self, page: Page, stored: Mapping[str, StoredEmail], batch: EmailBatch
+    ) -> None:
         """Inbound rows come from list summaries only: read_email would mark them read."""
-        stored = self.stored[batch.mailbox_id]
         for summary in page.records:
             try:
                 row = normalise_email(
@@ -359,15 +383,12 @@ class _MailHarvest:
                 quarantine=quarantine,
                 cursors=cursors,
             )
-        self._remember(batch.rows, self.stored[batch.mailbox_id])
         count = len(batch.rows)
         self.books.count(f"emails_{batch.direction}", count)
         batch.rows, batch.changed, batch.cursor, batch.watermark = [], [], None, None
         return count
 
-    @staticmethod
-    def _remember(rows: Iterable[Mapping[str, Any]], stored: dict[str, StoredEmail]) -> None:
-        for row in rows:
-            stored[row["id"]] = StoredEmail(
-                row["is_final"], row["created_at"], row["raw_sha256"], row["first_harvested_at"]
-            )
+
+def _listed_ids(page: Page) -> list[str]:
+    """The page's email ids (a record without one is quarantined when its page settles)."""
+    return [r["id"] for r in page.records if isinstance(r, dict) and isinstance(r.get("id"), str)]

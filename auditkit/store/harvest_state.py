@@ -27,11 +27,17 @@ class StoredEmail:
     first_harvested_at: datetime
 
 
-def stored_emails(store: Store, mailbox_id: str) -> dict[str, StoredEmail]:
+def stored_emails(
+    store: Store, mailbox_id: str, email_ids: Sequence[str]
+) -> dict[str, StoredEmail]:
+    """What is stored of these emails of the mailbox (a listing page's): asked a page at a
+    time, so a store of millions of messages is not held in memory."""
+    if not email_ids:
+        return {}
     rows = store.query(
         "SELECT id, is_final, created_at, raw_sha256, first_harvested_at FROM multimail_emails "
-        "WHERE mailbox_id = ?",
-        [mailbox_id],
+        "WHERE mailbox_id = ? AND id IN (SELECT unnest(?))",
+        [mailbox_id, list(email_ids)],
     )
     return {r[0]: StoredEmail(r[1], r[2], r[3], r[4]) for r in rows}
 
