@@ -112,7 +112,7 @@ def run_pipeline(
     result = PipelineResult(period=period, pack_dir=out_dir)
     with (
         run_lock(settings.db_path),
-        Store(settings.db_path, account=settings.account, **settings.store_options()) as store,
+        Store.for_settings(settings) as store,
     ):
         t0 = time.perf_counter()
         summary = harvest(settings, store, **(harvest_kwargs or {}))
@@ -188,9 +188,7 @@ def build_pack(
     # Before the controls run (minutes on a large store): a folder holding files auditkit
     # did not write is refused now, not after the work. write_pack checks again.
     check_replaceable(out_dir)
-    with Store(
-        settings.db_path, read_only=True, account=settings.account, **settings.store_options()
-    ) as store:
+    with Store.for_settings(settings, read_only=True) as store:
         # A pack of chosen messages (or one recipient's) only reports findings about them,
         # so only they are checked.
         chosen = list(message_ids) if message_ids is not None else None
@@ -218,9 +216,7 @@ def selection_period(
     settings: Settings, message_ids: Sequence[str] | None, recipient: str | None
 ) -> Period:
     """The days the selected messages were created on, for packs asked for without --period."""
-    with Store(
-        settings.db_path, read_only=True, account=settings.account, **settings.store_options()
-    ) as store:
+    with Store.for_settings(settings, read_only=True) as store:
         if message_ids:
             found = {
                 r[0]

@@ -93,7 +93,7 @@ def harvest_archive_command(
             f"store {settings.db_path} does not exist: run `auditkit harvest` first "
             "(or pass --db with the store that holds the harvested mail)"
         )
-    with Store(settings.db_path, account=settings.account, **settings.store_options()) as store:
+    with Store.for_settings(settings) as store:
         lookup: KeyLookup
         if keys_file:
             lookup = load_keys_file(keys_file)

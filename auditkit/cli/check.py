@@ -111,9 +111,7 @@ def check(
 
     settings = load_settings(config_file, account, db_path=db_path)
     the_period = parse_period(period)
-    with Store(
-        settings.db_path, read_only=True, account=settings.account, **settings.store_options()
-    ) as store:
+    with Store.for_settings(settings, read_only=True) as store:
         results = run_controls(store, settings, the_period, only=control_ids or None)
         outbound = outbound_in_period(store, the_period)
     # On stderr, so they show with --json too and never corrupt its stdout.
@@ -188,9 +186,7 @@ def vocabulary_command(
 
     settings = load_settings(config_file, account, db_path=db_path)
     configured = ControlSettings.from_settings(settings).audit_actions
-    with Store(
-        settings.db_path, read_only=True, account=settings.account, **settings.store_options()
-    ) as store:
+    with Store.for_settings(settings, read_only=True) as store:
         con = store.cursor()
         try:
             vocabulary = resolve_vocabulary(con, configured)

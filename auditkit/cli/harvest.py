@@ -171,7 +171,7 @@ def harvest_command(
     if fresh:
         preflight(settings)
     progress = ProgressBars() if sys.stderr.isatty() and not as_json else StageLines()
-    with Store(settings.db_path, account=settings.account, **settings.store_options()) as store:
+    with Store.for_settings(settings) as store:
         result = harvest(
             settings,
             store,
@@ -218,7 +218,7 @@ def import_command(
     from auditkit.store import Store
 
     settings = load_settings(config_file, account, db_path=db_path)
-    with Store(settings.db_path, account=settings.account, **settings.store_options()) as store:
+    with Store.for_settings(settings) as store:
         result = import_emails(settings, store, list(files))
     imported = result.counts.get("emails_imported", 0)
     if as_json:

@@ -330,9 +330,7 @@ def status(
     from auditkit.store import Store  # DuckDB only: the store imports pyarrow when loading
 
     settings = load_settings(config_file, account, every_account=True, db_path=db_path)
-    with Store(
-        settings.db_path, read_only=True, account=settings.account, **settings.store_options()
-    ) as store:
+    with Store.for_settings(settings, read_only=True) as store:
         # Named: that one. Else every account the store holds or the config names.
         names = (
             [settings.account]

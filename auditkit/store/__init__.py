@@ -40,6 +40,7 @@ from auditkit.store.schema import HARVESTED_TABLES, MIGRATIONS, Migration, appli
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from auditkit.config import Settings
     from auditkit.store.digests import content_digest
     from auditkit.store.upsert import Load, Rows
 
@@ -180,6 +181,18 @@ class Store:
             raise StoreError(
                 f"store {self.path} cannot be read (corrupt or truncated): {exc}"
             ) from exc
+
+    @classmethod
+    def for_settings(cls, settings: Settings, *, read_only: bool = False) -> Store:
+        """The store `settings` names, scoped to its account, with its `[store]` memory limit
+        and temp folder: how every command opens it (export, which reads every account, is
+        the one exception)."""
+        return cls(
+            settings.db_path,
+            read_only=read_only,
+            account=settings.account,
+            **settings.store_options(),
+        )
 
     def _set_resources(self, memory_limit: str | None, temp_directory: Path | str | None) -> None:
         """DuckDB's memory limit and spill folder, chosen here rather than left to DuckDB.
