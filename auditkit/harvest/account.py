@@ -53,7 +53,7 @@ def harvest_settings(client: httpx.Client, store: Store, books: RunRecorder) -> 
 def harvest_account(client: httpx.Client, store: Store, books: RunRecorder) -> None:
     try:
         response = client.get(multimail.ACCOUNT.path)
-        raise_for_status(response, source="MultiMail", credential=multimail.CREDENTIAL)
+        raise_for_status(response, source="MultiMail", credential=books.credential)
         body = decode_json(response)
         try:
             row = books.stamp(normalise_account(body))
@@ -87,6 +87,7 @@ def read_collection(
         params=endpoint.params,
         pk=endpoint.pk,
         on_bad_page=books.on_bad_page,
+        credential=books.credential,
     ):
         rows.extend(normalise_page(books, page, normaliser, endpoint.path))
     return rows

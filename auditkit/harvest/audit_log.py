@@ -114,6 +114,7 @@ def _walk(
             endpoint.paginator,
             params=endpoint.params,
             on_bad_page=books.on_bad_page,
+            credential=books.credential,
         )
         met_known = False
         for page in pages:

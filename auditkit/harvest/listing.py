@@ -108,6 +108,7 @@ def list_mailboxes(
                         endpoint.paginator,
                         params=endpoint.params,
                         on_bad_page=books.on_bad_page,
+                        credential=books.credential,
                     ):
                         if stop.is_set():
                             return

@@ -264,7 +264,7 @@ class _MailHarvest:
         response = self.client.get(multimail.email_detail_path(mailbox_id, email_id))
         if response.status_code == 404:
             return 404, response.text
-        raise_for_status(response, source="MultiMail", credential=multimail.CREDENTIAL)
+        raise_for_status(response, source="MultiMail", credential=self.books.credential)
         try:
             return response.status_code, decode_json(response)
         except PayloadError as exc:

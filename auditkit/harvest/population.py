@@ -65,7 +65,7 @@ def harvest_usage(
         return
     try:
         response = client.get(endpoint.path, params=multimail.usage_params(start, end))
-        raise_for_status(response, source="MultiMail", credential=multimail.CREDENTIAL)
+        raise_for_status(response, source="MultiMail", credential=books.credential)
         records = records_at(
             decode_json(response), endpoint.paginator.record_paths, where=endpoint.path
         )

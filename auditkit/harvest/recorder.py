@@ -93,10 +93,19 @@ class RunRecorder:
     request hooks and the quarantine buffer (the list producer and the audit walk add bad
     pages from their threads)."""
 
-    def __init__(self, result: HarvestResult, progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        result: HarvestResult,
+        progress: Progress | None = None,
+        *,
+        credential: str = multimail.CREDENTIAL,
+    ) -> None:
         self.result = result
         self.run_id = result.run_id
         self.progress = progress
+        # The variable the account's MultiMail key comes from, as errors name it
+        # (MULTIMAIL_API_KEY, or MULTIMAIL_API_KEY_<NAME> for an [accounts.NAME]).
+        self.credential = credential
         # Every row of the run carries this stamp; a complete listing's watermark too.
         self.harvested_at = datetime.now(UTC)
         self._lock = threading.Lock()

@@ -92,7 +92,7 @@ def harvest(
     store.start_run(run_id, "harvest", json_safe(params))
     started = time.perf_counter()
     result = HarvestResult(run_id=run_id)
-    books = RunRecorder(result, progress)
+    books = RunRecorder(result, progress, credential=settings.multimail_credential)
     mm_transport = transport or default_transport(
         concurrency=settings.concurrency, max_retries=settings.max_retries
     )

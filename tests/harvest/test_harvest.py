@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from auditkit.config import Settings
+from auditkit.config_accounts import Account
 from auditkit.errors import ConfigError, SourceAuthError
 from auditkit.harvest import audit_log, harvest, import_emails
 from auditkit.sources import paging
@@ -545,6 +546,28 @@ def test_auth_failure_fails_the_run_without_leaking_the_key(
         assert "mm_live_WRONG_k3y" not in str(info.value) and "mm_live_WRONG_k3y" not in caplog.text
         outcome, error = store.query("SELECT outcome, error FROM harvest_runs")[0]
         assert outcome == "failed" and "401" in error and "WRONG" not in error
+
+
+def test_a_key_refused_mid_run_is_named_by_its_accounts_variable(
+    api: FakeAPI, tmp_path: Path
+) -> None:
+    # An [accounts.eu] key comes from MULTIMAIL_API_KEY_EU: the error must name that, also
+    # when the key is accepted at first and refused later in the run (revoked mid-harvest).
+    def revoked_for_detail_reads(request: httpx.Request) -> httpx.Response:
+        if len(request.url.path.strip("/").split("/")) == 5:  # /v1/mailboxes/<id>/emails/<id>
+            return httpx.Response(401, json={"error": "key revoked"})
+        return api.handler(request)
+
+    eu = Account("eu", "https://mm.test", api_key=MM_KEY)
+    settings = settings_for(tmp_path, accounts=(eu,), account="eu").for_account("eu")
+    transport = RetryTransport(
+        httpx.MockTransport(revoked_for_detail_reads), max_retries=2, sleep=lambda s: None
+    )
+    with Store(":memory:", account="eu") as store:
+        with pytest.raises(SourceAuthError) as info:
+            harvest(settings, store, transport=transport)
+    assert "MULTIMAIL_API_KEY_EU" in str(info.value), info.value
+    assert MM_KEY not in str(info.value)
 
 
 def test_missing_api_key_is_a_config_error(tmp_path: Path) -> None:
