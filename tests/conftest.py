@@ -13,9 +13,13 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from filelock import FileLock
+
+if TYPE_CHECKING:
+    from auditkit.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DATA = ROOT / "sample_data"
@@ -156,3 +160,44 @@ def _generate_small_dataset(folder: Path) -> None:
         capture_output=True,
         timeout=60,
     )
+
+
+@pytest.fixture(scope="session")
+def harvested_sample_quarter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled sample quarter harvested from the sandbox, the sandbox's source-side
+    changes applied, then harvested again with a full audit-log scan: a store file made once
+    per run (see `built_once`) for every module that checks, packs or exports the sample.
+    Read it, or copy it (`sample_quarter_store`) to change it."""
+    return built_once(tmp_path_factory, "sample-quarter", _harvest_sample_quarter) / "store.duckdb"
+
+
+def sample_quarter_settings(db: Path) -> Settings:
+    """The sample quarter's own auditkit.toml, for the store at `db` (no API keys)."""
+    from auditkit import config
+
+    return config.load(config_file=SAMPLE_DATA / "auditkit.toml", env={}).with_overrides(
+        db_path=db, concurrency=8
+    )
+
+
+def sample_quarter_store(harvested: Path, folder: Path) -> tuple[Path, Settings]:
+    """A private copy of `harvested_sample_quarter` in `folder`, with its settings."""
+    db = folder / "auditkit.duckdb"
+    shutil.copy(harvested, db)
+    return db, sample_quarter_settings(db)
+
+
+def _harvest_sample_quarter(folder: Path) -> None:
+    from auditkit.devtools.sandbox import SandboxServer
+    from auditkit.harvest import harvest
+    from auditkit.store import Store
+
+    db = folder / "store.duckdb"
+    with SandboxServer(
+        SAMPLE_DATA, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN
+    ) as server:
+        settings = server.aim(sample_quarter_settings(db))
+        with Store(db) as store:
+            assert harvest(settings, store).outcome == "ok"
+            server.apply_mutations()
+            assert harvest(settings, store, full_audit_scan=True).outcome == "ok"

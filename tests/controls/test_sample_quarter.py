@@ -16,7 +16,7 @@ from auditkit import config
 from auditkit.controls import catalogue, run_controls
 from auditkit.findings import parse_period
 from auditkit.store import Store
-from tests.conftest import IC_EU_TOKEN, IC_TOKEN, MM_KEY, SAMPLE_DATA
+from tests.conftest import SAMPLE_DATA, sample_quarter_store
 
 _MISSING = [
     name
@@ -40,24 +40,10 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def sample_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, config.Settings]:
-    from auditkit.devtools.sandbox import SandboxServer
-    from auditkit.harvest import harvest
-
-    db = tmp_path_factory.mktemp("sample") / "auditkit.duckdb"
-    with SandboxServer(
-        SAMPLE_DATA, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN
-    ) as server:
-        settings = server.aim(
-            config.load(config_file=SAMPLE_DATA / "auditkit.toml", env={}).with_overrides(
-                db_path=db, concurrency=8
-            )
-        )
-        with Store(db) as store:
-            harvest(settings, store)
-            server.apply_mutations()
-            harvest(settings, store, full_audit_scan=True)
-    return db, settings
+def sample_store(
+    harvested_sample_quarter: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, config.Settings]:
+    return sample_quarter_store(harvested_sample_quarter, tmp_path_factory.mktemp("sample"))
 
 
 @pytest.fixture(scope="module")

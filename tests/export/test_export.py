@@ -31,38 +31,28 @@ from auditkit.export.settings import CatalogTarget, catalog_target
 from auditkit.export.tables import EXPORT_TABLES, ROW_DIGEST, with_digest
 from auditkit.findings import parse_period
 from auditkit.store import Store
-from tests.conftest import IC_EU_TOKEN, IC_TOKEN, MM_KEY, ROOT, SAMPLE_DATA
+from tests.conftest import ROOT, SAMPLE_DATA, sample_quarter_store
 
 pytestmark = pytest.mark.slow
 NAMES = [t.name for t in EXPORT_TABLES]
 
 
 @pytest.fixture(scope="module")
-def sample_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, config.Settings]:
+def sample_store(
+    harvested_sample_quarter: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, config.Settings]:
+    """The harvested sample quarter with its DKIM archive harvested too."""
     from auditkit.archive import harvest_archive
-    from auditkit.devtools.sandbox import SandboxServer
     from auditkit.dkim_keys import load_keys_file
-    from auditkit.harvest import harvest
 
-    db = tmp_path_factory.mktemp("sample") / "auditkit.duckdb"
-    with SandboxServer(
-        SAMPLE_DATA, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN
-    ) as server:
-        settings = server.aim(
-            config.load(config_file=SAMPLE_DATA / "auditkit.toml", env={}).with_overrides(
-                db_path=db, concurrency=8
-            )
+    db, settings = sample_quarter_store(harvested_sample_quarter, tmp_path_factory.mktemp("sample"))
+    with Store(db) as store:
+        harvest_archive(
+            store,
+            [SAMPLE_DATA / "archive"],
+            load_keys_file(SAMPLE_DATA / "dns" / "keys.txt"),
+            run_id="archive-test",
         )
-        with Store(db) as store:
-            harvest(settings, store)
-            server.apply_mutations()
-            harvest(settings, store, full_audit_scan=True)
-            harvest_archive(
-                store,
-                [SAMPLE_DATA / "archive"],
-                load_keys_file(SAMPLE_DATA / "dns" / "keys.txt"),
-                run_id="archive-test",
-            )
     return db, settings
 
 

@@ -315,28 +315,13 @@ def test_a_path_with_a_quote_is_written(tmp_path: Path) -> None:
 # -- the harvested sample quarter ------------------------------------------------------------
 @pytest.mark.slow
 def test_sample_quarter_ledgers_equal_the_oracle(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, harvested_sample_quarter: Path
 ) -> None:
-    from auditkit import config
     from auditkit.controls import run_controls
-    from auditkit.devtools.sandbox import SandboxServer
     from auditkit.findings import parse_period
-    from auditkit.harvest import harvest
-    from tests.conftest import IC_EU_TOKEN, IC_TOKEN, MM_KEY, SAMPLE_DATA
+    from tests.conftest import sample_quarter_store
 
-    db = tmp_path / "sample.duckdb"
-    with SandboxServer(
-        SAMPLE_DATA, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN
-    ) as server:
-        the_settings = server.aim(
-            config.load(config_file=SAMPLE_DATA / "auditkit.toml", env={}).with_overrides(
-                db_path=db, concurrency=8
-            )
-        )
-        with Store(db) as store:
-            harvest(the_settings, store)
-            server.apply_mutations()
-            harvest(the_settings, store, full_audit_scan=True)
+    db, the_settings = sample_quarter_store(harvested_sample_quarter, tmp_path)
     period = parse_period("2026Q3")
     with Store(db, read_only=True) as store:
         the_results = run_controls(store, the_settings, period)
