@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import httpx
@@ -18,7 +19,7 @@ from auditkit.sources import multimail
 from auditkit.sources.paging import Page, paginate
 from auditkit.store import Store, canonical_json
 from auditkit.store.books import listing_watermark
-from auditkit.store.harvest_state import outbound_not_final_before
+from auditkit.store.harvest_state import StoredEmail, outbound_not_final_before
 
 # Page.extra flag on the pages of stored ids the list producer adds (no list cursor of theirs).
 STORED_NOT_FINAL = "stored_not_final"
@@ -74,6 +75,11 @@ class Listed(NamedTuple):
     key: tuple[str, str] | None
     page: Page | None
     error: BaseException | None
+    stored: Mapping[str, StoredEmail] = MappingProxyType({})  # what is stored of the page
+
+
+# What the store holds of a listed page's emails: (mailbox id, page) -> id -> StoredEmail.
+StoredLookup = Callable[[str, Page], Mapping[str, StoredEmail]]
 
 
 def list_mailboxes(
@@ -83,12 +89,14 @@ def list_mailboxes(
     plans: Mapping[tuple[str, str], ListingPlan],
     out: queue.Queue[Listed],
     stop: threading.Event,
+    stored: StoredLookup,
 ) -> None:
     """Producer thread: walk every mailbox's outbound then inbound list, page by page.
 
     Paging runs ahead of the detail reads (bounded by the queue), so list latency never
-    leaves the worker pool idle, not even between mailboxes. Stored mail that is not
-    final and older than the listing's window follows as pages of ids.
+    leaves the worker pool idle, not even between mailboxes; so does asking the store
+    what it holds of each page (`stored`). Stored mail that is not final and older than
+    the listing's window follows as pages of ids.
     """
     try:
         for mailbox in mailboxes:
@@ -112,7 +120,7 @@ def list_mailboxes(
                     ):
                         if stop.is_set():
                             return
-                        out.put(Listed(key, page, None))
+                        out.put(Listed(key, page, None, stored(mailbox["id"], page)))
                 except SourceError as exc:
                     out.put(Listed(key, None, exc))
                     continue
@@ -121,7 +129,8 @@ def list_mailboxes(
                     if stop.is_set():
                         return
                     chunk = ids[start : start + multimail.EMAIL_PAGE_LIMIT]
-                    out.put(Listed(key, stored_not_final_page(endpoint.path, chunk), None))
+                    page = stored_not_final_page(endpoint.path, chunk)
+                    out.put(Listed(key, page, None, stored(mailbox["id"], page)))
                 out.put(Listed(key, None, None))
     except BaseException as exc:  # a bug here must surface in the main thread, not vanish
         out.put(Listed(("", ""), None, exc))

@@ -147,9 +147,14 @@ class _MailHarvest:
         }
         listed: queue.Queue[Listed] = queue.Queue(maxsize=4)
         stop = threading.Event()
+        lookup_con = self.store.cursor()  # the producer's own: it asks from its thread
+
+        def stored_of(mailbox_id: str, page: Page) -> Mapping[str, StoredEmail]:
+            return stored_emails(lookup_con, mailbox_id, _listed_ids(page))
+
         producer = threading.Thread(
             target=list_mailboxes,
-            args=(self.client, self.books, mailboxes, self.plans, listed, stop),
+            args=(self.client, self.books, mailboxes, self.plans, listed, stop, stored_of),
             name="harvest-lists",
             daemon=True,
         )
@@ -167,17 +172,12 @@ class _MailHarvest:
                     self.started.add(mailbox_id)
                     self.books.start(self.stage_of[mailbox_id], None)
                 self.batches.setdefault(item.key, EmailBatch(mailbox_id, direction))
-                stored = (
-                    stored_emails(self.store, mailbox_id, _listed_ids(item.page))
-                    if item.page is not None
-                    else {}
-                )
                 futures = (
-                    self._submit_details(item.page, mailbox_id, stored)
+                    self._submit_details(item.page, mailbox_id, item.stored)
                     if item.page is not None and direction == "outbound"
                     else []
                 )
-                in_flight.append(InFlight(item.key, item.page, futures, item.error, stored))
+                in_flight.append(InFlight(item.key, item.page, futures, item.error, item.stored))
                 # One page of detail reads stays queued behind the one being settled, so the pool
                 # never idles; older entries (and finished listings) settle in arrival order.
                 while sum(1 for e in in_flight if e.futures) > 1 or (
@@ -199,6 +199,7 @@ class _MailHarvest:
                     listed.get_nowait()
                 except queue.Empty:
                     producer.join(timeout=0.05)
+            lookup_con.close()
 
     def _settle(self, entry: InFlight) -> None:
         key, page, error = entry.key, entry.page, entry.error
