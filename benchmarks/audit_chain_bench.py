@@ -49,15 +49,13 @@ def stage(db: Path, count: int) -> None:
 def chain(db: Path) -> None:
     """The harvester's chaining step, alone: batches onto the chain, then the staging table
     emptied (as `finish_audit_walk` does after the walk)."""
-    from auditkit.harvest.audit_log import AuditWalk, _chained
+    from auditkit.harvest.audit_log import AuditWalk, chain_new_entries
     from auditkit.store import Store
     from auditkit.store import audit_chain as staging
 
     with Store(db) as store:
         walk = AuditWalk(con=store.cursor(), full_scan=False)
-        added = 0
-        for entries in _chained(walk, *staging.chain_tail(store)):
-            added += store.commit_batch(also=[staging.ChainAppend(entries)])
+        added = chain_new_entries(store, walk)
         store.commit_batch(also=[staging.EmptyStaging()])
         walk.con.close()
         print(added)

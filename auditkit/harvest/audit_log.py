@@ -187,9 +187,7 @@ def finish_audit_walk(
             )
             for entry_id, stored_sha, stored_raw in staging.unstaged_entries(store)
         ]
-    added = 0
-    for entries in _chained(walk, *staging.chain_tail(store)):
-        added += store.commit_batch(also=[staging.ChainAppend(entries)])
+    added = chain_new_entries(store, walk)
     with books.quarantined() as quarantine:
         store.commit_batch(
             also=[staging.EmptyStaging()],
@@ -199,6 +197,16 @@ def finish_audit_walk(
         )
     books.count("audit_log", added)
     books.finish("audit_log", added)
+
+
+def chain_new_entries(store: Store, walk: AuditWalk) -> int:
+    """Append the staged new entries to the hash chain, `AUDIT_CHAIN_BATCH` per
+    transaction; returns how many. The staging table is left as it is (the caller's last
+    transaction empties it)."""
+    added = 0
+    for entries in _chained(walk, *staging.chain_tail(store)):
+        added += store.commit_batch(also=[staging.ChainAppend(entries)])
+    return added
 
 
 def _chained(walk: AuditWalk, seq: int, prev_hash: str) -> Iterator[pa.Table]:

@@ -38,6 +38,10 @@ AUDIT_LOG_COLUMNS = (
     "run_id",
     "harvested_at",
 )
+CHAIN_COLUMNS = ("chain_seq", "chain_hash")
+# What a staged entry carries onto the chain: every column of multimail_audit_log but the two
+# the chain adds.
+STAGED_COLUMNS = tuple(c for c in AUDIT_LOG_COLUMNS if c not in CHAIN_COLUMNS)
 GENESIS_HASH = "0" * 64  # the chain_hash "before" the first audit entry
 # The staged entries, one row per id. The staging table has no key (see migration 0006): a
 # source that repeats an entry within one walk (a page boundary that shifted) stages it
@@ -91,18 +95,22 @@ def stage_rows(
 ) -> None:
     """One autocommitted insert through the walk's own connection (scratch, not evidence),
     for the store's account (the walk's connection is `store.cursor()`, scoped like it)."""
-    if not rows:
-        return
-    con.register("_ak_audit_page", store.arrow_table(STAGING, rows))
+    if rows:
+        _append(store, con, STAGING, store.arrow_table(STAGING, rows))
+
+
+def _append(store: Store, con: duckdb.DuckDBPyConnection, table: str, data: pa.Table) -> None:
+    """Insert `data`'s rows into `table` for the store's account through `con`: a plain
+    append (staged entries are scratch; chained ones are new by construction)."""
+    con.register("_ak_append", data)
     try:
-        cols = ", ".join(f'"{c}"' for c in rows[0])
+        cols = ", ".join(f'"{c}"' for c in data.column_names)
         con.execute(
-            f"INSERT INTO {store.base(STAGING)} (account, {cols}) "
-            f"SELECT ?, {cols} FROM _ak_audit_page",
+            f"INSERT INTO {store.base(table)} (account, {cols}) SELECT ?, {cols} FROM _ak_append",
             [store.account],
         )
     finally:
-        con.unregister("_ak_audit_page")
+        con.unregister("_ak_append")
 
 
 def changed_entries(store: Store) -> list[tuple[Any, ...]]:
@@ -130,12 +138,6 @@ def chain_tail(store: Store) -> tuple[int, str]:
     return (last[0][0], last[0][1]) if last else (0, GENESIS_HASH)
 
 
-CHAIN_COLUMNS = ("chain_seq", "chain_hash")
-# What a staged entry carries onto the chain: every column of multimail_audit_log but the two
-# the chain adds.
-STAGED_COLUMNS = tuple(c for c in AUDIT_LOG_COLUMNS if c not in CHAIN_COLUMNS)
-
-
 def new_entries_in_chain_order(
     con: duckdb.DuckDBPyConnection, batch_rows: int
 ) -> pa.RecordBatchReader:
@@ -157,17 +159,7 @@ class ChainAppend:
     entries: pa.Table
 
     def write(self, store: Store) -> int:
-        con = store.con
-        columns = ", ".join(f'"{c}"' for c in AUDIT_LOG_COLUMNS)
-        con.register("_ak_chained", self.entries)
-        try:
-            con.execute(
-                f"INSERT INTO {store.base('multimail_audit_log')} (account, {columns}) "
-                f"SELECT ?, {columns} FROM _ak_chained",
-                [store.account],
-            )
-        finally:
-            con.unregister("_ak_chained")
+        _append(store, store.con, "multimail_audit_log", self.entries)
         return int(self.entries.num_rows)
 
 
