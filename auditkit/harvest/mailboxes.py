@@ -55,13 +55,11 @@ DetailFutures = list[tuple[str, Future[tuple[int, Any]]]]
 
 @dataclass(frozen=True)
 class InFlight:
-    """A listed page (or a listing's end) waiting to be settled, in arrival order."""
+    """A listed page (or a listing's end) and its detail reads, waiting to be settled in
+    arrival order."""
 
-    key: tuple[str, str]  # (mailbox id, direction)
-    page: Page | None  # None: the listing ended
-    futures: DetailFutures  # its detail reads
-    error: BaseException | None  # why the listing ended early
-    stored: Mapping[str, StoredEmail]  # what the store held of the page's emails when listed
+    listed: Listed
+    futures: DetailFutures
 
 
 @dataclass
@@ -177,7 +175,7 @@ class _MailHarvest:
                     if item.page is not None and direction == "outbound"
                     else []
                 )
-                in_flight.append(InFlight(item.key, item.page, futures, item.error, item.stored))
+                in_flight.append(InFlight(item, futures))
                 # One page of detail reads stays queued behind the one being settled, so the pool
                 # never idles; older entries (and finished listings) settle in arrival order.
                 while sum(1 for e in in_flight if e.futures) > 1 or (
@@ -202,15 +200,16 @@ class _MailHarvest:
             lookup_con.close()
 
     def _settle(self, entry: InFlight) -> None:
-        key, page, error = entry.key, entry.page, entry.error
+        key, page, error = entry.listed.key, entry.listed.page, entry.listed.error
+        assert key is not None  # the end-of-all marker is never queued
         mailbox_id, direction = key
         batch = self.batches[key]
         stage = self.stage_of[mailbox_id]
         if page is not None:
             if direction == "outbound":
-                self._collect_outbound(page, entry.futures, entry.stored, batch)
+                self._collect_outbound(page, entry.futures, entry.listed.stored, batch)
             else:
-                self._collect_inbound(page, entry.stored, batch)
+                self._collect_inbound(page, entry.listed.stored, batch)
             self.books.advance(stage, len(page.records))
             if len(batch.rows) < COMMIT_ROWS:
                 return
