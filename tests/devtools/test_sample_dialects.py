@@ -10,11 +10,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +24,7 @@ from auditkit.devtools.dialects import DIALECTS, Dialect, main, render, rendered
 from auditkit.devtools.sandbox import SandboxServer
 from auditkit.errors import ConfigError
 from tests.conftest import SAMPLE_DATA
+from tests.devtools.sandbox_process import interrupt, kill_if_running, start_sandbox
 
 NON_CANONICAL = [name for name in DIALECTS if name != "canonical"]
 OVERSIGHT_KEY = "01KJQ5J5M010H6R0RHK6BJN139"  # "Reviewers' oversight console"
@@ -475,19 +472,7 @@ def test_sandbox_serves_a_decide_key_rendering() -> None:
 
 
 def test_sandbox_cli_renders_and_removes_its_folder(tmp_path: Path) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MULTIMAIL_", "INTERCOM_", "AUDITKIT_"))
-    }
-    env["TMPDIR"] = str(tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "auditkit", "sandbox", "--port", "0", "--dialect", "decide-key"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = start_sandbox("--port", "0", "--dialect", "decide-key", TMPDIR=str(tmp_path))
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -501,14 +486,11 @@ def test_sandbox_cli_renders_and_removes_its_folder(tmp_path: Path) -> None:
         )
         assert response.status_code == 200
         assert all(e["action"] != "oversight.approved" for e in response.json()["entries"])
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        out, err = interrupt(proc)
         assert proc.returncode == 0, err
         assert "stopped" in out
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        kill_if_running(proc)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +15,7 @@ import pytest
 from auditkit.devtools.sandbox import LoggedRequest, RequestLog, SandboxServer
 from auditkit.errors import ConfigError
 from tests.conftest import IC_TOKEN, MM_KEY, ROOT
+from tests.devtools.sandbox_process import interrupt, kill_if_running, start_sandbox
 
 
 def _schemas_file() -> Path:
@@ -490,29 +488,7 @@ def test_port_in_use_is_a_config_error(sandbox: SandboxServer, sample_data: Path
 
 
 def test_cli_serves_until_interrupted(sample_data: Path) -> None:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("MULTIMAIL_", "INTERCOM_", "AUDITKIT_"))
-    }
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "auditkit",
-            "sandbox",
-            "--port",
-            "0",
-            "--data",
-            str(sample_data),
-            "--api-key",
-            MM_KEY,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = start_sandbox("--port", "0", "--data", str(sample_data), "--api-key", MM_KEY)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
@@ -522,14 +498,11 @@ def test_cli_serves_until_interrupted(sample_data: Path) -> None:
         assert f"export MULTIMAIL_API_KEY={MM_KEY}\n" in exports
         response = httpx.get(f"{url}/v1/account", headers={"Authorization": f"Bearer {MM_KEY}"})
         assert response.json()["slug"] == "northwind"
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        out, err = interrupt(proc)
         assert proc.returncode == 0, err
         assert "stopped" in out
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        kill_if_running(proc)
 
 
 # -- population sources (PC-001) ----------------------------------------------------------------
