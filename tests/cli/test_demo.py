@@ -358,8 +358,15 @@ def test_messages_csv_dkim_columns_agree_with_id_001(demo: dict[str, Any]) -> No
         assert messages[m["email_id"]]["dkim_status"] == m["dkim_result"]
 
 
-def test_run_takes_archive_and_keys(sandbox: Any, tmp_path: Path) -> None:
-    """`auditkit run --archive PATH --keys FILE` verifies a journal export in a cron run."""
+def test_run_takes_archive_and_keys(
+    sandbox: Any, tmp_path: Path, harvested_sample_quarter: Path
+) -> None:
+    """`auditkit run --archive PATH --keys FILE` verifies a journal export in a cron run.
+
+    The store starts as a copy of the harvested sample quarter, as a cron run finds it, so
+    the run's own harvest is the incremental one."""
+    db = tmp_path / "a.duckdb"
+    shutil.copy(harvested_sample_quarter, db)
     config = tmp_path / "auditkit.toml"
     config.write_text((SAMPLE_DATA / "auditkit.toml").read_text(encoding="utf-8"), "utf-8")
     env = {
@@ -378,7 +385,7 @@ def test_run_takes_archive_and_keys(sandbox: Any, tmp_path: Path) -> None:
         "--config",
         str(config),
         "--db",
-        str(tmp_path / "a.duckdb"),
+        str(db),
         "--json",
     ]
     no_archive = runner.invoke(
