@@ -68,6 +68,7 @@ def test_production_modules_do_not_import_devtools() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.wheel
 def test_the_installed_wheel_runs_the_demo_from_its_own_sample_data(tmp_path: Path) -> None:
     # Build from a copy, so the checkout gets no build/ or *.egg-info. The build backend
     # comes from the package index, as for any `pip install` of the project.
