@@ -343,19 +343,26 @@ def ensure_account_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     """
     database = database_name(con)
     columns = database_columns(con, database)
+    missing = [
+        table
+        for table in account_scoped_tables()
+        if table in columns and all(c[0] != ACCOUNT_COLUMN for c in columns[table])
+    ]
+    if not missing:
+        return []
+    # One catalogue query for every table: asked per table, it was a fifth of the time a
+    # new store takes to create (~36 ms of ~200 ms).
+    primary_keys: dict[str, list[str]] = {}
+    for table, key_columns in con.execute(
+        "SELECT table_name, constraint_column_names FROM duckdb_constraints() "
+        "WHERE database_name = ? AND constraint_type = 'PRIMARY KEY'",
+        [database],
+    ).fetchall():
+        primary_keys[table] = list(key_columns)
     rebuilt = []
-    for table in account_scoped_tables():
-        cols = columns.get(table)
-        if cols is None or any(c[0] == ACCOUNT_COLUMN for c in cols):
-            continue
-        keys = [
-            k
-            for (k,) in con.execute(
-                "SELECT unnest(constraint_column_names) FROM duckdb_constraints() "
-                "WHERE database_name = ? AND table_name = ? AND constraint_type = 'PRIMARY KEY'",
-                [database, table],
-            ).fetchall()
-        ]
+    for table in missing:
+        cols = columns[table]
+        keys = primary_keys.get(table, [])
         defs = [f"{ACCOUNT_COLUMN} VARCHAR NOT NULL"]
         for name, data_type, nullable, default in cols:
             spec = f'"{name}" {data_type}'
