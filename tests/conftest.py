@@ -30,6 +30,24 @@ IC_TOKEN = "ic_test_SECRET_t0ken_do_not_leak_9b2c"
 IC_EU_TOKEN = "ic_test_SECRET_eu_t0ken_do_not_leak_4d1e"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with end-to-end runs (marked slow) first, then modules that render PDFs,
+    then the rest, each module kept whole and in its own order. pytest-xdist hands modules
+    to workers in this order (--dist loadfile), so the longest start early instead of one
+    of them keeping a worker busy at the end while the other has nothing left to do."""
+
+    def weight(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow"):
+            return 0
+        return 1 if item.get_closest_marker("pdf") else 2
+
+    module_weight: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        module_weight[module] = min(module_weight.get(module, 2), weight(item))
+    items.sort(key=lambda item: module_weight[item.nodeid.split("::", 1)[0]])
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No developer shell or CI proxy setting may reroute 127.0.0.1 traffic or pick config."""

@@ -6,7 +6,12 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import pytest
+
 from tests.reliability.conftest import Workspace
+
+# Every test reads the session's workspace: a dozen CLI runs, end to end.
+pytestmark = pytest.mark.slow
 
 
 def mode(path: Path) -> int:

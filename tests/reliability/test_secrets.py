@@ -16,6 +16,9 @@ from pypdf import PdfReader
 from tests.conftest import IC_TOKEN, MM_KEY
 from tests.reliability.conftest import DEMO_SECRET_RE, SIGNING_PASSWORD, Workspace
 
+# Every test reads the session's workspace: a dozen CLI runs, end to end.
+pytestmark = pytest.mark.slow
+
 NEEDLES = [s.encode() for s in (MM_KEY, IC_TOKEN, SIGNING_PASSWORD)]
 # The distinctive middle of each secret catches a truncated or re-quoted copy as well.
 NEEDLES += [b"SECRET_k3y_do_not_leak", b"SECRET_t0ken_do_not_leak", b"SECRET_sign1ng_pw"]
