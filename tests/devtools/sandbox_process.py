@@ -12,9 +12,21 @@ import sys
 # 0.1 s idle can still take seconds to be scheduled.
 STOP_TIMEOUT = 90
 
+# A parent that ignores SIGINT passes that on to its children: a job started with `&` by a
+# shell without job control (a script, a CI runner) ignores it, and so does pytest run that
+# way. A Python started with SIGINT ignored never turns Ctrl-C into KeyboardInterrupt, so the
+# sandbox would serve on. A user's terminal does not ignore it: the child gets Python's own
+# handler back before auditkit starts, as it has in a terminal.
+_CHILD = (
+    "import runpy, signal; "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('auditkit', run_name='__main__', alter_sys=True)"
+)
+
 
 def start_sandbox(*args: str, **env: str) -> subprocess.Popen[str]:
-    """`python -m auditkit sandbox ARGS` with no API settings from this process, and
+    """`auditkit sandbox ARGS` in a child Python that turns SIGINT into KeyboardInterrupt
+    whatever this process does with it, with no API settings from this process, and
     faulthandler on, so a child that will not stop can be made to say where it is."""
     child_env = {
         k: v
@@ -23,7 +35,7 @@ def start_sandbox(*args: str, **env: str) -> subprocess.Popen[str]:
     }
     child_env.update(env, PYTHONFAULTHANDLER="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "auditkit", "sandbox", *args],
+        [sys.executable, "-c", _CHILD, "sandbox", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
