@@ -20,7 +20,8 @@ from auditkit.normalise import (
     normalise_webhook,
     parse_timestamp,
 )
-from auditkit.store import Store, canonical_json
+from auditkit.store import canonical_json
+from tests.builders import ScratchStore
 
 V1 = {
     "id": "01JX0000000000000000000001",
@@ -66,7 +67,7 @@ GUIDE = {
 
 
 def table_columns(table: str) -> set[str]:
-    with Store(":memory:") as store:  # as the account sees it: the store adds `account`
+    with ScratchStore() as store:  # as the account sees it: the store adds `account`
         return {d[0] for d in store.con.execute(f"SELECT * FROM {table} LIMIT 0").description}
 
 
@@ -168,7 +169,7 @@ def test_spam_scores_at_the_32_bit_bounds_load_into_the_store() -> None:
         }
         for n, score in enumerate([2**31 - 1, -(2**31), 3.0])
     ]
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         assert store.upsert("multimail_emails", rows) == 3
         scores = store.query("SELECT spam_score FROM multimail_emails ORDER BY id")
     assert [s for (s,) in scores] == [2**31 - 1, -(2**31), 3]

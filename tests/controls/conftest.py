@@ -15,7 +15,7 @@ from auditkit.config import Settings
 from auditkit.controls import run_controls
 from auditkit.findings import ControlResult, Period, parse_period
 from auditkit.store import Store
-from tests.builders import StoreBuilder
+from tests.builders import ScratchStore, StoreBuilder
 
 Q3 = parse_period("2026Q3")
 # After Q3 ended, before any test waiver expires unless the test says otherwise.
@@ -24,7 +24,7 @@ NOW = datetime(2026, 10, 5, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def store() -> Iterator[Store]:
-    with Store(":memory:") as s:
+    with ScratchStore() as s:
         yield s
 
 

@@ -19,6 +19,7 @@ from auditkit.harvest import audit_log, harvest, import_emails
 from auditkit.sources import paging
 from auditkit.sources.client import RetryTransport
 from auditkit.store import HARVESTED_TABLES, Store, audit_chain, content_digest
+from tests.builders import ScratchStore
 from tests.conftest import IC_TOKEN, MM_KEY
 
 
@@ -183,7 +184,7 @@ def api() -> FakeAPI:
 
 
 def test_full_harvest_stores_everything_with_provenance(api: FakeAPI, tmp_path: Path) -> None:
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         result = run(api, settings_for(tmp_path), store)
         assert result.outcome == "ok", result.errors
         assert store.count("multimail_emails") == 130 + 40 + 1
@@ -234,7 +235,7 @@ def test_full_harvest_stores_everything_with_provenance(api: FakeAPI, tmp_path: 
 def test_second_harvest_skips_final_mail_outside_the_lookback_window(
     api: FakeAPI, tmp_path: Path
 ) -> None:
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         run(api, settings_for(tmp_path, lookback_days=3), store)
         digest = content_digest(store)
         mark = len(api.requests)
@@ -276,7 +277,7 @@ def list_requests(api: FakeAPI, since: int, mailbox: str) -> list[httpx.Request]
 def test_stored_mail_not_final_before_the_window_is_read_by_id(
     api: FakeAPI, tmp_path: Path
 ) -> None:
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         settings = settings_for(tmp_path, lookback_days=3)
         run(api, settings, store)
         # em_0230 (2026-07-07) waits for approval, well before the window (from 07-25).
@@ -306,7 +307,7 @@ def test_stored_mail_not_final_before_the_window_is_read_by_id(
 
 
 def test_a_failed_detail_read_keeps_the_next_listing_full(api: FakeAPI, tmp_path: Path) -> None:
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         api.failing_detail_ids = {"em_0005"}
         first = run(api, settings_for(tmp_path), store)
         assert first.outcome == "partial" and "em_0005" in first.errors[0]
@@ -331,7 +332,7 @@ def test_a_failed_detail_read_keeps_the_next_listing_full(api: FakeAPI, tmp_path
 def test_a_filtered_harvest_does_not_move_the_listing_watermark(
     api: FakeAPI, tmp_path: Path
 ) -> None:
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         run(api, settings_for(tmp_path), store, since=datetime(2026, 7, 20, tzinfo=UTC))
         assert store.query(
             "SELECT count(*) FROM _auditkit_cursors WHERE resource LIKE 'emails_listed:%'"
@@ -343,7 +344,7 @@ def test_a_filtered_harvest_does_not_move_the_listing_watermark(
 
 
 def test_audit_tamper_is_recorded_not_overwritten(api: FakeAPI, tmp_path: Path) -> None:
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         run(api, settings_for(tmp_path), store)
         original = store.query("SELECT raw FROM multimail_audit_log WHERE id = 'al_0100'")[0][0]
         api.audit[99] = {**api.audit[99], "actor_key_id": "key_forged"}
@@ -377,7 +378,7 @@ def test_audit_tamper_is_recorded_not_overwritten(api: FakeAPI, tmp_path: Path) 
 
 
 def test_incremental_audit_paging_stops_at_a_stored_id(api: FakeAPI, tmp_path: Path) -> None:
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         run(api, settings_for(tmp_path), store)
         mark = len(api.requests)
         api.audit.append(
@@ -411,7 +412,7 @@ def test_audit_log_is_walked_while_mail_is_read_and_topped_up_after(
     }
     # Written at the source after the mail was read (the queue is fetched after the mail).
     api.on_pending = lambda: None if late_entry in api.audit else api.audit.append(late_entry)
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         result = run(api, settings_for(tmp_path), store)
         assert result.outcome == "ok", result.errors
         # The walk's first page is asked for before the mail is done (the queue comes after
@@ -429,7 +430,7 @@ def test_audit_log_is_walked_while_mail_is_read_and_topped_up_after(
 
 def test_audit_staging_left_by_a_killed_run_is_discarded(api: FakeAPI, tmp_path: Path) -> None:
     # A run killed mid-walk leaves staged entries that were never chained: scratch, not evidence.
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         store.con.execute(
             f"INSERT INTO {store.base('_auditkit_audit_walk')} VALUES ('default', 'al_ghost', "
             "true, 'x', 'email', 'e', 'k', "
@@ -447,7 +448,7 @@ def test_audit_staging_left_by_a_killed_run_is_discarded(api: FakeAPI, tmp_path:
 def test_bad_records_are_quarantined_and_the_rest_lands(api: FakeAPI, tmp_path: Path) -> None:
     api.emails["mbx_a"][5] = {**api.emails["mbx_a"][5], "to": 42}
     api.audit[3] = {"action": "no id", "created_at": "2026-07-01T00:00:00Z"}
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         result = run(api, settings_for(tmp_path), store)
         assert result.quarantined == 2 and result.outcome == "ok"
         reasons = sorted(r[0] for r in store.query("SELECT reason FROM quarantine"))
@@ -456,10 +457,10 @@ def test_bad_records_are_quarantined_and_the_rest_lands(api: FakeAPI, tmp_path: 
 
 
 def test_killed_run_then_rerun_equals_clean_run(api: FakeAPI, tmp_path: Path) -> None:
-    with Store(":memory:") as clean:
+    with ScratchStore() as clean:
         run(api, settings_for(tmp_path), clean)
         expected = content_digest(clean)
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         # Killed while committing the second batch of mail: pinned to the store, not to a
         # count of detail reads, because how far the reader threads run ahead of the
         # commits depends on scheduling (this test flaked on a busy machine).
@@ -488,7 +489,7 @@ def test_run_killed_between_chain_batches_then_rerun_equals_clean_run(
 ) -> None:
     # 250 new entries, chained 100 per transaction; killed while writing the second batch.
     monkeypatch.setattr(audit_log, "AUDIT_CHAIN_BATCH", 100)
-    with Store(":memory:") as clean:
+    with ScratchStore() as clean:
         run(api, settings_for(tmp_path), clean)
         expected = content_digest(clean)
     append, appended = audit_chain.ChainAppend.write, []
@@ -499,7 +500,7 @@ def test_run_killed_between_chain_batches_then_rerun_equals_clean_run(
             raise KeyboardInterrupt("simulated kill")
         return append(self, store)
 
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         monkeypatch.setattr(audit_chain.ChainAppend, "write", killed_on_second_batch)
         with pytest.raises(KeyboardInterrupt):
             run(api, settings_for(tmp_path), store)
@@ -530,7 +531,7 @@ def test_an_entry_the_source_repeats_within_a_walk_is_chained_once(
     monkeypatch.setattr(paging, "DEDUP_WINDOW_PAGES", 2)
     api.audit_page_size = 3
     api.audit.insert(200, api.audit[230])
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         result = run(api, settings_for(tmp_path), store)
         assert result.outcome == "ok", result.errors
         assert store.count("multimail_audit_log") == 250 == result.counts["audit_log"]
@@ -540,7 +541,7 @@ def test_auth_failure_fails_the_run_without_leaking_the_key(
     api: FakeAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         with pytest.raises(SourceAuthError) as info:
             run(api, settings_for(tmp_path, multimail_api_key="mm_live_WRONG_k3y"), store)
         assert "mm_live_WRONG_k3y" not in str(info.value) and "mm_live_WRONG_k3y" not in caplog.text
@@ -571,13 +572,13 @@ def test_a_key_refused_mid_run_is_named_by_its_accounts_variable(
 
 
 def test_missing_api_key_is_a_config_error(tmp_path: Path) -> None:
-    with Store(":memory:") as store, pytest.raises(ConfigError, match="MULTIMAIL_API_KEY"):
+    with ScratchStore() as store, pytest.raises(ConfigError, match="MULTIMAIL_API_KEY"):
         harvest(Settings(), store)
 
 
 def test_intercom_enrichment_maps_rows_and_records_404(api: FakeAPI, tmp_path: Path) -> None:
     api.emails["mbx_a"][1]["tags"] = {"intercom_conversation_id": "ic_gone"}
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         result = run(api, settings_for(tmp_path, intercom_access_token=IC_TOKEN), store)
         rows = store.query(
             "SELECT id, found, http_status, region, app_id, inbox_url, intercom_version "
@@ -618,7 +619,7 @@ def test_intercom_enrichment_maps_rows_and_records_404(api: FakeAPI, tmp_path: P
 
 
 def test_mailbox_filter_limits_mail_but_not_account_data(api: FakeAPI, tmp_path: Path) -> None:
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         run(api, settings_for(tmp_path), store, mailbox_ids=["mbx_b"])
         assert store.query("SELECT DISTINCT mailbox_id FROM multimail_emails") == [("mbx_b",)]
         assert store.count("multimail_mailboxes") == 2
@@ -637,7 +638,7 @@ def test_import_both_shapes_and_quarantine(tmp_path: Path) -> None:
         json.dumps(guide) + "\n{broken\n" + json.dumps({"subject": "no id"}) + "\n"
     )
     (tmp_path / "b.json").write_text(json.dumps([v1]))
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         result = import_emails(Settings(), store, [tmp_path / "a.jsonl", tmp_path / "b.json"])
         assert result.counts["emails_imported"] == 2 and result.quarantined == 2
         shapes = store.query("SELECT id, source_shape, direction FROM multimail_emails ORDER BY id")
@@ -649,13 +650,13 @@ def test_the_conversation_tag_is_a_setting(tmp_path: Path) -> None:
     record = {**email(7, "a"), "tags": {"ticket_ref": "ic_77", "intercom_conversation_id": "x"}}
     path = tmp_path / "records.jsonl"
     path.write_text(json.dumps(record) + "\n", encoding="utf-8")
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         import_emails(Settings(intercom_conversation_tag="ticket_ref"), store, [path])
         assert store.query("SELECT conversation_id FROM multimail_emails") == [("ic_77",)]
 
 
 def test_content_digest_ignores_run_stamps_but_not_content(api: FakeAPI, tmp_path: Path) -> None:
-    with Store(":memory:") as a, Store(":memory:") as b:
+    with ScratchStore() as a, ScratchStore() as b:
         run(api, settings_for(tmp_path), a)
         run(api, settings_for(tmp_path), b)
         assert content_digest(a) == content_digest(b)
@@ -698,7 +699,7 @@ def test_pending_queue_without_oversight_scope_is_a_counted_skip(
     api: FakeAPI, tmp_path: Path
 ) -> None:
     api.pending_status = 403
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         result = run(api, settings_for(tmp_path), store)
         assert result.outcome == "ok"
         assert result.skipped["pending_no_oversight_scope"] == 1

@@ -23,6 +23,7 @@ from auditkit.config import Settings
 from auditkit.harvest import harvest
 from auditkit.sources.client import RetryTransport
 from auditkit.store import Store, content_digest
+from tests.builders import ScratchStore
 from tests.conftest import IC_TOKEN, MM_KEY, ROOT
 
 pytestmark = pytest.mark.slow
@@ -139,7 +140,7 @@ def baseline(small_sample: Path) -> dict[str, Any]:
     """One fault-free harvest of the small quarter: its digest, cursors and counts."""
     server = start_sandbox(small_sample)
     try:
-        with Store(":memory:") as store:
+        with ScratchStore() as store:
             result = harvest(settings_for(server, ":memory:"), store)
             assert result.outcome == "ok"
             return {
@@ -161,7 +162,7 @@ def test_full_harvest_matches_the_sample_data(sandbox: Any, sample_data: Path) -
     audit = read_jsonl(sample_data / "multimail" / "audit_log.jsonl")
     mailboxes = json.loads((sample_data / "multimail" / "mailboxes.json").read_text())
     mailboxes = mailboxes.get("mailboxes", mailboxes) if isinstance(mailboxes, dict) else mailboxes
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         # Intercom is left out here (no token) to keep this big run short; the small-sample
         # baseline below covers enrichment.
         result = harvest(
@@ -213,7 +214,7 @@ def test_intercom_enrichment_covers_every_linked_conversation(
 
 def test_second_harvest_lists_and_reads_only_the_lookback_window(small_sandbox: Any) -> None:
     sandbox = small_sandbox
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         settings = settings_for(sandbox, ":memory:")
         first = harvest(settings, store)
         first_lists = [e for e in sandbox.requests.snapshot() if e.kind == "list"]
@@ -280,7 +281,7 @@ def test_faults_leave_the_same_store_as_a_clean_run(
 ) -> None:
     sandbox = small_sandbox
     FAULTS[fault](sandbox)
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         # A short read timeout so the "timeout" fault (the server says nothing for 1 s) trips it.
         settings = settings_for(sandbox, ":memory:", timeout_seconds=0.5)
         result = harvest(settings, store, transport=fast_retries())
@@ -300,7 +301,7 @@ def test_faults_leave_the_same_store_as_a_clean_run(
 def test_random_failures_at_20_percent(small_sample: Path, baseline: dict[str, Any]) -> None:
     server = start_sandbox(small_sample, fail_rate=0.2, seed=7)
     try:
-        with Store(":memory:") as store:
+        with ScratchStore() as store:
             result = harvest(
                 settings_for(server, ":memory:", concurrency=16), store, transport=fast_retries()
             )
@@ -314,7 +315,7 @@ def test_random_failures_at_20_percent(small_sample: Path, baseline: dict[str, A
 def test_tampered_audit_log_is_detected(small_sandbox: Any, small_sample: Path) -> None:
     sandbox = small_sandbox
     mutations = json.loads((small_sample / "multimail" / "mutations.json").read_text())["mutations"]
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         settings = settings_for(sandbox, ":memory:")
         harvest(settings, store)
         before = dict(store.query("SELECT id, raw FROM multimail_audit_log"))

@@ -16,6 +16,7 @@ from auditkit.config import IntercomWorkspace, Settings
 from auditkit.errors import SourceAuthError
 from auditkit.harvest import harvest
 from auditkit.store import Store
+from tests.builders import ScratchStore
 from tests.conftest import IC_EU_TOKEN, IC_TOKEN, MM_KEY
 from tests.harvest.test_harvest import FakeAPI, run, settings_for
 
@@ -86,7 +87,7 @@ def test_eu_conversation_comes_from_the_eu_host_with_the_eu_token(
 ) -> None:
     api = RegionalAPI()
     caplog.set_level(logging.DEBUG)
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         result = run(api, regional_settings(tmp_path), store)
         assert result.outcome == "ok", result.errors
         assert "intercom_no_token" not in result.skipped
@@ -137,7 +138,7 @@ def test_workspace_without_token_is_skipped_and_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     api = RegionalAPI()
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         result = run(api, regional_settings(tmp_path, eu_token=None), store)
         assert result.outcome == "ok", result.errors
         assert result.skipped["intercom_no_token"] == 1
@@ -154,7 +155,7 @@ def test_unconfigured_workspace_tag_is_skipped_not_sent_to_the_default_host(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     api = RegionalAPI(workspace_tag="AU")
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         result = run(api, regional_settings(tmp_path), store)
         assert result.skipped["intercom_no_token"] == 1
         assert "/conversations/ic_eu_1" not in {p for _, p, _ in api.intercom_requests()}
@@ -164,7 +165,7 @@ def test_unconfigured_workspace_tag_is_skipped_not_sent_to_the_default_host(
 def test_wrong_eu_token_is_an_auth_error_naming_the_eu_variable(tmp_path: Path) -> None:
     api = RegionalAPI()
     settings = regional_settings(tmp_path).with_intercom_workspace("eu", access_token="ic_wrong")
-    with Store(":memory:") as store, pytest.raises(SourceAuthError) as info:
+    with ScratchStore() as store, pytest.raises(SourceAuthError) as info:
         run(api, settings, store)
     assert "INTERCOM_ACCESS_TOKEN_EU" in str(info.value)
     assert "ic_wrong" not in str(info.value)
@@ -174,7 +175,7 @@ def test_guide_shape_metadata_names_the_workspace(tmp_path: Path) -> None:
     """Guide-shaped records carry the workspace in `metadata`, which harvest reads too."""
     from auditkit.store.harvest_state import WORKSPACE_SQL
 
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         store.con.execute(
             "CREATE TEMP TABLE e AS SELECT * FROM (VALUES "
             '(\'{"intercom_workspace": "EU"}\'::JSON, NULL::JSON), '
@@ -227,7 +228,7 @@ def test_sample_quarter_stores_both_workspaces_with_their_regions(
             )
         )
         assert settings.intercom_workspace("eu").access_token == EU_TOKEN
-        with Store(":memory:") as store:
+        with ScratchStore() as store:
             # One day of the support mailbox keeps this fast; it holds the EU message.
             result = harvest(
                 settings,

@@ -14,7 +14,7 @@ from auditkit.errors import SourceAuthError
 from auditkit.harvest.population import harvest_population, usage_range
 from auditkit.harvest.recorder import HarvestResult, RunRecorder
 from auditkit.store import Store
-from tests.builders import StoreBuilder, ts
+from tests.builders import ScratchStore, StoreBuilder, ts
 
 Handler = Callable[[httpx.Request], httpx.Response]
 USAGE = {
@@ -45,7 +45,7 @@ DELIVERIES = [
 
 @pytest.fixture
 def store() -> Iterator[Store]:
-    with Store(":memory:") as s:
+    with ScratchStore() as s:
         StoreBuilder(s).email("em_1", created_at=ts("2026-08-03 10:00"))
         StoreBuilder(s).email("em_2", created_at=ts("2026-08-04 09:00"))
         yield s

@@ -18,6 +18,7 @@ from auditkit import normalise
 from auditkit.normalise import RecordError
 from auditkit.report import csv_export
 from auditkit.store import Store
+from tests.builders import ScratchStore
 
 PROPERTY = settings(
     derandomize=True,
@@ -257,7 +258,7 @@ def csv_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def memory_store() -> Store:
-    store = Store(":memory:")
+    store = ScratchStore()
     yield store
     store.close()
 

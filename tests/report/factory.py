@@ -299,7 +299,8 @@ def results() -> list[ControlResult]:
     ]
 
 
-def demo_store(path: str = ":memory:") -> Store:
-    store = Store(path)
+def demo_store(path: str | None = None) -> Store:
+    """The populated store: at `path`, or a private scratch store deleted on close."""
+    store = Store(path) if path is not None else builders.ScratchStore()
     populate(store)
     return store

@@ -27,6 +27,7 @@ from auditkit.findings import ControlResult, Period
 from auditkit.report import csv_export, write_pack
 from auditkit.report.messages import bind
 from auditkit.store import Store
+from tests.builders import ScratchStore
 from tests.report.factory import Q3, at, audit, demo_store, email, results, settings
 
 LEDGERS = ("messages.csv", "decisions.csv", "audit_log.csv")
@@ -253,7 +254,7 @@ def test_copy_equals_the_oracle_on_arbitrary_text(rows: list[list[str | None]]) 
     import tempfile
 
     fields = ("a", "b", "c")
-    with Store(":memory:") as store, tempfile.TemporaryDirectory() as tmp:
+    with ScratchStore() as store, tempfile.TemporaryDirectory() as tmp:
         store.con.execute("CREATE TEMP TABLE t (n INTEGER, a VARCHAR, b VARCHAR, c VARCHAR)")
         if rows:
             store.con.executemany(
@@ -301,12 +302,12 @@ def test_oracle_matches_the_csv_module(rows: list[list[str | None]]) -> None:
 def test_a_non_text_column_is_refused(tmp_path: Path) -> None:
     from auditkit.errors import ReportError
 
-    with Store(":memory:") as store, pytest.raises(ReportError, match="not text"):
+    with ScratchStore() as store, pytest.raises(ReportError, match="not text"):
         csv_export.write_query_csv(store, tmp_path / "x.csv", ("n",), "SELECT 1 AS n", {})
 
 
 def test_a_path_with_a_quote_is_written(tmp_path: Path) -> None:
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         path = tmp_path / "it's $start.csv"
         assert csv_export.write_query_csv(store, path, ("v",), "SELECT 'x' AS v", {}) == 1
         assert path.read_bytes() == b"v\r\nx\r\n"

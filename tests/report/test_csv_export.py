@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from auditkit.report import csv_export, write_pack
-from auditkit.store import Store
+from tests.builders import ScratchStore
 from tests.report.factory import Q3, demo_store, results, settings
 
 
@@ -154,7 +154,7 @@ def test_findings_csv_keeps_full_evidence(pack: Path) -> None:
 
 def test_copy_keeps_the_query_order_across_threads(tmp_path: Path) -> None:
     """DuckDB writes CSV in parallel; the ledgers rely on it keeping the query's order."""
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         store.con.execute("SET threads = 4")
         store.con.execute(
             "CREATE TEMP TABLE t AS SELECT (i * 7919) % 300007 AS k FROM range(300007) r(i)"

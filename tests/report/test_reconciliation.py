@@ -15,7 +15,7 @@ from auditkit.controls import run_controls
 from auditkit.report import write_pack
 from auditkit.report.population import RECONCILIATION_FIELDS
 from auditkit.store import Store
-from tests.builders import StoreBuilder
+from tests.builders import ScratchStore, StoreBuilder
 from tests.controls.conftest import NOW, Q3
 from tests.controls.test_population import DAYS, GAP, world
 
@@ -24,7 +24,7 @@ HOSTILE = '=HYPERLINK("http://evil.example")'
 
 @pytest.fixture
 def store() -> Iterator[Store]:
-    with Store(":memory:") as s:
+    with ScratchStore() as s:
         build = StoreBuilder(s)
         world(build, unlisted=(GAP,))
         build.usage(DAYS[0], HOSTILE, 1)  # an event type is source text: untrusted

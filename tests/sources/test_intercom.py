@@ -20,7 +20,7 @@ from auditkit.sources.intercom import (
     inbox_url,
     region_from_url,
 )
-from auditkit.store import Store
+from tests.builders import ScratchStore
 from tests.conftest import IC_TOKEN
 
 FETCHED = datetime(2026, 10, 1, tzinfo=UTC)
@@ -64,7 +64,7 @@ def test_fin_resolved_conversation_maps_to_the_table() -> None:
     row = conversation_row(
         "215471234567890", 200, FIN_RESOLVED, app=APP, intercom_version="2.14", fetched_at=FETCHED
     )
-    with Store(":memory:") as store:
+    with ScratchStore() as store:
         # As the account sees the table: the store adds `account` itself.
         visible = store.con.execute("SELECT * FROM intercom_conversations LIMIT 0").description
         cols = {d[0] for d in visible}
