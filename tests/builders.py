@@ -1,4 +1,5 @@
-"""The one row builder of the tests: typed rows with provenance, written to a real store.
+"""The one row builder of the tests: typed rows with provenance, written to a real store;
+and `ScratchStore`, the empty store they are written to.
 
 `with_provenance` fills the NOT NULL columns every harvested row carries (raw, its hash,
 run id, harvest time); `StoreBuilder` writes one row per call with sane defaults, so a
@@ -246,15 +247,19 @@ class ScratchStore(Store):
     rebuilt with its `account` column), and hundreds of tests each want one. So each
     process migrates one template and every scratch store starts as a copy of it (~0.04 s
     to open). The migrations themselves are tested on new stores in tests/store. The copies
-    live in /dev/shm where there is one: DuckDB syncs its WAL on every commit, and a file
-    in memory makes that free, as it was for `:memory:`."""
+    live in /dev/shm when it has room (see `_scratch_root`): DuckDB syncs its WAL on every
+    commit, and a file in memory makes that free, as it was for `:memory:`."""
 
     def __init__(self, **kwargs: Any) -> None:
         folder = Path(tempfile.mkdtemp(prefix="auditkit-scratch-", dir=_scratch_root()))
-        path = folder / "store.duckdb"
-        shutil.copyfile(_template(), path)
         self._folder = folder
-        super().__init__(path, **kwargs)
+        try:
+            path = folder / "store.duckdb"
+            shutil.copyfile(_template(), path)
+            super().__init__(path, **kwargs)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def close(self) -> None:
         try:
@@ -264,8 +269,14 @@ class ScratchStore(Store):
 
 
 def _scratch_root() -> str | None:
+    """/dev/shm if it is writable with 1 GiB free, else the system temp folder: a container
+    often gives /dev/shm only 64 MB, which a harvested test store could fill."""
     shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+    try:
+        roomy = os.access(shm, os.W_OK) and shutil.disk_usage(shm).free >= 1 << 30
+    except OSError:
+        roomy = False
+    return str(shm) if roomy else None
 
 
 @functools.cache
