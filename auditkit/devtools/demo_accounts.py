@@ -1,11 +1,12 @@
 """`auditkit demo --accounts 2`: two MultiMail accounts in one store, offline.
 
 One sandbox serves both accounts from one address and tells them apart by API key, as
-MultiMail does: `northwind` is the sample quarter (with its archive), `northwind_seed7` the
-same generator with another seed (`SECOND_SEED`), written to a temporary folder. The
-settings name both under `[accounts]`; each account then runs the whole job on its own
-(`run_pipeline`: harvest, the sample's tampering, harvest again, check, pack) into the same
-store, and its pack goes to OUT/<account>/.
+MultiMail does: `northwind` is the sample quarter (with its archive), `northwind_seed7` a
+smaller quarter from the same generator with another seed (`SECOND_SEED`,
+`SECOND_MESSAGES`), written to a temporary folder. The settings name both under
+`[accounts]`; each account then runs the whole job on its own (`run_pipeline`: harvest,
+the sample's tampering, harvest again, check, pack) into the same store, and its pack goes
+to OUT/<account>/.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from auditkit.pipeline import PipelineResult, run_pipeline
 
 FIRST, SECOND = "northwind", "northwind_seed7"
 SECOND_SEED = 7
+# Big enough that the generator plants every kind of case; small enough that the second
+# account adds seconds, not the first's minute, to the demo.
+SECOND_MESSAGES = 600
 
 
 def run_demo_accounts(
@@ -56,7 +60,7 @@ def run_demo_accounts(
     results: dict[str, PipelineResult] = {}
     with tempfile.TemporaryDirectory(prefix="auditkit-demo-") as tmp:
         second_data = Path(tmp) / SECOND
-        generate(second_data, seed=SECOND_SEED)
+        generate(second_data, messages=SECOND_MESSAGES, seed=SECOND_SEED)
         with SandboxServer(
             data_dir,
             api_key=keys_by_account[FIRST],
