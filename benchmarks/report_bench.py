@@ -145,7 +145,7 @@ def main() -> None:
         report = json.loads(child.stdout.strip().splitlines()[-1])
 
         # This interpreter's auditkit (python -m), not whatever `auditkit` script is on disk.
-        cmd = [sys.executable, "-m", "auditkit", "evidence", one_id]
+        cmd = [sys.executable, "-m", "auditkit", "-v", "evidence", one_id]
         cmd += ["--db", str(db), "--out", str(work / "one")]
         t2 = time.perf_counter()
         cpu1 = _children_cpu()
@@ -157,6 +157,7 @@ def main() -> None:
         load_after = os.getloadavg()
         if single.returncode != 0:
             raise SystemExit(f"auditkit evidence failed:\n{single.stderr[-3000:]}")
+        imports = {what: _fresh_process_seconds(code) for what, code in IMPORT_PROBES.items()}
 
         # -- PDF/A attaching and signing: separate steps (benchmarks/report_signing.py) --
         from benchmarks import report_signing
@@ -198,6 +199,7 @@ def main() -> None:
     print("\nFile sizes: " + ", ".join(f"{k} {v:.1f} MB" for k, v in mb.items()))
     print("\n" + report_signing.markdown(signing_steps))  # PDF/A attaching and signing
     print(_cpu_split(phases, pack_cpu))
+    print(_evidence_split(single.stderr, single_s, imports))
     print(
         "\nLoad average (1, 5, 15 min) before the pack: "
         + ", ".join(f"{x:.2f}" for x in load_before)
@@ -225,6 +227,40 @@ def _cpu_split(phases: list[str], pack_cpu: float) -> str:
         f"\nCPU by phase, pack process (until each log line): {'; '.join(steps)}; "
         f"the PDF worker process plus start-up, OSCAL and manifest {pack_cpu - previous:.1f} s; "
         f"total {pack_cpu:.1f} s."
+    )
+
+
+# Fresh-process probes for what every `auditkit evidence` pays before its own work.
+IMPORT_PROBES = {
+    "the interpreter": "pass",
+    "the CLI (duckdb, pyarrow, httpx and auditkit)": "import auditkit.cli.report, auditkit.store",
+    "WeasyPrint (Pango and HarfBuzz through cffi)": "import weasyprint",
+}
+
+
+def _fresh_process_seconds(code: str, runs: int = 5) -> float:
+    """Median wall seconds of `python -c code` in a fresh process."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[len(times) // 2]
+
+
+def _evidence_split(stderr: str, total: float, imports: dict[str, float]) -> str:
+    """Where the one-message evidence time goes: its -v log lines (controls, then each
+    `write_pack` phase) and the fresh-process cost of the imports it needs."""
+    lines = [
+        line.split(": ", 1)[1]
+        for line in stderr.splitlines()
+        if "auditkit.pipeline: pack: " in line or "auditkit.report: pack: " in line
+    ]
+    probes = "; ".join(f"{what} {seconds:.2f} s" for what, seconds in imports.items())
+    return (
+        f"\nWhere the {total:.2f} s of `auditkit evidence ID` go, from its `-v` log: "
+        + "; ".join(line.removeprefix("pack: ") for line in lines)
+        + f". Imports, each timed alone in a fresh process (median of 5): {probes}."
     )
 
 

@@ -238,6 +238,7 @@ def write_pack(
                     pdf_job = pool.submit(render_pdf, html, stage / "report.pdf", as_of=as_of)
                 else:
                     revision = render_pdf(html, stage / "report.pdf", as_of=as_of)
+                    logger.info("pack: PDF rendered after %s", _since(started, cpu_started))
         logger.info("pack: HTML ready after %s", _since(started, cpu_started))
         if "csv" in formats:
             counts.update(_write_csvs(store, stage, scope, settings, results, table, vocabulary))
