@@ -376,10 +376,12 @@ def ensure_account_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
         names = ", ".join(f'"{c[0]}"' for c in cols)
         old, new = f'"{database}".main."{table}"', f'"{database}".main."{table}__accounts"'
         con.execute(f"CREATE TABLE {new} ({', '.join(defs)})")
-        con.execute(
-            f"INSERT INTO {new} ({ACCOUNT_COLUMN}, {names}) SELECT ?, {names} FROM {old}",
-            [DEFAULT_ACCOUNT],
-        )
+        # A new store's tables are all empty: asking is cheaper than an INSERT of nothing.
+        if con.execute(f"SELECT EXISTS (SELECT 1 FROM {old})").fetchall()[0][0]:
+            con.execute(
+                f"INSERT INTO {new} ({ACCOUNT_COLUMN}, {names}) SELECT ?, {names} FROM {old}",
+                [DEFAULT_ACCOUNT],
+            )
         con.execute(f"DROP TABLE {old}")
         con.execute(f'ALTER TABLE {new} RENAME TO "{table}"')
         rebuilt.append(table)
