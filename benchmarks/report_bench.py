@@ -30,6 +30,7 @@ from pathlib import Path
 from auditkit.config import Settings
 from auditkit.findings import ControlResult, Finding, parse_period
 from auditkit.store import Store
+from benchmarks.startup_bench import fresh_process_median
 
 SETTINGS = Settings(company_name="Northwind Supply Co.", intercom_app_id="abc123de")
 
@@ -157,7 +158,10 @@ def main() -> None:
         load_after = os.getloadavg()
         if single.returncode != 0:
             raise SystemExit(f"auditkit evidence failed:\n{single.stderr[-3000:]}")
-        imports = {what: _fresh_process_seconds(code) for what, code in IMPORT_PROBES.items()}
+        imports = {
+            what: fresh_process_median([sys.executable, "-c", code], IMPORT_RUNS)[0]
+            for what, code in IMPORT_PROBES.items()
+        }
 
         # -- PDF/A attaching and signing: separate steps (benchmarks/report_signing.py) --
         from benchmarks import report_signing
@@ -230,22 +234,14 @@ def _cpu_split(phases: list[str], pack_cpu: float) -> str:
     )
 
 
-# Fresh-process probes for what every `auditkit evidence` pays before its own work.
+# Fresh-process probes for what every `auditkit evidence` pays before its own work, each
+# timed as the median of IMPORT_RUNS runs.
+IMPORT_RUNS = 5
 IMPORT_PROBES = {
     "the interpreter": "pass",
     "the CLI (duckdb, pyarrow, httpx and auditkit)": "import auditkit.cli.report, auditkit.store",
     "WeasyPrint (Pango and HarfBuzz through cffi)": "import weasyprint",
 }
-
-
-def _fresh_process_seconds(code: str, runs: int = 5) -> float:
-    """Median wall seconds of `python -c code` in a fresh process."""
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], check=True)
-        times.append(time.perf_counter() - t0)
-    return sorted(times)[len(times) // 2]
 
 
 def _evidence_split(stderr: str, total: float, imports: dict[str, float]) -> str:
@@ -260,7 +256,7 @@ def _evidence_split(stderr: str, total: float, imports: dict[str, float]) -> str
     return (
         f"\nWhere the {total:.2f} s of `auditkit evidence ID` go, from its `-v` log: "
         + "; ".join(line.removeprefix("pack: ") for line in lines)
-        + f". Imports, each timed alone in a fresh process (median of 5): {probes}."
+        + f". Imports, each timed alone in a fresh process (median of {IMPORT_RUNS}): {probes}."
     )
 
 

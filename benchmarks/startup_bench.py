@@ -26,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("pyarrow", "numpy", "pandas", "weasyprint", "httpx", "pyhanko", "matplotlib")
 
 
-def _measure(cmd: list[str], runs: int) -> tuple[float, float]:
+def fresh_process_median(cmd: list[str], runs: int) -> tuple[float, float]:
+    """Median wall and CPU (user + sys) seconds of `cmd` run `runs` times, each a fresh
+    process started from the repository root."""
     walls, cpus = [], []
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -79,7 +81,7 @@ def main() -> None:
         load_before = os.getloadavg()
         rows = []
         for label, cmd, auditkit_args in cases:
-            wall, cpu = _measure(cmd, args.runs)
+            wall, cpu = fresh_process_median(cmd, args.runs)
             loaded = _heavy_imports(auditkit_args) if auditkit_args else None
             rows.append((label, wall, cpu, loaded))
         load_after = os.getloadavg()
