@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from filelock import FileLock
@@ -46,6 +46,54 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         module = item.nodeid.split("::", 1)[0]
         module_weight[module] = min(module_weight.get(module, 2), weight(item))
     items.sort(key=lambda item: module_weight[item.nodeid.split("::", 1)[0]])
+
+
+# The test running now (pytest_runtest_protocol below), for `pdf_marker_is_honest`.
+_RUNNING: list[pytest.Item] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    _RUNNING.append(item)
+    try:
+        return (yield)
+    finally:
+        _RUNNING.pop()
+
+
+# The real render_pdf while `pdf_marker_is_honest` has patched it.
+_UNGUARDED_RENDER_PDF: list[Callable[..., Any]] = []
+
+
+def _render_pdf_if_marked(*args: Any, **kwargs: Any) -> Any:
+    """render_pdf, refused to a test marked neither `pdf` nor `slow`. Module-level so it
+    pickles: big packs send render_pdf to a renderer process, where nothing is patched and
+    no test is running."""
+    item = _RUNNING[-1] if _RUNNING else None
+    if item and not (item.get_closest_marker("pdf") or item.get_closest_marker("slow")):
+        raise AssertionError(f"{item.nodeid} renders a PDF: mark it pdf (or slow)")
+    if _UNGUARDED_RENDER_PDF:
+        return _UNGUARDED_RENDER_PDF[0](*args, **kwargs)
+    from auditkit.report.pdf import render_pdf
+
+    return render_pdf(*args, **kwargs)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pdf_marker_is_honest() -> Iterator[None]:
+    """A test that renders a PDF in this process, itself or through a fixture it asks for,
+    must be marked `pdf` or `slow`: `make test-fast` leaves those out to stay fast, and an
+    unmarked render quietly costs it a second or more. The render fails the test instead."""
+    import auditkit.report
+    import auditkit.report.pdf
+
+    _UNGUARDED_RENDER_PDF.append(auditkit.report.pdf.render_pdf)
+    with pytest.MonkeyPatch.context() as patch:
+        # The pipeline calls it by the name auditkit.report imported.
+        patch.setattr(auditkit.report.pdf, "render_pdf", _render_pdf_if_marked)
+        patch.setattr(auditkit.report, "render_pdf", _render_pdf_if_marked)
+        yield
+    _UNGUARDED_RENDER_PDF.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -187,6 +235,27 @@ def harvested_sample_quarter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     per run (see `built_once`) for every module that checks, packs or exports the sample.
     Read it, or copy it (`sample_quarter_store`) to change it."""
     return built_once(tmp_path_factory, "sample-quarter", _harvest_sample_quarter) / "store.duckdb"
+
+
+@pytest.fixture(scope="session")
+def harvested_small_dataset(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`small_dataset` harvested once from the sandbox, in process: a store file made once
+    per run (see `built_once`) for tests that need a harvested store but not the CLI's
+    output. Read it, or copy it to change it."""
+
+    def build(folder: Path) -> None:
+        from auditkit.devtools.sandbox import SandboxServer
+        from auditkit.harvest import harvest
+        from auditkit.store import Store
+
+        db = folder / "store.duckdb"
+        with SandboxServer(
+            small_dataset, api_key=MM_KEY, intercom_token=IC_TOKEN, intercom_eu_token=IC_EU_TOKEN
+        ) as server:
+            with Store(db) as store:
+                assert harvest(server.aim(sample_quarter_settings(db)), store).outcome == "ok"
+
+    return built_once(tmp_path_factory, "small-harvested", build) / "store.duckdb"
 
 
 def sample_quarter_settings(db: Path) -> Settings:

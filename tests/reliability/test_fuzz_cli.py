@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -186,6 +187,8 @@ def invocations(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+# report, evidence and run render a PDF when a drawn invocation is valid enough.
+@pytest.mark.pdf
 @FUZZ
 @given(case=invocations())
 def test_no_command_ever_shows_a_traceback(case: dict[str, Any]) -> None:

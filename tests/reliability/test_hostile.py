@@ -24,7 +24,6 @@ from auditkit.report.pages import MAX_BODY_CHARS
 from tests.conftest import SAMPLE_DATA, HitCounter
 from tests.reliability.conftest import (
     CONFIG,
-    Workspace,
     run_args,
     run_cli,
     running_sandbox,
@@ -190,7 +189,7 @@ def test_hostile_content_is_inert_everywhere(
     assert len(reader.pages) < 400
 
 
-def test_archive_eml_with_invalid_utf8(tmp_path: Path, workspace: Workspace) -> None:
+def test_archive_eml_with_invalid_utf8(tmp_path: Path, harvested_small_dataset: Path) -> None:
     """harvest-archive over sent copies with invalid UTF-8 bytes in headers and body, an empty
     file and binary junk, next to a good copy."""
     source = sorted((SAMPLE_DATA / "archive" / "eml").glob("*.eml"))[0].read_bytes()
@@ -205,7 +204,7 @@ def test_archive_eml_with_invalid_utf8(tmp_path: Path, workspace: Workspace) -> 
     (archive / "binary.eml").write_bytes(bytes(range(256)) * 64)
     shutil.copy(sorted((SAMPLE_DATA / "archive" / "eml").glob("*.eml"))[1], archive / "good.eml")
     db = tmp_path / "store.duckdb"
-    shutil.copy(workspace.db, db)
+    shutil.copy(harvested_small_dataset, db)
     done = run_cli(
         [
             "harvest-archive",

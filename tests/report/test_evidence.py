@@ -108,6 +108,7 @@ def store_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.pdf
 def test_cli_report_writes_a_verifiable_pack(store_file: Path, tmp_path: Path) -> None:
     from auditkit.cli import cli
 

@@ -31,7 +31,10 @@ SCHEMA_SHA256 = {
 def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("oscal") / "pack"
     with demo_store() as store:
-        write_pack(store, settings(), Q3, out, results=results(), sample_size=3)
+        # Every kind of file but the PDF, which costs seconds and changes nothing here.
+        write_pack(
+            store, settings(), Q3, out, results=results(), sample_size=3, formats=("csv", "html")
+        )
     return out
 
 
@@ -138,7 +141,7 @@ def test_back_matter_lists_every_other_file_with_its_sha256(pack: Path) -> None:
     resources = load(pack)["assessment-results"]["back-matter"]["resources"]
     names = sorted(p.name for p in pack.iterdir() if p.name not in (MANIFEST_NAME, FILE_NAME))
     assert [r["title"] for r in resources] == names
-    assert "report.pdf" in names and "messages.csv" in names
+    assert "report.html" in names and "messages.csv" in names
     for resource in resources:
         [link] = resource["rlinks"]
         assert link["href"] == resource["title"]

@@ -24,6 +24,9 @@ from auditkit.pack import check_replaceable, verify_pack
 from auditkit.signing.settings import load_trust
 from tests.signing.conftest import signer, write
 
+# Every test here signs, verifies or tampers with a rendered pack.
+pytestmark = pytest.mark.pdf
+
 OUTSIDE = "signed by O=auditkit TEST ONLY,CN=auditkit test signer"
 
 

@@ -80,6 +80,7 @@ def test_bad_key_or_cert_exits_3_before_any_work(
         assert needle not in result.output.encode()
 
 
+@pytest.mark.pdf
 def test_encrypted_key_signs_with_its_password_and_nothing_leaks(
     encrypted_pki: TestPki, store_file: Path, tmp_path: Path, live_tsa: TsaServer
 ) -> None:
@@ -99,6 +100,7 @@ def test_encrypted_key_signs_with_its_password_and_nothing_leaks(
     assert verify_pack(out).ok
 
 
+@pytest.mark.pdf
 @pytest.mark.parametrize("how", ["down", "garbage", "reject", "error"])
 def test_failing_tsa_exits_4_and_keeps_the_previous_pack(
     how: str,
@@ -129,6 +131,7 @@ def test_failing_tsa_exits_4_and_keeps_the_previous_pack(
     assert sorted(p.name for p in out.parent.iterdir()) == ["2026Q3"]  # no stage left
 
 
+@pytest.mark.pdf
 def test_tsa_failing_at_the_manifest_token_leaves_nothing_half_signed(
     pki: TestPki, tmp_path: Path, live_tsa: TsaServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,6 +168,7 @@ def test_run_loads_the_key_before_the_harvest(tmp_path: Path, encrypted_pki: Tes
     assert not db.exists() and not (tmp_path / "packs").exists()
 
 
+@pytest.mark.pdf
 def test_evidence_signs_too(pki: TestPki, store_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "ev"
     args = ["evidence", "em-01", "--db", str(store_file), "--out", str(out)]
@@ -176,6 +180,7 @@ def test_evidence_signs_too(pki: TestPki, store_file: Path, tmp_path: Path) -> N
     assert verify_pack(out).signatures[0]["kind"] == "signature"
 
 
+@pytest.mark.pdf
 def test_a_copied_signed_pack_still_verifies(
     pki: TestPki, tmp_path: Path, signed_pack_master: Path
 ) -> None:

@@ -60,6 +60,7 @@ def test_the_test_pkis_are_marked_and_an_organisations_is_not(
     assert f"O={TEST_ONLY_ORGANISATION}" in subject.rfc4514_string()
 
 
+@pytest.mark.pdf
 def test_a_pack_signed_under_an_organisations_ca_is_not_flagged(
     tmp_path: Path, own_pki: TestPki, own_tsa: TsaServer
 ) -> None:
@@ -77,6 +78,7 @@ def test_a_pack_signed_under_an_organisations_ca_is_not_flagged(
     assert {c["issuer"] for c in checks} == {f"O={NORTHWIND},CN=auditkit test CA"}
 
 
+@pytest.mark.pdf
 def test_a_real_signer_with_a_test_tsa_names_just_the_tsa(
     tmp_path: Path, own_pki: TestPki, tsa: TsaServer
 ) -> None:
