@@ -300,11 +300,10 @@ def test_disk_full_exits_6_with_one_clear_line(
 
 
 def test_store_held_by_another_process_exits_5(
-    clean_run: tuple[Path, Path], tmp_path: Path
+    harvested_small_dataset: Path, tmp_path: Path
 ) -> None:
-    clean_db, _ = clean_run
     db = tmp_path / "store.duckdb"
-    shutil.copy(clean_db, db)
+    shutil.copy(harvested_small_dataset, db)
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -344,11 +343,10 @@ def test_store_held_by_another_process_exits_5(
     ],
 )
 def test_corrupt_store_exits_5_with_a_clear_message(
-    damage: str, clean_run: tuple[Path, Path], tmp_path: Path
+    damage: str, harvested_small_dataset: Path, tmp_path: Path
 ) -> None:
-    clean_db, _ = clean_run
     db = tmp_path / "store.duckdb"
-    data = clean_db.read_bytes()
+    data = harvested_small_dataset.read_bytes()
     if damage == "garbage":
         data = b"this is not a duckdb file\n" * 200
     elif damage == "truncated":
