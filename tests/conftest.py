@@ -1,6 +1,7 @@
 """Shared fixtures: a clean environment, the sample data folder, a live sandbox server, and
 a local HTTP server that counts what is fetched from it; `built_once` for session products
-that every xdist worker reads but only one should build."""
+that every xdist worker reads but only one should build; and the guard that holds every
+in-process PDF render to the `pdf` (or `slow`) marker."""
 
 from __future__ import annotations
 
