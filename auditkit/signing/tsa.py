@@ -138,7 +138,10 @@ def check_integrity(
 
 def _post(url: str, body: bytes, timeout: float) -> bytes:
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        # trust_env=False: auditkit connects directly, as its MultiMail and Intercom clients
+        # do, so a proxy variable in a cron or CI environment cannot stand between it and
+        # the TSA (a dead one turned a local TSA into "could not be reached").
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
             reply = client.post(
                 url, content=body, headers={"Content-Type": QUERY_TYPE, "Accept": REPLY_TYPE}
             )

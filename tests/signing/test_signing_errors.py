@@ -6,6 +6,7 @@ log or pack file."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ from auditkit.devtools.tsa import TestPki, TsaServer
 from auditkit.errors import SourceError
 from auditkit.pack import verify_pack
 from auditkit.signing.sign import PackSigner
+from auditkit.signing.tsa import fetch_timestamp
 from tests.signing.conftest import KEY_PASSWORD, signer, write
 
 
@@ -188,3 +190,16 @@ def test_a_copied_signed_pack_still_verifies(
     moved = tmp_path / "elsewhere" / "copy"
     shutil.copytree(signed_pack_master, moved)
     assert verify_pack(moved).ok
+
+
+def test_tsa_ignores_proxy_variables_like_the_harvest(
+    live_tsa: TsaServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """auditkit connects directly (as its MultiMail and Intercom clients do): a proxy in the
+    environment, here one that refuses every connection, must not stand between it and the
+    TSA. This once made `make demo` exit 4 on a machine with HTTP_PROXY set."""
+    dead_proxy = "http://127.0.0.1:9"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+        monkeypatch.setenv(name, dead_proxy)
+    token = fetch_timestamp(live_tsa.url, hashlib.sha256(b"pack").digest(), "sha256", 10.0)
+    assert token.tsa
