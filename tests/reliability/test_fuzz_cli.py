@@ -90,8 +90,6 @@ HOSTILE_TEXT = [
     "NULL",
 ]
 FILE_KINDS = ["missing", "binary", "empty", "folder", "bom_jsonl", "not_json", "deep_json", "store"]
-# A migrated, empty store: commands get past "no store" to their own input handling.
-_EMPTY_STORE = Path(tempfile.mkdtemp(prefix="auditkit-fuzz-")) / "empty.duckdb"
 CONFIGS = [
     None,
     "this is [not toml",
@@ -105,16 +103,22 @@ CONFIGS = [
 ]
 
 
-def _make_file(root: Path, kind: str, n: int) -> str:
+@pytest.fixture(scope="module")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty store: commands get past "no store" to their own input handling."""
+    from auditkit.store import Store
+
+    path = tmp_path_factory.mktemp("fuzz") / "empty.duckdb"
+    Store(path).close()
+    return path
+
+
+def _make_file(root: Path, kind: str, n: int, empty_store: Path) -> str:
     path = root / f"input{n}"
     if kind == "missing":
         return str(path / "absent.json")
     if kind == "store":
-        if not _EMPTY_STORE.exists():
-            from auditkit.store import Store
-
-            Store(_EMPTY_STORE).close()
-        shutil.copy(_EMPTY_STORE, path)
+        shutil.copy(empty_store, path)
         return str(path)
     if kind == "folder":
         path.mkdir()
@@ -191,7 +195,7 @@ def invocations(draw: st.DrawFn) -> dict[str, Any]:
 @pytest.mark.pdf
 @FUZZ
 @given(case=invocations())
-def test_no_command_ever_shows_a_traceback(case: dict[str, Any]) -> None:
+def test_no_command_ever_shows_a_traceback(case: dict[str, Any], empty_store: Path) -> None:
     codes = documented_exit_codes()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -199,14 +203,16 @@ def test_no_command_ever_shows_a_traceback(case: dict[str, Any]) -> None:
         for n, (flag, value) in enumerate(case["values"].items()):
             args.append(flag)
             if value is not None:
-                args.append(_make_file(root, "binary", 100 + n) if value == "@FILE" else value)
+                args.append(
+                    _make_file(root, "binary", 100 + n, empty_store) if value == "@FILE" else value
+                )
         for n, item in enumerate(case["positional"]):
-            args.append(_make_file(root, item, n) if item in FILE_KINDS else item)
+            args.append(_make_file(root, item, n, empty_store) if item in FILE_KINDS else item)
         params = {p.name for p in cli.commands[case["name"]].params}
         if "db_path" in params and "--db" not in case["values"]:
             args += [
                 "--db",
-                _make_file(root, case["db"], 50)
+                _make_file(root, case["db"], 50, empty_store)
                 if case["db"] != "missing"
                 else str(root / "store.duckdb"),
             ]
