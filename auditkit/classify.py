@@ -40,7 +40,7 @@ import duckdb
 from auditkit.config import Settings
 from auditkit.config_keys import reject_unknown
 from auditkit.errors import ConfigError
-from auditkit.opt_out_text import OPT_OUT_GATE, OPT_OUT_LINK, OPT_OUT_NEGATED, first_match_sql
+from auditkit.opt_out_text import LINK_WORDING
 from auditkit.store.temp_tables import create_temp_table, drop_temp_table
 from auditkit.vocabulary import sql_literal
 
@@ -235,7 +235,6 @@ def classification_sql(source: str, policy_relation: str) -> str:
             REENGAGEMENT_VOCABULARY,
         )
     )
-    opt_out = first_match_sql("f.body", OPT_OUT_LINK, OPT_OUT_NEGATED, OPT_OUT_GATE)
     return f"""
     WITH texts AS (
         SELECT s.id, s.mailbox_address, s.tags, s.metadata,
@@ -287,14 +286,18 @@ def classification_sql(source: str, policy_relation: str) -> str:
                CASE WHEN configured THEN len(configured_transactional) > 0
                     ELSE len(builtin_transactional) > 0 END AS type_transactional
         FROM typed
-    ), flagged AS (
+    ), link_hits AS (
         -- An opt-out link decides only when nothing else does, so it is looked for (the
         -- costliest pattern) only then; the body only: a signature is not the content.
         SELECT f.*,
                CASE WHEN policy = 'auto' AND NOT type_commercial AND NOT type_transactional
                          AND NOT promo_content
-                    THEN {opt_out} END AS opt_out_link
+                    THEN {LINK_WORDING.first_hit_sql("f.body")} END AS opt_out_hit
         FROM typed_flags f
+    ), flagged AS (
+        SELECT * EXCLUDE (opt_out_hit),
+               {LINK_WORDING.kept_sql("opt_out_hit", "body")} AS opt_out_link
+        FROM link_hits
     )
     SELECT id,
            CASE

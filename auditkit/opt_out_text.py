@@ -1,5 +1,5 @@
 """Opt-out wording in message text: the RE2 patterns that find an opt-out link (read by the
-classifier and CS-002) or a reply instruction (CS-002), and `first_match_sql` to run them.
+classifier and CS-002) or a reply instruction (CS-002), and `Wording` to run them in SQL.
 
 A link counts when its URL or mailto: says what it is, or when it is labelled as an opt-out
 in the same clause, in link text, or right after it; a bare URL with no such label is not
@@ -9,6 +9,8 @@ cheap `*_GATE` pattern every match contains, so the costly one runs only where i
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from auditkit.vocabulary import sql_literal
 
@@ -111,21 +113,48 @@ REPLY_NEGATED = (
 )
 
 
-def first_match_sql(text_sql: str, pattern: str, negated: str, gate: str) -> str:
-    """SQL for the first match of `pattern` in `text_sql` that `negated` does not reject
-    (NULL when none). Patterns carry an optional leading negation so a negated phrase is
-    consumed, and then discarded here, instead of being read as the phrase itself.
+@dataclass(frozen=True)
+class Wording:
+    """One kind of opt-out wording: its pattern, the negation that discards a match, and
+    the cheap gate every match contains.
 
-    Cost matters on a million messages: `gate` is a cheap pattern every match contains, so
-    the costly one runs only where it hits (DuckDB evaluates a CASE branch only for the
-    rows that reach it), and all matches are listed only when the first one is negated.
+    The first match that is not negated takes two SELECTs, one over the other:
+    `first_hit_sql` in the inner, `kept_sql` over its column in the outer. Each could be one
+    CASE expression, but DuckDB compiles a constant pattern once per appearance in a
+    query (the link pattern takes ~10 ms), and runs an expression once per appearance; a
+    column from the SELECT below is both compiled and run once.
     """
-    text, rx, neg = text_sql, sql_literal(pattern), sql_literal(negated)
-    first = f"regexp_extract({text}, {rx}, 0)"
-    every = (
-        f"list_filter(regexp_extract_all({text}, {rx}), lambda m: NOT regexp_matches(m, {neg}))[1]"
-    )
-    return (
-        f"CASE WHEN regexp_matches({text}, {sql_literal(gate)}) AND regexp_matches({text}, {rx}) "
-        f"THEN CASE WHEN NOT regexp_matches({first}, {neg}) THEN {first} ELSE {every} END END"
-    )
+
+    pattern: str
+    negated: str
+    gate: str
+
+    def first_hit_sql(self, text_sql: str) -> str:
+        """SQL for the first match in `text_sql`, negated or not; NULL when none. No
+        pattern here matches the empty string. `gate` is a cheap pattern every match
+        contains, so the costly one runs only where it can hit (DuckDB evaluates a CASE
+        branch only for the rows that reach it)."""
+        return (
+            f"CASE WHEN regexp_matches({text_sql}, {sql_literal(self.gate)}) "
+            f"THEN nullif(regexp_extract({text_sql}, {sql_literal(self.pattern)}, 0), '') END"
+        )
+
+    def kept_sql(self, hit_sql: str, text_sql: str) -> str:
+        """SQL for the first match `negated` does not reject, given `hit_sql`, the column
+        `first_hit_sql` made; all matches are listed only when the first is negated.
+        Patterns carry an optional leading negation so that a negated phrase is consumed,
+        and discarded here, instead of being read as the phrase itself."""
+        negated = sql_literal(self.negated)
+        every = (
+            f"regexp_extract_all({text_sql}, {sql_literal(self.pattern)})"
+            f", lambda m: NOT regexp_matches(m, {negated})"
+        )
+        return (
+            f"CASE WHEN {hit_sql} IS NULL THEN NULL "
+            f"WHEN NOT regexp_matches({hit_sql}, {negated}) THEN {hit_sql} "
+            f"ELSE list_filter({every})[1] END"
+        )
+
+
+LINK_WORDING = Wording(OPT_OUT_LINK, OPT_OUT_NEGATED, OPT_OUT_GATE)
+REPLY_WORDING = Wording(REPLY_INSTRUCTION, REPLY_NEGATED, REPLY_GATE)

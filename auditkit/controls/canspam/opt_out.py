@@ -21,15 +21,7 @@ from auditkit.controls.canspam.common import (
 from auditkit.controls.context import CheckContext
 from auditkit.controls.registry import Outcome, control
 from auditkit.evidence_sql import recipient_address_sql
-from auditkit.opt_out_text import (
-    OPT_OUT_GATE,
-    OPT_OUT_LINK,
-    OPT_OUT_NEGATED,
-    REPLY_GATE,
-    REPLY_INSTRUCTION,
-    REPLY_NEGATED,
-    first_match_sql,
-)
+from auditkit.opt_out_text import LINK_WORDING, REPLY_WORDING
 from auditkit.store.temp_tables import create_temp_table, drop_temp_table
 
 OPT_OUT_BUSINESS_DAYS = 10
@@ -64,15 +56,20 @@ WITH checked AS (
            coalesce(body_markdown, '') AS body, coalesce(signature_block, '') AS signature
     FROM ak_classified
     WHERE is_sent AND classification IN ('commercial', 'mixed')
+), hits AS (
+    SELECT *,
+           {LINK_WORDING.first_hit_sql("body")} AS body_link_hit,
+           {REPLY_WORDING.first_hit_sql("body")} AS body_reply_hit,
+           {LINK_WORDING.first_hit_sql("signature")} AS signature_link_hit,
+           {REPLY_WORDING.first_hit_sql("signature")} AS signature_reply_hit
+    FROM checked
 ), recognised AS (
     SELECT id, classification, reasons, metadata, tags,
-           {first_match_sql("body", OPT_OUT_LINK, OPT_OUT_NEGATED, OPT_OUT_GATE)} AS body_link,
-           {first_match_sql("body", REPLY_INSTRUCTION, REPLY_NEGATED, REPLY_GATE)} AS body_reply,
-           {first_match_sql("signature", OPT_OUT_LINK, OPT_OUT_NEGATED, OPT_OUT_GATE)}
-               AS signature_link,
-           {first_match_sql("signature", REPLY_INSTRUCTION, REPLY_NEGATED, REPLY_GATE)}
-               AS signature_reply
-    FROM checked
+           {LINK_WORDING.kept_sql("body_link_hit", "body")} AS body_link,
+           {REPLY_WORDING.kept_sql("body_reply_hit", "body")} AS body_reply,
+           {LINK_WORDING.kept_sql("signature_link_hit", "signature")} AS signature_link,
+           {REPLY_WORDING.kept_sql("signature_reply_hit", "signature")} AS signature_reply
+    FROM hits
 )
 SELECT *,
        CASE WHEN body_link IS NOT NULL THEN 'link_in_body'
