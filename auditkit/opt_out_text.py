@@ -145,14 +145,11 @@ class Wording:
         Patterns carry an optional leading negation so that a negated phrase is consumed,
         and discarded here, instead of being read as the phrase itself."""
         negated = sql_literal(self.negated)
-        every = (
-            f"regexp_extract_all({text_sql}, {sql_literal(self.pattern)})"
-            f", lambda m: NOT regexp_matches(m, {negated})"
-        )
+        every_match = f"regexp_extract_all({text_sql}, {sql_literal(self.pattern)})"
         return (
             f"CASE WHEN {hit_sql} IS NULL THEN NULL "
             f"WHEN NOT regexp_matches({hit_sql}, {negated}) THEN {hit_sql} "
-            f"ELSE list_filter({every})[1] END"
+            f"ELSE list_filter({every_match}, lambda m: NOT regexp_matches(m, {negated}))[1] END"
         )
 
 

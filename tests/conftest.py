@@ -6,6 +6,7 @@ in-process PDF render to the `pdf` (or `slow`) marker."""
 from __future__ import annotations
 
 import http.server
+import json
 import os
 import shutil
 import subprocess
@@ -252,6 +253,37 @@ def harvested_small_dataset(small_dataset: Path, tmp_path_factory: pytest.TempPa
         )
         / "store.duckdb"
     )
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """What `auditkit demo --json` left: its pack folder (the store is `<out>.duckdb`) and
+    the JSON document it printed."""
+
+    out: Path
+    doc: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`auditkit demo --json` on the bundled sample quarter, in process, once per run (see
+    `built_once`): the demo tests and the browser tests read the same pack, since a full
+    demo costs about 20 s of CPU. Read it, or copy it to change it."""
+    folder = built_once(tmp_path_factory, "demo", _run_demo)
+    doc = json.loads((folder / "demo.json").read_text(encoding="utf-8"))
+    return DemoRun(out=folder / "demo", doc=doc)
+
+
+def _run_demo(folder: Path) -> None:
+    from click.testing import CliRunner
+
+    from auditkit.cli import cli
+
+    result = CliRunner().invoke(cli, ["demo", "--out", str(folder / "demo"), "--json"])
+    assert result.exit_code == 0, result.output
+    # Stage logs go to stderr; with --json stdout is the document alone.
+    json.loads(result.stdout)
+    (folder / "demo.json").write_text(result.stdout, encoding="utf-8")
 
 
 def sample_quarter_settings(db: Path) -> Settings:

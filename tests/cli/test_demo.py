@@ -25,7 +25,7 @@ from auditkit.cli import cli
 from auditkit.controls import CATALOGUE_VERSION
 from auditkit.devtools.tsa import demo_pki, make_test_pki
 from auditkit.pack import verify_pack
-from tests.conftest import IC_TOKEN, MM_KEY, SAMPLE_DATA
+from tests.conftest import IC_TOKEN, MM_KEY, SAMPLE_DATA, DemoRun
 
 pytestmark = pytest.mark.slow
 
@@ -40,13 +40,10 @@ def read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    out = tmp_path_factory.mktemp("demo") / "demo"
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--json"])
-    assert result.exit_code == 0, result.output
-    # Stage logs go to stderr; with --json stdout is the document alone.
-    return {"out": out, "doc": json.loads(result.stdout)}
+@pytest.fixture
+def demo(demo_run: DemoRun) -> dict[str, Any]:
+    """The run's shared demo (tests/conftest.py `demo_run`): copy before changing it."""
+    return {"out": demo_run.out, "doc": demo_run.doc}
 
 
 def archive_planted_findings() -> list[dict[str, Any]]:

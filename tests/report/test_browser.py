@@ -15,9 +15,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from auditkit.cli import cli
+from tests.conftest import DemoRun
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
@@ -80,12 +79,10 @@ def chromium(args: list[str], tmp_path: Path) -> str:
     return proc.stdout
 
 
-@pytest.fixture(scope="module")
-def demo_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("browser") / "demo"
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--json"], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return out
+@pytest.fixture
+def demo_pack(demo_run: DemoRun) -> Path:
+    """The run's shared demo pack (tests/conftest.py `demo_run`); read only."""
+    return demo_run.out
 
 
 def probed(html: str) -> str:
