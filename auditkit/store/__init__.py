@@ -19,9 +19,8 @@ first use): reading the store, as `auditkit status` and the controls do, needs D
 
 from __future__ import annotations
 
+import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +35,7 @@ from auditkit.store.books import Cursor, IntegrityEvent, Quarantined, StoreStatu
 from auditkit.store.canonical import canonical_json, sha256_hex
 from auditkit.store.processes import describe_process, lock_holder, process_command
 from auditkit.store.schema import HARVESTED_TABLES, MIGRATIONS, Migration, applied_migrations
+from auditkit.store.spill import SpillFolder
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from auditkit.config import Settings
     from auditkit.store.digests import content_digest
     from auditkit.store.upsert import Load, Rows
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CHECKPOINT_THRESHOLD",
@@ -157,7 +159,7 @@ class Store:
                 p = Path(self.path + suffix)
                 if p.exists():
                     os.chmod(p, 0o600)
-        self._spill_dir: str | None = None
+        self._spill: SpillFolder | None = None
         try:
             self.con.execute("SET TimeZone = 'UTC'")
             if not read_only:
@@ -200,7 +202,8 @@ class Store:
         Spills (sorts, joins and evicted blocks past the limit) go to a private owner-only
         folder, removed on close: inside `temp_directory` when given, else beside a
         writable store file (the same disk, as DuckDB would choose), else in the system's
-        temp folder. Each store gets its own, so two processes never share spill files.
+        temp folder. Each store gets its own, so two processes never share spill files, and
+        opening one removes the folders killed processes left there (`store/spill.py`).
         """
         limit = memory_limit or (READER_MEMORY_LIMIT if self.read_only else WRITER_MEMORY_LIMIT)
         try:
@@ -217,16 +220,23 @@ class Store:
         try:
             if temp_directory is not None:
                 Path(temp_directory).mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._spill_dir = tempfile.mkdtemp(prefix="auditkit-spill-", dir=base)
+            self._spill = SpillFolder(base)
         except OSError as exc:
             raise StoreError(f"temp directory {base} cannot be used: {exc}") from exc
-        self.con.execute("SET temp_directory = ?", [self._spill_dir])
+        if self._spill.swept:
+            logger.info(
+                "removed %d spill folder(s) that killed auditkit processes left in %s",
+                len(self._spill.swept),
+                self._spill.path.parent,
+            )
+        self.con.execute("SET temp_directory = ?", [str(self._spill.path)])
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
         self.con.close()
-        if self._spill_dir is not None:
-            shutil.rmtree(self._spill_dir, ignore_errors=True)
+        if self._spill is not None:
+            self._spill.remove()
+            self._spill = None
 
     def __enter__(self) -> Store:
         return self

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,7 @@ import pytest
 from auditkit.config import load
 from auditkit.errors import ConfigError
 from auditkit.store import READER_MEMORY_LIMIT, WRITER_MEMORY_LIMIT, Store
+from auditkit.store.spill import SpillFolder
 
 
 def setting(store: Store, name: str) -> str:
@@ -71,3 +76,54 @@ def test_store_settings_from_the_file(tmp_path: Path) -> None:
     cfg.write_text('[store]\nmemory_limit = "lots"\n', encoding="utf-8")
     with pytest.raises(ConfigError, match=r"store\.memory_limit must be a size such as 512MB"):
         load(cfg, env={})
+
+
+def spill_folders(base: Path) -> list[Path]:
+    return sorted(p for p in base.glob("auditkit-spill-*") if p.is_dir())
+
+
+def test_opening_a_store_sweeps_spill_folders_no_live_process_holds(tmp_path: Path) -> None:
+    """A killed process never closes its store: its spill folder stays unless a later open
+    removes it. Only folders whose lock no one holds go; a live store's, a folder without
+    a lock file (an older auditkit's) and other files stay."""
+    db = tmp_path / "a.duckdb"
+    live = SpillFolder(tmp_path)  # another process's open store, as far as flock can tell
+    dead = SpillFolder(tmp_path)
+    os.close(dead._fd)  # its process died: the kernel let go of the lock, nothing was removed
+    (dead.path / "duckdb_temp_storage-0.tmp").write_bytes(b"\0" * 4096)
+    legacy = tmp_path / "auditkit-spill-legacy"
+    legacy.mkdir()
+    (tmp_path / "auditkit-spill-a-file").write_text("not a folder", encoding="utf-8")
+    with Store(db) as store:
+        own = Path(setting(store, "temp_directory"))
+        assert spill_folders(tmp_path) == sorted([live.path, legacy, own])
+    assert spill_folders(tmp_path) == sorted([live.path, legacy])
+    assert (tmp_path / "auditkit-spill-a-file").exists()
+    live.remove()
+
+
+def test_a_killed_writers_spill_folder_goes_at_the_next_open(tmp_path: Path) -> None:
+    db = tmp_path / "a.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from auditkit.store import Store; s = Store(sys.argv[1]); "
+            "print(s.query(\"SELECT current_setting('temp_directory')\")[0][0], flush=True); "
+            "time.sleep(600)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        left = Path(holder.stdout.readline().strip())
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate()
+    assert left.parent == tmp_path and left.is_dir()  # SIGKILL: nothing closed it
+    with Store(db, read_only=True, temp_directory=tmp_path) as store:
+        assert not left.exists()
+        assert spill_folders(tmp_path) == [Path(setting(store, "temp_directory"))]
+    assert spill_folders(tmp_path) == []
