@@ -12,6 +12,8 @@ workers import this module).
 
 from __future__ import annotations
 
+import re
+
 from auditkit.vocabulary import CHANGED_BY_PATHS, Vocabulary
 
 # -- addresses and mailboxes -------------------------------------------------------------
@@ -36,10 +38,23 @@ def located_sql(emails: str) -> str:
            ON o.mailbox_id IS NULL AND ma.address = o.from_email"""
 
 
+_IN_ANGLE_BRACKETS = "<([^>]+)>"
+
+
 def recipient_address_sql(value: str) -> str:
     """SQL for the bare, lower-cased address in a To/Cc value ("Name <a@b>" or "a@b"): the
     part in angle brackets when there is one, else the whole value."""
-    return f"lower(trim(coalesce(nullif(regexp_extract({value}, '<([^>]+)>', 1), ''), {value})))"
+    return (
+        f"lower(trim(coalesce(nullif(regexp_extract({value}, '{_IN_ANGLE_BRACKETS}', 1), ''), "
+        f"{value})))"
+    )
+
+
+def bare_address(value: str) -> str:
+    """`recipient_address_sql`'s rule in Python, for an address a user gives: "Jane Roe
+    <Jane@Example.com>" as pasted from a mail client selects what "jane@example.com" does."""
+    inner = re.search(_IN_ANGLE_BRACKETS, value)
+    return (inner.group(1) if inner else value).strip().lower()
 
 
 def addressed_to_sql(to_addresses: str, cc_addresses: str, recipient: str) -> str:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditkit.config import Settings
 from auditkit.errors import ConfigError, UsageError
-from auditkit.evidence_sql import addressed_to_sql
+from auditkit.evidence_sql import addressed_to_sql, bare_address
 from auditkit.findings import ControlResult, Period, failing_controls, inconclusive_controls
 from auditkit.runlock import run_lock
 from auditkit.store import Store
@@ -240,6 +240,11 @@ def selection_period(
                 raise UsageError(
                     f"no outbound message with id {', '.join(unknown[:10])} in {settings.db_path}"
                     + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+                    + (
+                        "; to select the mail sent to an address, use --recipient ADDRESS"
+                        if any("@" in m for m in unknown)
+                        else ""
+                    )
                 )
             row = store.con.execute(
                 "SELECT min(created_at), max(created_at), count(*) FROM multimail_emails "
@@ -252,7 +257,7 @@ def selection_period(
                 "SELECT min(created_at), max(created_at), count(*) FROM multimail_emails "
                 "WHERE direction = 'outbound' AND "
                 + addressed_to_sql("to_addresses", "cc_addresses", "$r"),
-                {"r": (recipient or "").strip().lower()},
+                {"r": bare_address(recipient or "")},
             ).fetchall()[0]
             what = f"recipient {recipient}"
     first, last, n = row

@@ -3,7 +3,7 @@
 import duckdb
 import pytest
 
-from auditkit.evidence_sql import addressed_to_sql, recipient_address_sql
+from auditkit.evidence_sql import addressed_to_sql, bare_address, recipient_address_sql
 
 RENDERINGS = [
     "bob@example.com",
@@ -29,3 +29,12 @@ def test_pack_selection_agrees_with_the_controls_address_rule(value: str) -> Non
     expected = value in RENDERINGS
     assert (controls_address == "bob@example.com") is expected
     assert selected_as_to is expected and selected_as_cc is expected
+
+
+@pytest.mark.parametrize("value", RENDERINGS + OTHERS + ["Bob <>", "a <b@c> <d@e>", "<a@b"])
+def test_an_address_a_user_gives_is_read_by_the_same_rule(value: str) -> None:
+    """`evidence --recipient` reduces the address typed (or pasted: "Bob <bob@…>") in
+    Python by the rule the stored To/Cc values are reduced by in SQL."""
+    con = duckdb.connect()
+    (in_sql,) = con.execute(f"SELECT {recipient_address_sql('$v')}", {"v": value}).fetchall()
+    assert bare_address(value) == in_sql[0]

@@ -119,7 +119,10 @@ def report(
 @cli.command()
 @click.argument("message_ids", nargs=-1)
 @click.option(
-    "--recipient", default=None, help="Every outbound message to (or copied to) this address."
+    "--recipient",
+    default=None,
+    help="Every outbound message to (or copied to) this address; any case, with or without "
+    'a display name ("Jane Roe <jane@example.com>").',
 )
 @click.option(
     "--period",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from auditkit.evidence_sql import addressed_to_sql
+from auditkit.evidence_sql import addressed_to_sql, bare_address
 from auditkit.findings import Period
 
 # What the shared DKIM ranking and mode reconstruction need of each selected message.
@@ -45,6 +45,12 @@ class Scope:
     message_ids: tuple[str, ...] | None = None
     recipient: str | None = None
 
+    def __post_init__(self) -> None:
+        # The bare address, as stored To/Cc values are read: "Jane Roe <Jane@x.com>" and
+        # "jane@x.com" select the same mail, and the pack records the one address.
+        if self.recipient is not None:
+            object.__setattr__(self, "recipient", bare_address(self.recipient))
+
     @property
     def kind(self) -> str:
         if self.message_ids is not None:
@@ -78,7 +84,7 @@ def scope_params(scope: Scope) -> dict[str, Any]:
         "use_ids": scope.message_ids is not None,
         "ids": list(scope.message_ids or ()),
         "use_recipient": scope.recipient is not None,
-        "recipient": (scope.recipient or "").strip().lower(),
+        "recipient": scope.recipient or "",
     }
 
 

@@ -74,7 +74,21 @@ def test_recipient_pack_matches_bare_and_named_addresses(tmp_path: Path) -> None
             recipient="customer@example.com",
             formats=("csv",),
         )
+        # As pasted from a mail client: the display name is dropped, as in stored To/Cc.
+        write_pack(
+            store,
+            settings(),
+            Q3,
+            tmp_path / "pasted",
+            results=results(),
+            recipient='"Bob, of Example" < Bob@Example.com >',
+            formats=("csv",),
+        )
     assert message_ids(tmp_path / "bob") == ["em-03"]
+    for pack in ("bob", "pasted"):
+        assert message_ids(tmp_path / pack) == ["em-03"]
+        manifest = json.loads((tmp_path / pack / "manifest.json").read_text(encoding="utf-8"))
+        assert manifest["parameters"]["scope"]["recipient"] == "bob@example.com"
     assert (
         "em-03" not in message_ids(tmp_path / "cust") and len(message_ids(tmp_path / "cust")) == 8
     )
@@ -150,7 +164,7 @@ def test_cli_evidence_for_one_message_and_for_a_recipient(store_file: Path, tmp_
         [
             "evidence",
             "--recipient",
-            "bob@example.com",
+            "Bob <BOB@example.com>",
             "--db",
             str(store_file),
             "--out",
@@ -202,6 +216,12 @@ def test_cli_evidence_argument_errors(store_file: Path, tmp_path: Path) -> None:
         cli, ["evidence", "em-01", "em-nope", "--db", str(store_file), "--out", str(tmp_path / "x")]
     )
     assert unknown.exit_code == 2 and "no outbound message with id em-nope" in unknown.stderr
+    assert "--recipient" not in unknown.stderr
+    address = runner.invoke(
+        cli, ["evidence", "bob@example.com", "--db", str(store_file), "--out", str(tmp_path / "x")]
+    )
+    assert address.exit_code == 2
+    assert "use --recipient ADDRESS" in address.stderr.splitlines()[-1]
     assert not (tmp_path / "x").exists()
 
 
