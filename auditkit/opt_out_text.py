@@ -25,7 +25,7 @@ _MAIL_KIND = (
 _LABELS = (
     r"unsubscribe|opt[ -]?out|optout",
     r"manage\s+(your\s+)?preferences",
-    r"(manage|update|change|edit|set|review)\s+(your\s+)?"
+    r"(manage|update|change|adjust|modify|edit|set|review)\s+(your\s+)?"
     + _MAIL_KIND
     + r"\s+(preferences|settings|subscriptions?)",
     _MAIL_KIND + r"\s+preferences",
@@ -35,6 +35,9 @@ _LABELS = (
     r"(don['’]?t|do\s+not)\s+want\s+(to\s+(receive|get)\s+)?(these|our|this|future|more"
     r"|any\s+more)\s+(e-?mails|messages|mail)",
     r"(don['’]?t|do\s+not)\s+want\s+to\s+hear\s+from\s+us",
+    r"stop\s+hearing\s+from\s+us",
+    r"(rather|prefer)\s+not\s+(to\s+)?(hear\s+from\s+us|(receive|get)\s+(these\s+|our\s+"
+    r"|this\s+|future\s+|marketing\s+|promotional\s+)?(e-?mails?|messages|mail|newsletters?))",
     r"remove\s+(me|yourself)\s+from\s+(this|our|the|your|all)\s+(mailing\s+)?(list|e-?mails)",
     r"be\s+removed\s+from",
 )
@@ -53,10 +56,11 @@ _ALTERNATIVES = (
     r"|manage-subscription|subscription-cent)" + _URL_REST,
     r"mailto:[^\s)\]>\"']*(unsub|opt-?out|optout|remove|[?&]subject=stop)" + _URL_REST,
     r"\b(unsubscribe|unsub|optout|opt-out|remove)[a-z0-9._%+-]*@[a-z0-9-]+\.[a-z]+",
-    # A label, then in the same clause a URL: "Unsubscribe here: https://…", "To opt out,
-    # visit https://…", "Unsubscribe: <https://…>"; a question may come first ("Don't want
-    # these emails? https://…").
-    r"\b" + OPT_OUT_LABEL + r"\b\??[^.!?\n]{0,40}?" + _LINK_TARGET + _URL_REST,
+    # A label, then in the same sentence a URL: "Unsubscribe here: https://…", "To opt out,
+    # visit https://…", "You can opt out of these emails at any time by visiting https://…",
+    # "Unsubscribe: <https://…>"; a question may come first ("Don't want these emails?
+    # https://…").
+    r"\b" + OPT_OUT_LABEL + r"\b\??[^.!?\n]{0,80}?" + _LINK_TARGET + _URL_REST,
     # "To unsubscribe, email hello@…": a return address, the other mechanism § 7704(a)(3) names.
     r"\bto\s+(unsubscribe|opt[ -]?out|be\s+removed)\b[^.!?\n]{0,20}?\b(e-?mail|write\s+to"
     r"|contact|send\s+(an\s+)?e-?mail\s+to)\b[^.!?\n]{0,15}?" + _EMAIL_ADDRESS,
@@ -73,7 +77,7 @@ OPT_OUT_LINK = r"(?i)" + _LINK_NEGATION + "(" + "|".join(_ALTERNATIVES) + ")"
 OPT_OUT_NEGATED = r"(?i)^(never|not|cannot|can['’]?t|won['’]?t|unable)\b"
 # A word every alternative above contains. The big alternation is slow in RE2 (its DFA
 # outgrows the cache), so it runs only on text holding one of these: most mail holds none.
-OPT_OUT_GATE = r"(?i)(unsub|opt|pref|subscri|remov|stop|longer|want|setting)"
+OPT_OUT_GATE = r"(?i)(unsub|opt|pref|subscri|remov|stop|longer|want|setting|rather)"
 
 # --- Reply instructions ----------------------------------------------------------------------
 # Reply instructions. Not "answer": "Short answer: remove the app" is no instruction.
@@ -155,3 +159,22 @@ class Wording:
 
 LINK_WORDING = Wording(OPT_OUT_LINK, OPT_OUT_NEGATED, OPT_OUT_GATE)
 REPLY_WORDING = Wording(REPLY_INSTRUCTION, REPLY_NEGATED, REPLY_GATE)
+
+# --- Opt-out wording that no pattern above recognised -----------------------------------------
+# An opt-out label anywhere in the message, and a link, an address or a reply verb anywhere
+# in it: "Don't want these emails anymore? Let us know by replying to this message." is not
+# recognised as one mechanism, but it is too close to one to accuse the sender of offering
+# none. CS-002 makes such a message a review finding, for a human to read, not an open one.
+# Negated labels and replies ("we will never unsubscribe you", "do not reply") do not count.
+OPT_OUT_WORDING = Wording(
+    pattern=r"(?i)" + _LINK_NEGATION + r"\b" + OPT_OUT_LABEL + r"\b",
+    negated=OPT_OUT_NEGATED,
+    gate=OPT_OUT_GATE,
+)
+# A reply verb, a link or an email address: what could carry an opt-out.
+_CARRIER = r"\b" + _REPLY_VERB + r"\b|" + _LINK_TARGET + _URL_REST + "|" + _EMAIL_ADDRESS
+POSSIBLE_MECHANISM = Wording(
+    pattern=r"(?i)" + _REPLY_NEGATION + "(" + _CARRIER + ")",
+    negated=REPLY_NEGATED,
+    gate=r"(?i)(repl|respond|write|https?://|www\.|mailto:|@)",
+)

@@ -30,7 +30,12 @@ from auditkit.vocabulary import MEANINGS
 #   recipient; classifier cls-v2 and wider opt-out recognition (CS-001..CS-003).
 # 2026.12-2: PC-001 added (population completeness against MultiMail's usage, webhook
 #   deliveries and audit log).
-CATALOGUE_VERSION = "2026.12-2"
+# 2026.12-3: CS-002 (and the classifier's opt-out link signal) recognises more opt-out
+#   wording (a label and its link anywhere in one sentence, "stop hearing from us", "rather
+#   not receive these emails", "adjust your email settings"), and opt-out wording with a
+#   link, address or reply verb it cannot read as one instruction is a review finding
+#   instead of an open one.
+CATALOGUE_VERSION = "2026.12-3"
 
 APPLIES_TO = (
     "outbound_email",

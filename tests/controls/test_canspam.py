@@ -191,6 +191,18 @@ def test_cs_controls_not_applicable_to_transactional_mail(
         ("20% off! You can opt out at any time by visiting https://x.example/a", True),
         ("20% off! Don't want these emails? https://x.example/a/9", True),
         ("20% off! If you no longer wish to receive our emails, go to https://x.example/b", True),
+        # The same facts in wording the rules above were not written from.
+        (
+            "20% off! You can opt out of these emails at any time by visiting https://x.example/o",
+            True,
+        ),
+        (
+            "20% off! If you'd rather not hear from us, update your preferences at https://x.example/p",
+            True,
+        ),
+        ("20% off! Prefer fewer emails? Adjust your email settings: https://x.example/s", True),
+        ("20% off! Want to stop hearing from us? https://x.example/bye", True),
+        ("20% off! Would you rather not get these emails? https://x.example/r", True),
         # Link text in markdown or HTML, before or after the link.
         ("20% off! [Manage preferences](https://x.example/m/2)", True),
         ("20% off! [Stop receiving these emails](https://x.example/m/3)", True),
@@ -227,6 +239,11 @@ def test_cs_controls_not_applicable_to_transactional_mail(
         ("REPLY NOW TO STOP MISSING OUT! 20% off.", False),
         ("20% off! Short answer: remove the old app first.", False),
         ("20% off! Quick reply: stop by the store on Friday.", False),
+        (
+            "20% off! We'd rather not receive returns without a label: https://x.example/returns",
+            False,
+        ),
+        ("20% off! Adjust your settings here: https://app.example/account", False),
     ],
 )
 def test_cs_002_opt_out(store: Store, build: StoreBuilder, body: str, has_opt_out: bool) -> None:
@@ -234,6 +251,68 @@ def test_cs_002_opt_out(store: Store, build: StoreBuilder, body: str, has_opt_ou
     result = check(store, "CS-002")
     assert result.status == ("pass" if has_opt_out else "fail")
     assert targets(result, "open") == (set() if has_opt_out else {"e1"})
+
+
+@pytest.mark.parametrize(
+    ("body", "wording", "carrier"),
+    [
+        (
+            "20% off! Don't want these emails anymore? Let us know by replying to this message.",
+            "Don't want these emails",
+            "replying",
+        ),
+        (
+            "20% off! Unsubscribe options are in your account. Sign in at https://x.example/in",
+            "Unsubscribe",
+            "https://x.example/in",
+        ),
+        (
+            "20% off! To opt out, tell our team. Questions? lists@northwind.example",
+            "opt out",
+            "lists@northwind.example",
+        ),
+    ],
+)
+def test_cs_002_opt_out_wording_it_cannot_read_is_for_a_human(
+    store: Store, build: StoreBuilder, body: str, wording: str, carrier: str
+) -> None:
+    """An opt-out label and something that could carry it, not recognised as one
+    instruction: a review finding that quotes both, never an open accusation."""
+    _commercial(build, "e1", body)
+    result = check(store, "CS-002")
+    assert result.status == "fail" and targets(result, "review") == {"e1"}
+    (finding,) = result.findings
+    assert finding.evidence["opt_out_wording"] == wording
+    assert finding.evidence["possible_mechanism"] == carrier
+    assert "a human must read the message" in finding.reason
+    assert "1 opt-out wording not recognised as a mechanism (review)" in result.detail
+
+
+def test_cs_002_wording_without_a_carrier_or_negated_is_still_open(
+    store: Store, build: StoreBuilder
+) -> None:
+    build.mailbox(signature_block="Northwind Supply Co.\nReply to this email any time.")
+    build.mailbox(id="mbx_2", address="deals@northwind.example", signature_block="Deals team")
+    # The label in the body, the reply verb in the signature block: one message, review.
+    _commercial(build, "apart", "20% off! Don't want these emails? Let us know.")
+    _commercial(
+        build, "phone", "20% off! Please do not reply; to unsubscribe call us.", mailbox_id="mbx_2"
+    )
+    _commercial(
+        build,
+        "negated",
+        "20% off! We will never unsubscribe you without asking. https://x.example/deals",
+        mailbox_id="mbx_2",
+    )
+    _commercial(
+        build,
+        "no_label",
+        "20% off! Shop at https://x.example/deals or reply with questions.",
+        mailbox_id="mbx_2",
+    )
+    result = check(store, "CS-002")
+    assert targets(result, "review") == {"apart"}
+    assert targets(result, "open") == {"phone", "negated", "no_label"}
 
 
 def test_cs_002_mixed_is_review(store: Store, build: StoreBuilder) -> None:

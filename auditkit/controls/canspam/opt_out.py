@@ -20,8 +20,14 @@ from auditkit.controls.canspam.common import (
 )
 from auditkit.controls.context import CheckContext
 from auditkit.controls.registry import Outcome, control
+from auditkit.errors import one_line
 from auditkit.evidence_sql import recipient_address_sql
-from auditkit.opt_out_text import LINK_WORDING, REPLY_WORDING
+from auditkit.opt_out_text import (
+    LINK_WORDING,
+    OPT_OUT_WORDING,
+    POSSIBLE_MECHANISM,
+    REPLY_WORDING,
+)
 from auditkit.store.temp_tables import create_temp_table, drop_temp_table
 
 OPT_OUT_BUSINESS_DAYS = 10
@@ -64,34 +70,50 @@ WITH checked AS (
            {REPLY_WORDING.first_hit_sql("signature")} AS signature_reply_hit
     FROM checked
 ), recognised AS (
-    SELECT id, classification, reasons, metadata, tags,
+    SELECT id, classification, reasons, metadata, tags, body, signature,
            {LINK_WORDING.kept_sql("body_link_hit", "body")} AS body_link,
            {REPLY_WORDING.kept_sql("body_reply_hit", "body")} AS body_reply,
            {LINK_WORDING.kept_sql("signature_link_hit", "signature")} AS signature_link,
            {REPLY_WORDING.kept_sql("signature_reply_hit", "signature")} AS signature_reply
     FROM hits
+), with_mechanism AS (
+    SELECT *,
+           CASE WHEN body_link IS NOT NULL THEN 'link_in_body'
+                WHEN body_reply IS NOT NULL THEN 'reply_instruction_in_body'
+                WHEN signature_link IS NOT NULL THEN 'link_in_signature'
+                WHEN signature_reply IS NOT NULL THEN 'reply_instruction_in_signature'
+           END AS mechanism
+    FROM recognised
 )
-SELECT *,
-       CASE WHEN body_link IS NOT NULL THEN 'link_in_body'
-            WHEN body_reply IS NOT NULL THEN 'reply_instruction_in_body'
-            WHEN signature_link IS NOT NULL THEN 'link_in_signature'
-            WHEN signature_reply IS NOT NULL THEN 'reply_instruction_in_signature'
-       END AS mechanism
-FROM recognised
+-- The text is kept only where no mechanism was recognised: those few are read again.
+SELECT * EXCLUDE (body, signature),
+       CASE WHEN mechanism IS NULL THEN body || chr(10) || signature END AS unrecognised_text
+FROM with_mechanism
 """
-# The messages with no opt-out in them, and a List-Unsubscribe header where the record
-# carries one. The stored record (raw) is joined for these few only: reading every raw
-# record of a quarter is the expensive part.
+# The messages with no opt-out in them: the opt-out wording and the possible mechanism the
+# text holds without either being recognised as one (a review finding, not an open one),
+# and a List-Unsubscribe header where the record carries one. The stored record (raw) is
+# joined for these few only: reading every raw record of a quarter is the expensive part.
 CS_002_WITHOUT_SQL = f"""
-SELECT a.id, a.classification, a.reasons,
+WITH without AS (
+    SELECT id, classification, reasons, metadata, tags, unrecognised_text AS text
+    FROM ak_cs002 WHERE mechanism IS NULL
+), hints AS (
+    SELECT *,
+           {OPT_OUT_WORDING.first_hit_sql("text")} AS wording_hit,
+           {POSSIBLE_MECHANISM.first_hit_sql("text")} AS carrier_hit
+    FROM without
+)
+SELECT h.id, h.classification, h.reasons,
+       {OPT_OUT_WORDING.kept_sql("wording_hit", "text")} AS opt_out_wording,
+       {POSSIBLE_MECHANISM.kept_sql("carrier_hit", "text")} AS possible_mechanism,
        nullif(regexp_extract(concat_ws(' ', json_extract(e.raw, '$.headers')::VARCHAR,
-                                       json_extract(a.metadata, '$.headers')::VARCHAR,
-                                       json_extract(a.tags, '$.headers')::VARCHAR),
+                                       json_extract(h.metadata, '$.headers')::VARCHAR,
+                                       json_extract(h.tags, '$.headers')::VARCHAR),
                              '{LIST_UNSUBSCRIBE_HEADER.replace("'", "''")}', 2), '')
            AS list_unsubscribe
-FROM ak_cs002 a LEFT JOIN multimail_emails e ON e.id = a.id
-WHERE a.mechanism IS NULL
-ORDER BY a.id
+FROM hints h LEFT JOIN multimail_emails e ON e.id = h.id
+ORDER BY h.id
 """
 CS_002_SQL = (
     "CREATE OR REPLACE TEMP TABLE ak_cs002 AS "
@@ -107,6 +129,7 @@ _MECHANISM_TEXT = {
     "link_in_signature": "opt-out link in the signature block",
     "reply_instruction_in_signature": "reply instruction in the signature block",
     "list_unsubscribe_header": "List-Unsubscribe header only",
+    "unrecognised": "opt-out wording not recognised as a mechanism (review)",
 }
 
 
@@ -126,9 +149,11 @@ _MECHANISM_TEXT = {
         "bare URLs without an opt-out label are not opt-outs. A List-Unsubscribe header "
         "(RFC 2369) alone, where the record carries headers, is a review finding: it is a "
         "mechanism, but whether the mail client's unsubscribe control is a clear and "
-        "conspicuous notice (§ 7704(a)(5)(A)(ii)) needs a human. Nothing found: fail (mixed "
-        "mail: review). Scope: sent commercial or mixed outbound email created in the period "
-        "(created_at)."
+        "conspicuous notice (§ 7704(a)(5)(A)(ii)) needs a human. Opt-out wording and a link, "
+        "address or reply verb that are not recognised as one instruction ('Don't want these "
+        "emails anymore? Let us know by replying') are a review finding too: too close to an "
+        "opt-out to accuse. Nothing found: fail (mixed mail: review). Scope: sent commercial "
+        "or mixed outbound email created in the period (created_at)."
     ),
     reference="15 U.S.C. § 7704(a)(3), (a)(5)(A)(ii); 16 CFR 316.5; can-spam.md CS-05",
     applies_to="commercial_email",
@@ -157,7 +182,24 @@ def cs_002(ctx: CheckContext) -> Outcome:
             "classification_reasons": r["reasons"],
             "checked": OPT_OUT_CHECKED,
         }
-        if r["list_unsubscribe"] is None:
+        wording, carrier = r["opt_out_wording"], r["possible_mechanism"]
+        if wording is not None and carrier is not None:
+            evidence.update(opt_out_wording=wording, possible_mechanism=carrier)
+        if r["list_unsubscribe"] is None and "opt_out_wording" in evidence:
+            recognised["unrecognised"] = recognised.get("unrecognised", 0) + 1
+            findings.append(
+                ctx.finding(
+                    "email",
+                    r["id"],
+                    f'Opt-out wording ("{one_line(wording, 80)}") and a possible mechanism '
+                    f'("{one_line(carrier, 80)}") that auditkit does not recognise as an opt-out '
+                    "instruction: a human must read the message and decide whether it offers "
+                    "a working opt-out." + mixed_note(r["classification"]),
+                    evidence,
+                    "review",
+                )
+            )
+        elif r["list_unsubscribe"] is None:
             findings.append(
                 ctx.finding(
                     "email",
