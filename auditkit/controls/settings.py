@@ -26,9 +26,30 @@ DEFAULT_PENDING_LIMIT_HOURS = 72
 # recipient's request: CS-003 does not count them as opt-outs. MultiMail documents no reason
 # strings; the sandbox uses hard_bounce, unsubscribe and spam_complaint.
 DEFAULT_DELIVERY_FAILURE_REASONS = ("bounce",)
+# Suppression reasons (lower-case substrings, read after the failure reasons) that record a
+# recipient's request to stop: MultiMail says its reasons cover "bounces, spam complaints and
+# manual unsubscribes". A reason that is neither (or none at all) is not guessed at: CS-003
+# makes a late send to that address a review finding, not an open one.
+DEFAULT_OPT_OUT_REASONS = (
+    "unsub",
+    "opt",
+    "complain",
+    "spam",
+    "abuse",
+    "manual",
+    "remov",
+    "stop",
+    "request",
+)
 # The keys of [controls] and of each [mailboxes."<address>"] (`classification` is read by
 # auditkit.classify); anything else is a ConfigError, since a typo would silently change results.
-CONTROLS_KEYS = ("reviewers", "pending_limit_hours", "audit_actions", "delivery_failure_reasons")
+CONTROLS_KEYS = (
+    "reviewers",
+    "pending_limit_hours",
+    "audit_actions",
+    "delivery_failure_reasons",
+    "opt_out_reasons",
+)
 MAILBOX_KEYS = ("classification", "require_conversation_link", "appends_postal_address")
 
 
@@ -47,6 +68,7 @@ class ControlSettings:
     audit_actions: Mapping[str, tuple[Matcher, ...]] = field(default_factory=dict)
     mailboxes: Mapping[str, MailboxPolicy] = field(default_factory=dict)
     delivery_failure_reasons: tuple[str, ...] = DEFAULT_DELIVERY_FAILURE_REASONS
+    opt_out_reasons: tuple[str, ...] = DEFAULT_OPT_OUT_REASONS
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ControlSettings:
@@ -75,22 +97,24 @@ class ControlSettings:
 
         actions = parse_configured(actions_section)
 
-        failures = section.get("delivery_failure_reasons", list(DEFAULT_DELIVERY_FAILURE_REASONS))
-        if not isinstance(failures, list) or not all(
-            isinstance(r, str) and r.strip() for r in failures
-        ):
-            raise ConfigError(
-                "controls.delivery_failure_reasons must be a list of non-empty strings, "
-                f"got {failures!r}"
-            )
-
         return cls(
             reviewers=tuple(r.strip().lower() for r in reviewers),
             pending_limit_hours=float(limit),
             audit_actions=actions,
             mailboxes=_mailbox_policies(settings.mailboxes or {}),
-            delivery_failure_reasons=tuple(r.strip().lower() for r in failures),
+            delivery_failure_reasons=_reasons(
+                section, "delivery_failure_reasons", DEFAULT_DELIVERY_FAILURE_REASONS
+            ),
+            opt_out_reasons=_reasons(section, "opt_out_reasons", DEFAULT_OPT_OUT_REASONS),
         )
+
+
+def _reasons(section: Mapping[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A `[controls]` list of suppression-reason substrings, lower-cased."""
+    reasons = section.get(key, list(default))
+    if not isinstance(reasons, list) or not all(isinstance(r, str) and r.strip() for r in reasons):
+        raise ConfigError(f"controls.{key} must be a list of non-empty strings, got {reasons!r}")
+    return tuple(r.strip().lower() for r in reasons)
 
 
 def vocabulary_for(con: duckdb.DuckDBPyConnection, settings: Settings) -> Vocabulary:

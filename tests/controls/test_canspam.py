@@ -475,16 +475,57 @@ def test_cs_003_bounces_are_not_opt_outs(store: Store, build: StoreBuilder) -> N
         delivered_at=ts("2026-08-25 08:05"),
     )
     result = check(store, "CS-003")
-    assert targets(result) == {"to_complainer", "to_unknown_reason", "to_back_late"}
+    assert targets(result, "open") == {"to_complainer", "to_back_late"}
+    # No reason recorded: not guessed to be an opt-out, so not an accusation either.
+    assert targets(result, "review") == {"to_unknown_reason"}
+    unknown = next(f for f in result.findings if f.target_id == "to_unknown_reason")
+    assert "reason (none given) names neither an opt-out nor a delivery failure" in unknown.reason
+    assert unknown.evidence["suppression_read_as"] == "unknown"
     late = next(f for f in result.findings if f.target_id == "to_back_late")
     assert late.evidence["suppression_id"] == "u2"
     assert "1 send(s) to addresses suppressed only for a delivery failure" in result.detail
+    assert "1 spam_complaint (opt-out)" in result.detail
+    assert "1 hard_bounce (delivery failure)" in result.detail
+    assert "1 (none) (unknown: review)" in result.detail
 
     # The reasons that mean a delivery failure are a setting.
     strict = Settings(controls={"delivery_failure_reasons": []})
     assert "to_bounced" in targets(check(store, "CS-003", settings=strict))
     with pytest.raises(ConfigError, match="delivery_failure_reasons"):
         check(store, "CS-003", settings=Settings(controls={"delivery_failure_reasons": "bounce"}))
+
+
+def test_cs_003_reasons_it_does_not_know_are_for_a_human(store: Store, build: StoreBuilder) -> None:
+    """Reasons are an undocumented dialect: one that names neither an opt-out nor a
+    delivery failure makes a late send a review finding, until the config says what it is.
+    A known opt-out for the same address, late too, makes it an open one."""
+    build.suppression("k1", "cleaned@example.com", ts("2026-07-01 09:00"), reason="list_cleanup")
+    build.suppression("k2", "both@example.com", ts("2026-07-01 09:00"), reason="list_cleanup")
+    build.suppression("k3", "both@example.com", ts("2026-07-06 09:00"), reason="USER_OPTED_OUT")
+    build.suppression("k4", "early@example.com", ts("2026-07-01 09:00"), reason="list_cleanup")
+    build.suppression("k5", "early@example.com", ts("2026-08-20 09:00"), reason="Unsubscribed")
+    for email_id, to in [
+        ("to_cleaned", "cleaned@example.com"),
+        ("to_both", "both@example.com"),
+        ("to_early", "early@example.com"),
+    ]:
+        _commercial(build, email_id, OPT_OUT, to_addresses=[to], created_at=ts("2026-07-29 08:00"))
+    result = check(store, "CS-003")
+    assert targets(result, "open") == {"to_both"}
+    # Late for the unknown reason only: the unsubscribe came after this send.
+    assert targets(result, "review") == {"to_cleaned", "to_early"}
+    both = next(f for f in result.findings if f.target_id == "to_both")
+    assert both.evidence["suppression_id"] == "k3"
+    assert "3 list_cleanup (unknown: review)" in result.detail
+    assert "1 USER_OPTED_OUT (opt-out)" in result.detail
+    told = Settings(controls={"opt_out_reasons": ["cleanup", "opted"]})
+    assert targets(check(store, "CS-003", settings=told), "open") == {
+        "to_cleaned",
+        "to_both",
+        "to_early",
+    }
+    with pytest.raises(ConfigError, match="opt_out_reasons must be a list"):
+        check(store, "CS-003", settings=Settings(controls={"opt_out_reasons": [""]}))
 
 
 def test_cs_003_pass_without_suppressions(store: Store, build: StoreBuilder) -> None:

@@ -238,6 +238,17 @@ def cs_002(ctx: CheckContext) -> Outcome:
 
 
 # --- CS-003 --------------------------------------------------------------------------------
+def _unknown_reason_note(row: dict[str, Any]) -> str:
+    if row["reason_kind"] == "opt_out":
+        return ""
+    reason = f"'{one_line(row['reason'], 60)}'" if row["reason"] else "none given"
+    return (
+        f" The suppression's reason ({reason}) names neither an opt-out nor a delivery "
+        "failure ([controls] opt_out_reasons, delivery_failure_reasons): a human must decide "
+        "whether the address asked to stop."
+    )
+
+
 CS_003_MATCHES = f"""
 WITH recipient_lists AS (
     SELECT id, classification, sent_at,
@@ -251,30 +262,57 @@ WITH recipient_lists AS (
     FROM recipient_lists
 ), after_opt_out AS (
     SELECT r.id, r.classification, r.address, r.sent_at, d.suppression_id, d.suppressed_at,
-        d.reason,
+           d.reason, d.reason_kind,
            d.deadline, (r.sent_at AT TIME ZONE 'UTC')::DATE > d.deadline AS late
     FROM recipients r JOIN ak_optout_deadlines d ON d.address = r.address
     WHERE r.sent_at >= d.suppressed_at
 )
 """
+# One finding per late send and address: by the opt-out that names itself as one where the
+# send is late for it, else by the suppression whose reason is unknown (a review finding).
 CS_003_SQL = (
     CS_003_MATCHES
     + """
-SELECT * FROM after_opt_out WHERE late ORDER BY id, address
+SELECT * FROM after_opt_out WHERE late
+QUALIFY row_number() OVER (PARTITION BY id, address
+                           ORDER BY reason_kind = 'opt_out' DESC, suppressed_at) = 1
+ORDER BY id, address
 """
 )
-# A suppression is an opt-out unless its reason names a delivery failure (a bounce is not a
-# request to stop); unknown and missing reasons count as opt-outs, the cautious reading.
+CS_003_WITHIN_SQL = (
+    CS_003_MATCHES
+    + "SELECT count(*) FROM (SELECT id, address FROM after_opt_out GROUP BY ALL "
+    + "HAVING NOT bool_or(late))"
+)
+# A suppression's reason names a delivery failure (a bounce is no request to stop: not an
+# opt-out), else an opt-out (an unsubscribe, a complaint), else nothing known: the reason is
+# not guessed at, so a late send to that address is a review finding, not an open one.
 _IS_DELIVERY_FAILURE = (
     "coalesce(list_bool_or([contains(lower(coalesce(reason, '')), p) "
     "FOR p IN $delivery_failure_reasons]), false)"
 )
+_NAMES_AN_OPT_OUT = (
+    "coalesce(list_bool_or([contains(lower(coalesce(reason, '')), p) "
+    "FOR p IN $opt_out_reasons]), false)"
+)
 _SUPPRESSIONS_SQL = f"""
-SELECT lower(trim(email_address)) AS address, arg_min(id, created_at) AS suppression_id,
+SELECT lower(trim(email_address)) AS address,
+       CASE WHEN {_NAMES_AN_OPT_OUT} THEN 'opt_out' ELSE 'unknown' END AS reason_kind,
+       arg_min(id, created_at) AS suppression_id,
        min(created_at) AS suppressed_at, arg_min(reason, created_at) AS reason
 FROM multimail_suppressions
 WHERE email_address IS NOT NULL AND created_at IS NOT NULL AND NOT {_IS_DELIVERY_FAILURE}
-GROUP BY 1
+GROUP BY ALL
+"""
+# What each suppression reason was read as, for the detail: the inference shown.
+_REASON_KINDS_SQL = f"""
+SELECT coalesce(reason, '(none)') AS reason,
+       CASE WHEN {_IS_DELIVERY_FAILURE} THEN 'delivery failure'
+            WHEN {_NAMES_AN_OPT_OUT} THEN 'opt-out'
+            ELSE 'unknown: review' END AS read_as,
+       count(*) AS n
+FROM multimail_suppressions
+GROUP BY ALL ORDER BY n DESC, reason
 """
 # Sends after a delivery-failure suppression to addresses that never opted out: not judged
 # by CS-003, but counted in its detail so a reviewer sees them.
@@ -295,13 +333,16 @@ WHERE r.sent_at >= f.failed_at AND r.address NOT IN (SELECT address FROM ak_opto
     severity="high",
     rationale=(
         "No commercial email may go to an address more than 10 business days after it opted out. "
-        "Every suppression counts as an opt-out except those whose reason names a delivery "
-        "failure ([controls] delivery_failure_reasons, default: bounce), which are counted in "
-        "the detail instead. The send time is delivered_at, else created_at; business days are "
-        "Mon–Fri minus US federal holidays (observed), counted from the UTC date of the "
-        "suppression's created_at; addresses match case-insensitively over To and Cc. A send "
-        "within the 10 days is not a failure. Scope: sent commercial or mixed outbound email "
-        "created in the period."
+        "A suppression whose reason names a delivery failure ([controls] "
+        "delivery_failure_reasons, default: bounce) is no opt-out and is counted in the detail "
+        "instead; one whose reason names an opt-out ([controls] opt_out_reasons, default: "
+        "unsubscribe, opt-out, complaint, spam, abuse, manual, removal, stop, request) is one; "
+        "one with any other reason, or none, is not guessed at: a late send is a review "
+        "finding. The detail lists how each reason was read. The send time is delivered_at, "
+        "else created_at; business days are Mon–Fri minus US federal holidays (observed), "
+        "counted from the UTC date of the suppression's created_at; addresses match "
+        "case-insensitively over To and Cc. A send within the 10 days is not a failure. "
+        "Scope: sent commercial or mixed outbound email created in the period."
     ),
     reference="15 U.S.C. § 7704(a)(4); 16 CFR 316.5; can-spam.md CS-07",
     applies_to="commercial_email",
@@ -312,7 +353,11 @@ def cs_003(ctx: CheckContext) -> Outcome:
     if not commercial:
         return Outcome(0, not_applicable=not_applicable_reason(total))
     failure_reasons = list(ctx.settings.delivery_failure_reasons)
-    suppressions = ctx.rows(_SUPPRESSIONS_SQL, delivery_failure_reasons=failure_reasons)
+    reasons = {
+        "delivery_failure_reasons": failure_reasons,
+        "opt_out_reasons": list(ctx.settings.opt_out_reasons),
+    }
+    suppressions = ctx.rows(_SUPPRESSIONS_SQL, **reasons)
     # One calendar computation per distinct suppression date, then a single join in SQL.
     deadline_by_day: dict[date, date] = {}
     for s in suppressions:
@@ -327,6 +372,7 @@ def cs_003(ctx: CheckContext) -> Outcome:
             "suppression_id": ("VARCHAR", [s["suppression_id"] for s in suppressions]),
             "suppressed_at": ("TIMESTAMPTZ", [s["suppressed_at"] for s in suppressions]),
             "reason": ("VARCHAR", [s["reason"] for s in suppressions]),
+            "reason_kind": ("VARCHAR", [s["reason_kind"] for s in suppressions]),
             "deadline": (
                 "DATE",
                 [deadline_by_day[s["suppressed_at"].astimezone(UTC).date()] for s in suppressions],
@@ -335,7 +381,8 @@ def cs_003(ctx: CheckContext) -> Outcome:
     )
     try:
         rows = ctx.rows(CS_003_SQL)
-        within = ctx.scalar(CS_003_MATCHES + "SELECT count(*) FROM after_opt_out WHERE NOT late")
+        within = ctx.scalar(CS_003_WITHIN_SQL)
+        read_as = ctx.rows(_REASON_KINDS_SQL, **reasons)
         after_failure = ctx.scalar(
             CS_003_MATCHES + _AFTER_DELIVERY_FAILURE_SQL,
             delivery_failure_reasons=failure_reasons,
@@ -348,22 +395,31 @@ def cs_003(ctx: CheckContext) -> Outcome:
             r["id"],
             f"Sent to {r['address']} on {r['sent_at']:%Y-%m-%d}, after the opt-out deadline "
             f"{r['deadline']:%Y-%m-%d} (10 business days after suppression on "
-            f"{r['suppressed_at']:%Y-%m-%d})." + mixed_note(r["classification"]),
+            f"{r['suppressed_at']:%Y-%m-%d})."
+            + _unknown_reason_note(r)
+            + mixed_note(r["classification"]),
             {
                 "recipient": r["address"],
                 "sent_at": r["sent_at"],
                 "suppression_id": r["suppression_id"],
                 "suppressed_at": r["suppressed_at"],
                 "suppression_reason": r["reason"],
+                "suppression_read_as": "opt-out" if r["reason_kind"] == "opt_out" else "unknown",
                 "deadline": r["deadline"],
                 "classification": r["classification"],
                 "calendar": CALENDAR_VERSION,
             },
-            state_for(r["classification"]),
+            "review" if r["reason_kind"] != "opt_out" else state_for(r["classification"]),
         )
         for r in rows
     ]
     notes = []
+    if read_as:
+        notes.append(
+            "suppression reasons read as: "
+            + ", ".join(f"{r['n']} {r['reason']} ({r['read_as']})" for r in read_as[:8])
+            + (f" and {len(read_as) - 8} more" if len(read_as) > 8 else "")
+        )
     if within:
         notes.append(f"{within} send(s) to suppressed addresses inside the 10-business-day window")
     if after_failure:

@@ -246,6 +246,11 @@ pending_limit_hours = 72
 # Suppression reasons (lower-case substrings) that record a failed delivery, not a
 # request to stop: CS-003 does not count them as opt-outs.
 delivery_failure_reasons = ["bounce"]
+# Reasons that record a request to stop (read after the failure reasons). A late send to
+# an address suppressed for any other reason, or none, is a review finding, not an open one.
+opt_out_reasons = [
+  "unsub", "opt", "complain", "spam", "abuse", "manual", "remov", "stop", "request",
+]
 
 [mailboxes."support@{DOMAIN}"]
 classification = "transactional"
