@@ -236,3 +236,15 @@ def test_the_walk_sees_the_package() -> None:
         for imp in IMPORTS
     )
     assert any(imp.lazy for imp in IMPORTS)
+
+
+def test_no_query_result_is_left_open_by_fetchone() -> None:
+    """DuckDB 2.0 keeps a `fetchone()` result open, and `register` (the bulk load) then
+    refuses the connection; tests/store/test_store.py shows it. Read with fetchall."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if ".fetchone()" in line.split("#")[0]
+    ]
+    assert offenders == []

@@ -277,10 +277,10 @@ def stored_key_lookup(store: Store) -> PinnedKeyLookup:
 
 def raw_message(store: Store, sha256: str) -> bytes | None:
     """The archived bytes of one message (decompressed), e.g. to re-verify or export it."""
-    row = store.con.execute(
+    rows = store.con.execute(  # fetchall, not fetchone: see Store.count
         "SELECT raw_compressed FROM archive_messages WHERE sha256 = ?", [sha256]
-    ).fetchone()
-    return None if row is None else zlib.decompress(row[0])
+    ).fetchall()
+    return zlib.decompress(rows[0][0]) if rows else None
 
 
 def independent_dkim_by_email(store: Store) -> dict[str, tuple[str, str]]:

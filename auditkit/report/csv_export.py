@@ -243,8 +243,8 @@ def write_query_csv(
         raise ReportError(f"CSV query columns {untyped} are not text")
     copy = copy_csv_sql(sql, fields, path)
     # Bound by the query's own parameters: the path is a literal, never a parameter.
-    row = store.con.execute(copy, bind(sql, params)).fetchone()
-    return int(row[0]) if row else 0
+    rows = store.con.execute(copy, bind(sql, params)).fetchall()  # not fetchone: Store.count
+    return int(rows[0][0]) if rows else 0
 
 
 def write_rows_csv(path: Path, fields: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> int:

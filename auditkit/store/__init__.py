@@ -450,8 +450,10 @@ class Store:
         return self.con.execute(sql, params or []).fetchall()
 
     def count(self, table: str) -> int:
-        row = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()
-        return int(row[0]) if row else 0
+        # fetchall, never fetchone, on the store's connections: DuckDB 2.0 keeps a fetchone()
+        # result open, and `register` (the bulk load) refuses a connection with one open.
+        rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()
+        return int(rows[0][0]) if rows else 0
 
     def status(self) -> StoreStatus:
         """Counts, freshness, listings and recent runs: what `auditkit status` shows."""

@@ -74,11 +74,11 @@ class IntegrityEvent:
 
 
 def get_cursor(con: duckdb.DuckDBPyConnection, source: str, resource: str) -> str | None:
-    row = con.execute(
+    rows = con.execute(  # fetchall, not fetchone: see Store.count
         "SELECT value FROM _auditkit_cursors WHERE source = ? AND resource = ?",
         [source, resource],
-    ).fetchone()
-    return None if row is None else row[0]
+    ).fetchall()
+    return rows[0][0] if rows else None
 
 
 def write_cursor(store: Store, cursor: Cursor) -> None:

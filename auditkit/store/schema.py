@@ -313,9 +313,8 @@ def account_scoped_tables() -> tuple[str, ...]:
 
 
 def database_name(con: duckdb.DuckDBPyConnection) -> str:
-    row = con.execute("SELECT current_database()").fetchone()
-    assert row is not None
-    return str(row[0])
+    rows = con.execute("SELECT current_database()").fetchall()  # not fetchone: Store.count
+    return str(rows[0][0])
 
 
 def database_columns(

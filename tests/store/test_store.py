@@ -289,3 +289,22 @@ def test_snapshot_digest_matches_its_documented_definition() -> None:
             store.snapshot_digest(["multimail_domains", "multimail_api_keys"])
             == expected.hexdigest()
         )
+
+
+@pytest.mark.parametrize("read", ["count", "get_cursor", "database_name"])
+def test_store_reads_leave_no_result_open(read: str) -> None:
+    """DuckDB 2.0 keeps a fetchone() result open, and `register` (how the bulk load hands
+    DuckDB an Arrow table) then refuses the connection: the store's reads leave none open."""
+    import pyarrow as pa
+
+    from auditkit.store.schema import database_name
+
+    with Store(":memory:") as store:
+        store.commit_batch(cursors=[Cursor("multimail", "api_keys", "c1", "r1")])
+        {
+            "count": lambda: store.count("multimail_api_keys"),
+            "get_cursor": lambda: store.get_cursor("multimail", "api_keys"),
+            "database_name": lambda: database_name(store.con),
+        }[read]()
+        store.con.register("_probe", pa.table({"a": [1]}))  # raises if a result is open
+        store.con.unregister("_probe")
