@@ -8,7 +8,6 @@ changes the body and so breaks its DKIM body hash; prefer .eml or Maildir export
 from __future__ import annotations
 
 import email.header
-import email.policy
 import email.utils
 import hashlib
 import mailbox
@@ -16,14 +15,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
-from email.parser import BytesParser
 from pathlib import Path
 
 from auditkit.errors import ConfigError
-
-# compat32: raw header strings. The modern policy's header objects cost ~3x the whole
-# DKIM check per message, and we need only a few headers and the text part.
-_PARSER = BytesParser(policy=email.policy.compat32)
+from auditkit.mime_text import PARSER, inline_text_parts
 
 
 @dataclass(frozen=True)
@@ -155,21 +150,8 @@ def _date(msg: Message) -> datetime | None:
 
 def _text_body(msg: Message) -> str | None:
     """The first inline text/plain part, transfer-decoded and charset-decoded."""
-    for part in msg.walk():
-        if (
-            part.get_content_type() != "text/plain"
-            or part.get_content_disposition() == "attachment"
-        ):
-            continue
-        payload = part.get_payload(decode=True)
-        if not isinstance(payload, bytes):
-            return None
-        charset = part.get_content_charset() or "us-ascii"
-        try:
-            return payload.decode(charset, errors="replace")
-        except LookupError:  # unknown charset name
-            return payload.decode("utf-8", errors="replace")
-    return None
+    texts = inline_text_parts(msg, ("text/plain",))
+    return texts[0] if texts else None
 
 
 def _sha256(data: bytes) -> str:
@@ -185,7 +167,7 @@ def _raw_body(raw: bytes) -> bytes:
 
 
 def parse_message(raw: bytes, source_path: str) -> ParsedMessage:
-    msg = _PARSER.parsebytes(raw)
+    msg = PARSER.parsebytes(raw)
     froms = _addresses(msg, "From")
     return ParsedMessage(
         sha256=_sha256(raw),

@@ -59,6 +59,7 @@ _ARROW_TYPES = {
     "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
     "DATE": pa.date32(),
     "VARCHAR[]": pa.list_(pa.string()),
+    "BLOB": pa.binary(),
 }
 
 

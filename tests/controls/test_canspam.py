@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zlib
 
 import pytest
 
@@ -313,6 +315,73 @@ def test_cs_002_wording_without_a_carrier_or_negated_is_still_open(
     result = check(store, "CS-002")
     assert targets(result, "review") == {"apart"}
     assert targets(result, "open") == {"phone", "negated", "no_label"}
+
+
+def _archive_copy(store: Store, email_id: str, raw: bytes) -> None:
+    """An as-sent copy of `email_id`, as harvest-archive stores it."""
+    sha = hashlib.sha256(raw).hexdigest()
+    store.upsert(
+        "archive_messages",
+        [
+            {
+                "sha256": sha,
+                "source_path": f"eml/{email_id}.eml",
+                "email_id": email_id,
+                "match_method": "header",
+                "match_candidates": [email_id],
+                "size_bytes": len(raw),
+                "raw_compressed": zlib.compress(raw),
+                "run_id": "archive-1",
+                "harvested_at": ts("2026-10-02 00:00"),
+            }
+        ],
+        pk="sha256",
+    )
+
+
+SENT_WITH_FOOTER = (
+    b"From: deals@northwind.example\r\nTo: customer@example.com\r\nSubject: Summer sale\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/alternative; boundary="b1"\r\n\r\n'
+    b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n20% off!\r\n"
+    b"--b1\r\nContent-Type: text/html; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+    b'<p>20% off!</p><p style=3D"font-size:11px"><a href=3D"https://api.multimail.dev'
+    b'/v1/unsubscribe/tok123">Unsubscribe</a></p>\r\n--b1--\r\n'
+)
+SENT_AS_DRAFTED = (
+    b"From: deals@northwind.example\r\nTo: customer@example.com\r\nSubject: Summer sale\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n\r\n20% off!\r\n"
+)
+
+
+def test_cs_002_reads_the_archived_as_sent_copy(store: Store, build: StoreBuilder) -> None:
+    """The stored body is the author's draft. A footer added at send time shows in the
+    as-sent copy: that message has an opt-out. Once the archive shows footers being added,
+    a draft without one and without an archived copy is for a human, not an accusation."""
+    _commercial(build, "footer_added", "20% off!")
+    _commercial(build, "sent_as_drafted", "20% off!")
+    _commercial(build, "not_archived", "20% off!")
+    _archive_copy(store, "footer_added", SENT_WITH_FOOTER)
+    _archive_copy(store, "sent_as_drafted", SENT_AS_DRAFTED)
+    result = check(store, "CS-002")
+    assert targets(result, "open") == {"sent_as_drafted"}
+    assert targets(result, "review") == {"not_archived"}
+    drafted = next(f for f in result.findings if f.target_id == "sent_as_drafted")
+    assert drafted.evidence["as_sent_copies_checked"] == 1
+    assert "archived as-sent copies" in drafted.evidence["checked"]
+    unknown = next(f for f in result.findings if f.target_id == "not_archived")
+    assert "1 other message(s) whose drafts had none showed one" in unknown.reason
+    assert "1 opt-out only in the archived as-sent copy (added at send time)" in result.detail
+
+
+def test_cs_002_without_archived_footers_a_draft_without_opt_out_is_open(
+    store: Store, build: StoreBuilder
+) -> None:
+    _commercial(build, "sent_as_drafted", "20% off!")
+    _commercial(build, "not_archived", "20% off!")
+    _archive_copy(store, "sent_as_drafted", SENT_AS_DRAFTED)
+    assert targets(check(store, "CS-002"), "open") == {"sent_as_drafted", "not_archived"}
 
 
 def test_cs_002_mixed_is_review(store: Store, build: StoreBuilder) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, date
 from typing import Any
 
 from auditkit.business_days import CALENDAR_VERSION, add_business_days
+from auditkit.controls.canspam.as_sent import AsSent, as_sent_opt_outs
 from auditkit.controls.canspam.common import (
     BODY_SOURCE,
     commercial_scope,
@@ -50,7 +51,8 @@ OPT_OUT_CHECKED = (
     BODY_SOURCE
     + " + List-Unsubscribe header where the record carries headers ("
     + ", ".join(HEADER_SOURCES)
-    + ")"
+    + ") + every text part of the message's archived as-sent copies, where the archive "
+    "holds any"
 )
 
 # Every commercial or mixed message with the opt-out it shows in the message, first match
@@ -130,6 +132,9 @@ _MECHANISM_TEXT = {
     "reply_instruction_in_signature": "reply instruction in the signature block",
     "list_unsubscribe_header": "List-Unsubscribe header only",
     "unrecognised": "opt-out wording not recognised as a mechanism (review)",
+    "in_as_sent_copy": "opt-out only in the archived as-sent copy (added at send time)",
+    "sent_copy_unknown": "no opt-out in the draft and no archived copy, where others had "
+    "one added at send time (review)",
 }
 
 
@@ -152,8 +157,12 @@ _MECHANISM_TEXT = {
         "conspicuous notice (§ 7704(a)(5)(A)(ii)) needs a human. Opt-out wording and a link, "
         "address or reply verb that are not recognised as one instruction ('Don't want these "
         "emails anymore? Let us know by replying') are a review finding too: too close to an "
-        "opt-out to accuse. Nothing found: fail (mixed mail: review). Scope: sent commercial "
-        "or mixed outbound email created in the period (created_at)."
+        "opt-out to accuse. The stored body is the author's draft: a footer added at send "
+        "time is not in it, so the archived as-sent copies of a message (harvest-archive) "
+        "are read too, every text part, and an opt-out there is one. A draft without an "
+        "opt-out and with no archived copy, where other messages' copies showed one added at "
+        "send time, is a review finding. Nothing found: fail (mixed mail: review). Scope: "
+        "sent commercial or mixed outbound email created in the period (created_at)."
     ),
     reference="15 U.S.C. § 7704(a)(3), (a)(5)(A)(ii); 16 CFR 316.5; can-spam.md CS-05",
     applies_to="commercial_email",
@@ -175,12 +184,20 @@ def cs_002(ctx: CheckContext) -> Outcome:
         without = ctx.rows(CS_002_WITHOUT_SQL)
     finally:
         ctx.con.execute("DROP TABLE IF EXISTS temp.ak_cs002")
+    as_sent = as_sent_opt_outs(ctx, [r["id"] for r in without])
+    # Drafts without an opt-out whose as-sent copy has one: something adds it at send time.
+    added_at_send = sum(1 for a in as_sent.values() if a.opt_out is not None)
     findings = []
     for r in without:
+        copy = as_sent.get(r["id"], AsSent(copies=0))
+        if copy.opt_out is not None:
+            recognised["in_as_sent_copy"] = recognised.get("in_as_sent_copy", 0) + 1
+            continue
         evidence: dict[str, Any] = {
             "classification": r["classification"],
             "classification_reasons": r["reasons"],
             "checked": OPT_OUT_CHECKED,
+            "as_sent_copies_checked": copy.copies,
         }
         wording, carrier = r["opt_out_wording"], r["possible_mechanism"]
         if wording is not None and carrier is not None:
@@ -195,6 +212,20 @@ def cs_002(ctx: CheckContext) -> Outcome:
                     f'("{one_line(carrier, 80)}") that auditkit does not recognise as an opt-out '
                     "instruction: a human must read the message and decide whether it offers "
                     "a working opt-out." + mixed_note(r["classification"]),
+                    evidence,
+                    "review",
+                )
+            )
+        elif r["list_unsubscribe"] is None and not copy.copies and added_at_send:
+            recognised["sent_copy_unknown"] = recognised.get("sent_copy_unknown", 0) + 1
+            findings.append(
+                ctx.finding(
+                    "email",
+                    r["id"],
+                    "No opt-out in the stored draft, but the archived as-sent copies of "
+                    f"{added_at_send} other message(s) whose drafts had none showed one (added "
+                    "at send time), and this message has no archived copy: a human must check "
+                    "what its recipient got." + mixed_note(r["classification"]),
                     evidence,
                     "review",
                 )

@@ -1,0 +1,81 @@
+"""The as-sent copies in the sent-mail archive, read for CS-002's opt-out.
+
+MultiMail stores the author's markdown; it renders HTML at send time, and a footer that it,
+a template or a signature adds then (an unsubscribe link: the API has a CAN-SPAM
+unsubscribe page) is in what the recipient got and not in the stored draft. So for the few
+commercial messages whose draft shows no opt-out, each archived copy matched to the message
+(`auditkit harvest-archive`) is decoded, every inline text part, plain and HTML, and read
+with the same wording as the draft.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from auditkit.controls.context import CheckContext
+from auditkit.mime_text import displayed_text
+from auditkit.opt_out_text import LINK_WORDING, REPLY_WORDING
+from auditkit.store.temp_tables import create_temp_table, drop_temp_table
+
+# Messages read per query: their archived copies are decompressed in memory.
+BATCH = 1_000
+
+_COPIES_SQL = """
+SELECT email_id, source_path, raw_compressed FROM archive_messages
+WHERE email_id IN (SELECT unnest($ids)) ORDER BY email_id, source_path
+"""
+_OPT_OUT_IN_COPIES_SQL = f"""
+WITH hits AS (
+    SELECT email_id, source_path, text,
+           {LINK_WORDING.first_hit_sql("text")} AS link_hit,
+           {REPLY_WORDING.first_hit_sql("text")} AS reply_hit
+    FROM ak_as_sent
+)
+SELECT email_id, source_path,
+       {LINK_WORDING.kept_sql("link_hit", "text")} AS link,
+       {REPLY_WORDING.kept_sql("reply_hit", "text")} AS reply
+FROM hits ORDER BY email_id, source_path
+"""
+
+
+@dataclass(frozen=True)
+class AsSent:
+    """What the archive holds of one message: how many copies, and the first opt-out one
+    of them shows (None: none does)."""
+
+    copies: int
+    opt_out: str | None = None
+    source_path: str | None = None
+
+
+def as_sent_opt_outs(ctx: CheckContext, email_ids: Sequence[str]) -> dict[str, AsSent]:
+    """Each of `email_ids` that has an archived copy → what its copies show."""
+    found: dict[str, AsSent] = {}
+    for start in range(0, len(email_ids), BATCH):
+        copies = ctx.rows(_COPIES_SQL, ids=list(email_ids[start : start + BATCH]))
+        if not copies:
+            continue
+        create_temp_table(
+            ctx.con,
+            "ak_as_sent",
+            {
+                "email_id": ("VARCHAR", [c["email_id"] for c in copies]),
+                "source_path": ("VARCHAR", [c["source_path"] for c in copies]),
+                "text": (
+                    "VARCHAR",
+                    [displayed_text(zlib.decompress(c["raw_compressed"])) for c in copies],
+                ),
+            },
+        )
+        try:
+            for r in ctx.rows(_OPT_OUT_IN_COPIES_SQL):
+                seen = found.get(r["email_id"]) or AsSent(copies=0)
+                opt_out = r["link"] or r["reply"]
+                if seen.opt_out is None and opt_out is not None:
+                    seen = AsSent(seen.copies, opt_out, r["source_path"])
+                found[r["email_id"]] = AsSent(seen.copies + 1, seen.opt_out, seen.source_path)
+        finally:
+            drop_temp_table(ctx.con, "ak_as_sent")
+    return found
