@@ -154,6 +154,25 @@ def test_cs_001_multi_line_signature(store: Store, build: StoreBuilder, signatur
     assert result.status == "pass", [f.evidence for f in result.findings]
 
 
+def test_cs_001_reads_the_archived_as_sent_copy(store: Store, build: StoreBuilder) -> None:
+    """An address footer added at send time is in the as-sent copy, not the draft."""
+    build.account()
+    for email_id in ("footer_added", "sent_as_drafted", "not_archived", "street_only_sent"):
+        _commercial(build, email_id, f"20% off! {OPT_OUT}")
+    _archive_copy(store, "footer_added", SENT_WITH_ADDRESS)
+    _archive_copy(store, "sent_as_drafted", SENT_AS_DRAFTED)
+    _archive_copy(store, "street_only_sent", SENT_AS_DRAFTED.replace(b"20%", b"1200 Harbor Blvd"))
+    result = check(store, "CS-001")
+    assert targets(result, "open") == {"sent_as_drafted"}
+    assert targets(result, "review") == {"not_archived", "street_only_sent"}
+    unknown = next(f for f in result.findings if f.target_id == "not_archived")
+    assert "copies of 1 other message(s) whose drafts lacked it showed it" in unknown.reason
+    partial = next(f for f in result.findings if f.target_id == "street_only_sent")
+    assert partial.evidence["components_missing"] == ["city", "state", "zip"]
+    assert partial.evidence["as_sent_copies_checked"] == 1
+    assert "1 message(s) show the address only in their archived as-sent copy" in result.detail
+
+
 def test_cs_001_account_without_address_fails_every_commercial_message(
     store: Store, build: StoreBuilder
 ) -> None:
@@ -348,6 +367,11 @@ SENT_WITH_FOOTER = (
     b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
     b'<p>20% off!</p><p style=3D"font-size:11px"><a href=3D"https://api.multimail.dev'
     b'/v1/unsubscribe/tok123">Unsubscribe</a></p>\r\n--b1--\r\n'
+)
+SENT_WITH_ADDRESS = (
+    b"From: deals@northwind.example\r\nTo: customer@example.com\r\nSubject: Summer sale\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>20% off!</p>"
+    b"<p>Northwind Supply Co.<br>1200 Harbor Blvd., Suite 400<br>Oakland, CA&nbsp;94607</p>\r\n"
 )
 SENT_AS_DRAFTED = (
     b"From: deals@northwind.example\r\nTo: customer@example.com\r\nSubject: Summer sale\r\n"

@@ -9,7 +9,7 @@ sandbox with source-side tampering between (so integrity events and quarantine e
 Two file hashes in the manifest were updated at the commit that made OVS-006 measure to
 the last harvest: its rationale text, shown in report.html and assessment-results.json,
 changed (34 bytes longer in each). They were updated again, with the catalogue version,
-at catalogue 2026.12-3: CS-002's and CS-003's rationale texts changed, CS-003's detail now
+at catalogue 2026.12-3: CS-001's to CS-003's rationale texts changed, CS-003's detail now
 lists how each suppression reason was read, and the findings' evidence says how they
 were read (`suppression_read_as`, `as_sent_copies_checked`, hence findings.csv too); the
 findings themselves did not change.

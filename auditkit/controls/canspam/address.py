@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from auditkit.controls.canspam.as_sent import over_as_sent_copies
 from auditkit.controls.canspam.common import (
     BODY_SOURCE,
     commercial_scope,
@@ -172,7 +173,27 @@ ORDER BY id
 _SOME_ADDRESS = rf"\b([A-Z]{{2}}|(?i:{_STATE_NAMES_RE}))\s+\d{{5}}(-\d{{4}})?\b"
 
 
-def _cs_001_sql(address: PostalAddress | None) -> str:
+# The same components in each archived as-sent copy of the messages the draft check left
+# (ak_as_sent: auditkit.controls.canspam.as_sent).
+CS_001_AS_SENT_SQL = """
+WITH folded AS (
+    SELECT email_id, source_path, text AS text_checked,
+           regexp_replace(lower(text), '</?[a-z][^<>]*>|&[a-z]+;|&#[0-9]+;', ' ', 'g')
+               AS text_lower
+    FROM ak_as_sent
+)
+SELECT email_id, source_path,
+       coalesce(regexp_matches(text_lower, {street}), false) AS has_street,
+       coalesce(regexp_matches(text_lower, {city}), false) AS has_city,
+       coalesce(regexp_matches(text_lower, {state}), false) AS has_state,
+       coalesce(regexp_matches(text_lower, {zip}), false) AS has_zip,
+       regexp_matches(text_checked, {some_address}) AS has_some_address
+FROM folded ORDER BY email_id, source_path
+"""
+_COMPONENTS = ("street", "city", "state", "zip")
+
+
+def _cs_001_sql(address: PostalAddress | None, template: str = CS_001_SQL) -> str:
     street = city = state = zip_code = None
     if address is not None:
         street, city, zip_code = (
@@ -197,7 +218,7 @@ def _cs_001_sql(address: PostalAddress | None) -> str:
                 if p
             ]
             state = "|".join(around) or None
-    return CS_001_SQL.format(
+    return template.format(
         street=_sql_regex_literal(street),
         city=_sql_regex_literal(city),
         state=_sql_regex_literal(state),
@@ -214,9 +235,12 @@ def _cs_001_sql(address: PostalAddress | None) -> str:
         "Commercial email must show the sender's valid physical postal address. Looks for the "
         "account's physical_address components (street number and name, city, state, ZIP), "
         "normalised, in the body markdown, the mailbox signature block, and the account address "
-        "where the mailbox policy says appends_postal_address = true. All found: pass; none: "
-        "fail; some or a different address: review. Scope: sent commercial or mixed outbound "
-        "email created in the period (created_at)."
+        "where the mailbox policy says appends_postal_address = true; then, for a message "
+        "still short of it, in every text part of its archived as-sent copies (a footer added "
+        "at send time is not in the stored draft). All found: pass; none: fail; some or a "
+        "different address: review; none in the draft and no archived copy, where other "
+        "messages' copies showed it added at send time: review. Scope: sent commercial or "
+        "mixed outbound email created in the period (created_at)."
     ),
     reference="15 U.S.C. § 7704(a)(5)(A)(iii); 16 CFR 316.2; can-spam.md CS-04",
     applies_to="commercial_email",
@@ -229,11 +253,25 @@ def cs_001(ctx: CheckContext) -> Outcome:
     raw = ctx.scalar("SELECT min(physical_address) FROM multimail_account")
     address = parse_postal_address(raw)
     rows = ctx.rows(_cs_001_sql(address), account_address=raw or "")
+    copies: dict[str, list[dict[str, Any]]] = {}
+    if address is not None:
+        as_sent_sql = _cs_001_sql(address, CS_001_AS_SENT_SQL)
+        for c in over_as_sent_copies(ctx, [r["id"] for r in rows], as_sent_sql):
+            copies.setdefault(c["email_id"], []).append(c)
+    complete = {
+        email_id
+        for email_id, cs in copies.items()
+        if any(all(c[f"has_{k}"] for k in _COMPONENTS) for c in cs)
+    }
     findings = []
-    components = ("street", "city", "state", "zip")
     for r in rows:
-        found = [c for c in components if r[f"has_{c}"]]
-        missing = [c for c in components if c not in found]
+        if r["id"] in complete:
+            continue  # the whole address is in what was sent: added at send time
+        cs = copies.get(r["id"], [])
+        found = [k for k in _COMPONENTS if r[f"has_{k}"] or any(c[f"has_{k}"] for c in cs)]
+        missing = [k for k in _COMPONENTS if k not in found]
+        if not missing:
+            continue  # the draft and its as-sent copy show every part between them
         evidence: dict[str, Any] = {
             "classification": r["classification"],
             "classification_reasons": r["reasons"],
@@ -241,9 +279,10 @@ def cs_001(ctx: CheckContext) -> Outcome:
             "components_found": found,
             "components_missing": missing,
             "checked": BODY_SOURCE
-            + (
-                " + account address (appends_postal_address)" if r["appends_postal_address"] else ""
-            ),
+            + (" + account address (appends_postal_address)" if r["appends_postal_address"] else "")
+            + " + every text part of the message's archived as-sent copies, where the archive "
+            "holds any",
+            "as_sent_copies_checked": len(cs),
         }
         note = mixed_note(r["classification"])
         if address is None:
@@ -257,8 +296,6 @@ def cs_001(ctx: CheckContext) -> Outcome:
                     state_for(r["classification"]),
                 )
             )
-        elif len(found) == len(components):
-            continue
         elif found:
             findings.append(
                 ctx.finding(
@@ -269,12 +306,25 @@ def cs_001(ctx: CheckContext) -> Outcome:
                     "review",
                 )
             )
-        elif r["has_some_address"]:
+        elif r["has_some_address"] or any(c["has_some_address"] for c in cs):
             findings.append(
                 ctx.finding(
                     "email",
                     r["id"],
                     "Shows a postal address that is not the account's physical_address." + note,
+                    evidence,
+                    "review",
+                )
+            )
+        elif not cs and complete:
+            findings.append(
+                ctx.finding(
+                    "email",
+                    r["id"],
+                    "No physical postal address in the stored draft, but the archived as-sent "
+                    f"copies of {len(complete)} other message(s) whose drafts lacked it showed "
+                    "it (added at send time), and this message has no archived copy: a human "
+                    "must check what its recipient got." + note,
                     evidence,
                     "review",
                 )
@@ -289,4 +339,10 @@ def cs_001(ctx: CheckContext) -> Outcome:
                     state_for(r["classification"]),
                 )
             )
-    return Outcome(commercial, findings)
+    detail = (
+        f"{len(complete)} message(s) show the address only in their archived as-sent copy "
+        "(added at send time)"
+        if complete
+        else ""
+    )
+    return Outcome(commercial, findings, detail=detail)

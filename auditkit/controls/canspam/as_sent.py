@@ -1,11 +1,11 @@
-"""The as-sent copies in the sent-mail archive, read for CS-002's opt-out.
+"""The as-sent copies in the sent-mail archive, read for CS-001's address and CS-002's opt-out.
 
 MultiMail stores the author's markdown; it renders HTML at send time, and a footer that it,
 a template or a signature adds then (an unsubscribe link: the API has a CAN-SPAM
-unsubscribe page) is in what the recipient got and not in the stored draft. So for the few
-commercial messages whose draft shows no opt-out, each archived copy matched to the message
-(`auditkit harvest-archive`) is decoded, every inline text part, plain and HTML, and read
-with the same wording as the draft.
+unsubscribe page; a postal address) is in what the recipient got and not in the stored
+draft. So for the few commercial messages whose draft lacks one, each archived copy matched
+to the message (`auditkit harvest-archive`) is decoded, every inline text part, plain and
+HTML, and read with the same rules as the draft.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from auditkit.controls.context import CheckContext
 from auditkit.mime_text import displayed_text
@@ -40,19 +41,12 @@ FROM hits ORDER BY email_id, source_path
 """
 
 
-@dataclass(frozen=True)
-class AsSent:
-    """What the archive holds of one message: how many copies, and the first opt-out one
-    of them shows (None: none does)."""
-
-    copies: int
-    opt_out: str | None = None
-    source_path: str | None = None
-
-
-def as_sent_opt_outs(ctx: CheckContext, email_ids: Sequence[str]) -> dict[str, AsSent]:
-    """Each of `email_ids` that has an archived copy → what its copies show."""
-    found: dict[str, AsSent] = {}
+def over_as_sent_copies(
+    ctx: CheckContext, email_ids: Sequence[str], query: str, **params: Any
+) -> list[dict[str, Any]]:
+    """`query`'s rows over the archived copies of `email_ids`, which it reads from the temp
+    table ak_as_sent (email_id, source_path, text: every inline text part, decoded)."""
+    rows: list[dict[str, Any]] = []
     for start in range(0, len(email_ids), BATCH):
         copies = ctx.rows(_COPIES_SQL, ids=list(email_ids[start : start + BATCH]))
         if not copies:
@@ -70,12 +64,29 @@ def as_sent_opt_outs(ctx: CheckContext, email_ids: Sequence[str]) -> dict[str, A
             },
         )
         try:
-            for r in ctx.rows(_OPT_OUT_IN_COPIES_SQL):
-                seen = found.get(r["email_id"]) or AsSent(copies=0)
-                opt_out = r["link"] or r["reply"]
-                if seen.opt_out is None and opt_out is not None:
-                    seen = AsSent(seen.copies, opt_out, r["source_path"])
-                found[r["email_id"]] = AsSent(seen.copies + 1, seen.opt_out, seen.source_path)
+            rows.extend(ctx.rows(query, **params))
         finally:
             drop_temp_table(ctx.con, "ak_as_sent")
+    return rows
+
+
+@dataclass(frozen=True)
+class AsSent:
+    """What the archive holds of one message: how many copies, and the first opt-out one
+    of them shows (None: none does)."""
+
+    copies: int
+    opt_out: str | None = None
+    source_path: str | None = None
+
+
+def as_sent_opt_outs(ctx: CheckContext, email_ids: Sequence[str]) -> dict[str, AsSent]:
+    """Each of `email_ids` that has an archived copy → what its copies show (CS-002)."""
+    found: dict[str, AsSent] = {}
+    for r in over_as_sent_copies(ctx, email_ids, _OPT_OUT_IN_COPIES_SQL):
+        seen = found.get(r["email_id"]) or AsSent(copies=0)
+        opt_out = r["link"] or r["reply"]
+        if seen.opt_out is None and opt_out is not None:
+            seen = AsSent(seen.copies, opt_out, r["source_path"])
+        found[r["email_id"]] = AsSent(seen.copies + 1, seen.opt_out, seen.source_path)
     return found
