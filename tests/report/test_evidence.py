@@ -55,36 +55,23 @@ def test_message_pack_holds_exactly_the_selected_messages(tmp_path: Path) -> Non
 
 
 def test_recipient_pack_matches_bare_and_named_addresses(tmp_path: Path) -> None:
-    with demo_store() as store:
-        write_pack(
-            store,
-            settings(),
-            Q3,
-            tmp_path / "bob",
-            results=results(),
-            recipient="BOB@example.com",
-            formats=("csv",),
-        )
-        write_pack(
-            store,
-            settings(),
-            Q3,
-            tmp_path / "cust",
-            results=results(),
-            recipient="customer@example.com",
-            formats=("csv",),
-        )
+    recipients = {
+        "bob": "BOB@example.com",
+        "cust": "customer@example.com",
         # As pasted from a mail client: the display name is dropped, as in stored To/Cc.
-        write_pack(
-            store,
-            settings(),
-            Q3,
-            tmp_path / "pasted",
-            results=results(),
-            recipient='"Bob, of Example" < Bob@Example.com >',
-            formats=("csv",),
-        )
-    assert message_ids(tmp_path / "bob") == ["em-03"]
+        "pasted": '"Bob, of Example" < Bob@Example.com >',
+    }
+    with demo_store() as store:
+        for pack, recipient in recipients.items():
+            write_pack(
+                store,
+                settings(),
+                Q3,
+                tmp_path / pack,
+                results=results(),
+                recipient=recipient,
+                formats=("csv",),
+            )
     for pack in ("bob", "pasted"):
         assert message_ids(tmp_path / pack) == ["em-03"]
         manifest = json.loads((tmp_path / pack / "manifest.json").read_text(encoding="utf-8"))
