@@ -1,10 +1,10 @@
 """What a raw sent message (RFC 5322 bytes) shows its reader: its decoded text parts.
 
-The archive reads the text/plain part to compare it with the approved draft; CS-002 reads
-every inline text part, plain and HTML, of an archived as-sent copy, since a footer that the
-provider or a template adds at send time (an unsubscribe link) is in what was sent and not
-in the stored draft. Parsing uses compat32: raw header strings, and about a third of the
-cost of the modern policy's header objects.
+The archive reads the text/plain part to compare it with the approved draft; CS-001 and
+CS-002 read every inline text part, plain and HTML, of an archived as-sent copy, since a
+footer that the provider or a template adds at send time (an unsubscribe link, a postal
+address) is in what was sent and not in the stored draft. Parsing uses compat32: raw
+header strings, and about a third of the cost of the modern policy's header objects.
 """
 
 from __future__ import annotations

@@ -34,11 +34,11 @@ from auditkit.vocabulary import MEANINGS
 #   wording (a label and its link anywhere in one sentence, "stop hearing from us", "rather
 #   not receive these emails", "adjust your email settings"), and opt-out wording with a
 #   link, address or reply verb it cannot read as one instruction is a review finding
-#   instead of an open one; CS-001 and CS-002 read a message's archived as-sent copies too
-#   (a footer added at send time is not in the stored draft). CS-003 reads a suppression reason as
-#   an opt-out only when it names one ([controls] opt_out_reasons); a late send after a
-#   suppression whose reason names neither an opt-out nor a delivery failure, or none, is
-#   a review finding.
+#   instead of an open one; CS-001 and CS-002 read a message's archived as-sent copies
+#   too (a footer added at send time is not in the stored draft). CS-003 reads a
+#   suppression reason as an opt-out only when it names one ([controls] opt_out_reasons);
+#   a late send after a suppression whose reason names neither an opt-out nor a delivery
+#   failure, or none, is a review finding.
 CATALOGUE_VERSION = "2026.12-3"
 
 APPLIES_TO = (

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from auditkit.controls.canspam.as_sent import over_as_sent_copies
+from auditkit.controls.canspam.as_sent import AS_SENT_SOURCE, over_as_sent_copies
 from auditkit.controls.canspam.common import (
     BODY_SOURCE,
     commercial_scope,
@@ -140,7 +140,19 @@ def parse_postal_address(text: str | None) -> PostalAddress | None:
 # {street}, {city}, {state}, {zip} are RE2 literals built by `component_regex` from the
 # account's physical_address at run time (NULL when the component is missing);
 # {some_address} finds any "<state> <ZIP>" (code or name), for "a different address".
-CS_001_SQL = """
+# The text and its components are read the same way in a draft and in an as-sent copy: HTML
+# tags and entities (a signature's <br>, &nbsp;) separate words like line breaks.
+_FOLDED = (
+    "regexp_replace(lower(text_checked), '</?[a-z][^<>]*>|&[a-z]+;|&#[0-9]+;', ' ', 'g') "
+    "AS text_lower"
+)
+_COMPONENT_MATCHES = """
+           coalesce(regexp_matches(text_lower, {street}), false) AS has_street,
+           coalesce(regexp_matches(text_lower, {city}), false) AS has_city,
+           coalesce(regexp_matches(text_lower, {state}), false) AS has_state,
+           coalesce(regexp_matches(text_lower, {zip}), false) AS has_zip"""
+CS_001_SQL = (
+    """
 WITH checked AS (
     SELECT id, classification, reasons, appends_postal_address,
            coalesce(body_markdown, '') || ' ' || coalesce(signature_block, '')
@@ -149,17 +161,14 @@ WITH checked AS (
     FROM ak_classified
     WHERE is_sent AND classification IN ('commercial', 'mixed')
 ), folded AS (
-    -- HTML tags and entities (a signature's <br>, &nbsp;) separate words like line breaks.
-    SELECT *, regexp_replace(lower(text_checked), '</?[a-z][^<>]*>|&[a-z]+;|&#[0-9]+;',
-                          ' ', 'g')
-               AS text_lower
+    SELECT *, """
+    + _FOLDED
+    + """
     FROM checked
 ), components AS (
-    SELECT id, classification, reasons, appends_postal_address, text_checked,
-           coalesce(regexp_matches(text_lower, {street}), false) AS has_street,
-           coalesce(regexp_matches(text_lower, {city}), false) AS has_city,
-           coalesce(regexp_matches(text_lower, {state}), false) AS has_state,
-           coalesce(regexp_matches(text_lower, {zip}), false) AS has_zip
+    SELECT id, classification, reasons, appends_postal_address, text_checked,"""
+    + _COMPONENT_MATCHES
+    + """
     FROM folded
 )
 SELECT id, classification, reasons, appends_postal_address, has_street, has_city, has_state,
@@ -168,28 +177,25 @@ FROM components
 WHERE NOT (has_street AND has_city AND has_state AND has_zip)
 ORDER BY id
 """
-
-
-_SOME_ADDRESS = rf"\b([A-Z]{{2}}|(?i:{_STATE_NAMES_RE}))\s+\d{{5}}(-\d{{4}})?\b"
-
-
+)
 # The same components in each archived as-sent copy of the messages the draft check left
 # (ak_as_sent: auditkit.controls.canspam.as_sent).
-CS_001_AS_SENT_SQL = """
+CS_001_AS_SENT_SQL = (
+    """
 WITH folded AS (
-    SELECT email_id, source_path, text AS text_checked,
-           regexp_replace(lower(text), '</?[a-z][^<>]*>|&[a-z]+;|&#[0-9]+;', ' ', 'g')
-               AS text_lower
-    FROM ak_as_sent
+    SELECT *, """
+    + _FOLDED
+    + """
+    FROM (SELECT email_id, source_path, text AS text_checked FROM ak_as_sent)
 )
-SELECT email_id, source_path,
-       coalesce(regexp_matches(text_lower, {street}), false) AS has_street,
-       coalesce(regexp_matches(text_lower, {city}), false) AS has_city,
-       coalesce(regexp_matches(text_lower, {state}), false) AS has_state,
-       coalesce(regexp_matches(text_lower, {zip}), false) AS has_zip,
+SELECT email_id, source_path,"""
+    + _COMPONENT_MATCHES
+    + """,
        regexp_matches(text_checked, {some_address}) AS has_some_address
 FROM folded ORDER BY email_id, source_path
 """
+)
+_SOME_ADDRESS = rf"\b([A-Z]{{2}}|(?i:{_STATE_NAMES_RE}))\s+\d{{5}}(-\d{{4}})?\b"
 _COMPONENTS = ("street", "city", "state", "zip")
 
 
@@ -280,8 +286,7 @@ def cs_001(ctx: CheckContext) -> Outcome:
             "components_missing": missing,
             "checked": BODY_SOURCE
             + (" + account address (appends_postal_address)" if r["appends_postal_address"] else "")
-            + " + every text part of the message's archived as-sent copies, where the archive "
-            "holds any",
+            + AS_SENT_SOURCE,
             "as_sent_copies_checked": len(cs),
         }
         note = mixed_note(r["classification"])

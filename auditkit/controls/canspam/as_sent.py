@@ -22,6 +22,10 @@ from auditkit.store.temp_tables import create_temp_table, drop_temp_table
 
 # Messages read per query: their archived copies are decompressed in memory.
 BATCH = 1_000
+# What a finding's `checked` evidence adds for the copies.
+AS_SENT_SOURCE = (
+    " + every text part of the message's archived as-sent copies, where the archive holds any"
+)
 
 _COPIES_SQL = """
 SELECT email_id, source_path, raw_compressed FROM archive_messages
@@ -77,16 +81,12 @@ class AsSent:
 
     copies: int
     opt_out: str | None = None
-    source_path: str | None = None
 
 
 def as_sent_opt_outs(ctx: CheckContext, email_ids: Sequence[str]) -> dict[str, AsSent]:
     """Each of `email_ids` that has an archived copy → what its copies show (CS-002)."""
     found: dict[str, AsSent] = {}
     for r in over_as_sent_copies(ctx, email_ids, _OPT_OUT_IN_COPIES_SQL):
-        seen = found.get(r["email_id"]) or AsSent(copies=0)
-        opt_out = r["link"] or r["reply"]
-        if seen.opt_out is None and opt_out is not None:
-            seen = AsSent(seen.copies, opt_out, r["source_path"])
-        found[r["email_id"]] = AsSent(seen.copies + 1, seen.opt_out, seen.source_path)
+        seen = found.get(r["email_id"], AsSent(copies=0))
+        found[r["email_id"]] = AsSent(seen.copies + 1, seen.opt_out or r["link"] or r["reply"])
     return found

@@ -7,11 +7,12 @@ suppression against a 10-business-day deadline.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, date
 from typing import Any
 
 from auditkit.business_days import CALENDAR_VERSION, add_business_days
-from auditkit.controls.canspam.as_sent import AsSent, as_sent_opt_outs
+from auditkit.controls.canspam.as_sent import AS_SENT_SOURCE, AsSent, as_sent_opt_outs
 from auditkit.controls.canspam.common import (
     BODY_SOURCE,
     commercial_scope,
@@ -51,8 +52,8 @@ OPT_OUT_CHECKED = (
     BODY_SOURCE
     + " + List-Unsubscribe header where the record carries headers ("
     + ", ".join(HEADER_SOURCES)
-    + ") + every text part of the message's archived as-sent copies, where the archive "
-    "holds any"
+    + ")"
+    + AS_SENT_SOURCE
 )
 
 # Every commercial or mixed message with the opt-out it shows in the message, first match
@@ -174,13 +175,15 @@ def cs_002(ctx: CheckContext) -> Outcome:
         return Outcome(0, not_applicable=not_applicable_reason(total))
     ctx.con.execute("CREATE OR REPLACE TEMP TABLE ak_cs002 AS " + CS_002_IN_MESSAGE_SQL)
     try:
-        recognised = {
-            r["mechanism"]: r["n"]
-            for r in ctx.rows(
-                "SELECT mechanism, count(*) AS n FROM ak_cs002 WHERE mechanism IS NOT NULL "
-                "GROUP BY mechanism"
-            )
-        }
+        recognised: Counter[str] = Counter(
+            {
+                r["mechanism"]: r["n"]
+                for r in ctx.rows(
+                    "SELECT mechanism, count(*) AS n FROM ak_cs002 WHERE mechanism IS NOT NULL "
+                    "GROUP BY mechanism"
+                )
+            }
+        )
         without = ctx.rows(CS_002_WITHOUT_SQL)
     finally:
         ctx.con.execute("DROP TABLE IF EXISTS temp.ak_cs002")
@@ -191,7 +194,7 @@ def cs_002(ctx: CheckContext) -> Outcome:
     for r in without:
         copy = as_sent.get(r["id"], AsSent(copies=0))
         if copy.opt_out is not None:
-            recognised["in_as_sent_copy"] = recognised.get("in_as_sent_copy", 0) + 1
+            recognised["in_as_sent_copy"] += 1
             continue
         evidence: dict[str, Any] = {
             "classification": r["classification"],
@@ -203,7 +206,7 @@ def cs_002(ctx: CheckContext) -> Outcome:
         if wording is not None and carrier is not None:
             evidence.update(opt_out_wording=wording, possible_mechanism=carrier)
         if r["list_unsubscribe"] is None and "opt_out_wording" in evidence:
-            recognised["unrecognised"] = recognised.get("unrecognised", 0) + 1
+            recognised["unrecognised"] += 1
             findings.append(
                 ctx.finding(
                     "email",
@@ -217,7 +220,7 @@ def cs_002(ctx: CheckContext) -> Outcome:
                 )
             )
         elif r["list_unsubscribe"] is None and not copy.copies and added_at_send:
-            recognised["sent_copy_unknown"] = recognised.get("sent_copy_unknown", 0) + 1
+            recognised["sent_copy_unknown"] += 1
             findings.append(
                 ctx.finding(
                     "email",
@@ -243,7 +246,7 @@ def cs_002(ctx: CheckContext) -> Outcome:
                 )
             )
         else:
-            recognised["list_unsubscribe_header"] = recognised.get("list_unsubscribe_header", 0) + 1
+            recognised["list_unsubscribe_header"] += 1
             findings.append(
                 ctx.finding(
                     "email",
@@ -315,17 +318,21 @@ CS_003_WITHIN_SQL = (
     + "SELECT count(*) FROM (SELECT id, address FROM after_opt_out GROUP BY ALL "
     + "HAVING NOT bool_or(late))"
 )
+
+
 # A suppression's reason names a delivery failure (a bounce is no request to stop: not an
 # opt-out), else an opt-out (an unsubscribe, a complaint), else nothing known: the reason is
 # not guessed at, so a late send to that address is a review finding, not an open one.
-_IS_DELIVERY_FAILURE = (
-    "coalesce(list_bool_or([contains(lower(coalesce(reason, '')), p) "
-    "FOR p IN $delivery_failure_reasons]), false)"
-)
-_NAMES_AN_OPT_OUT = (
-    "coalesce(list_bool_or([contains(lower(coalesce(reason, '')), p) "
-    "FOR p IN $opt_out_reasons]), false)"
-)
+def _reason_contains_any(substrings_param: str) -> str:
+    """SQL true when the suppression's reason contains one of the `$param` substrings."""
+    return (
+        "coalesce(list_bool_or([contains(lower(coalesce(reason, '')), p) "
+        f"FOR p IN ${substrings_param}]), false)"
+    )
+
+
+_IS_DELIVERY_FAILURE = _reason_contains_any("delivery_failure_reasons")
+_NAMES_AN_OPT_OUT = _reason_contains_any("opt_out_reasons")
 _SUPPRESSIONS_SQL = f"""
 SELECT lower(trim(email_address)) AS address,
        CASE WHEN {_NAMES_AN_OPT_OUT} THEN 'opt_out' ELSE 'unknown' END AS reason_kind,
