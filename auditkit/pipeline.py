@@ -186,8 +186,11 @@ def build_pack(
     from auditkit.report.messages import recipient_message_ids
 
     # Before the controls run (minutes on a large store): a folder holding files auditkit
-    # did not write is refused now, not after the work. write_pack checks again.
+    # did not write is refused now, not after the work, and so is a TSA that does not
+    # answer. write_pack checks the folder again.
     check_replaceable(out_dir)
+    if signer is not None:
+        signer.check_tsa()
     with Store.for_settings(settings, read_only=True) as store:
         # A pack of chosen messages (or one recipient's) only reports findings about them,
         # so only they are checked.

@@ -87,7 +87,8 @@ def report(
     Same store and options give byte-identical files. With --sign-key, report.pdf is signed
     (PAdES) as an update appended to those bytes; with --tsa-url, the signature, report.pdf
     and manifest.json (manifest.json.tsr) are timestamped. A bad key or certificate exits 3
-    before any work; a TSA that fails exits 4 and leaves any previous pack as it was.
+    before any work; a TSA that fails exits 4 (it is asked once before the controls run,
+    then for each timestamp) and leaves any previous pack as it was.
 
     \b
     Examples:

@@ -138,8 +138,9 @@ def write_pack(
     messages (default MAX_FLAGGED_MESSAGE_PAGES) plus `sample_size` messages drawn with
     `seed`; the CSVs hold every message.
     `signer` signs and timestamps report.pdf once every file is rendered, before the
-    manifest hashes it, then timestamps the manifest (manifest.json.tsr); a TSA failure
-    (SourceError) leaves any previous pack untouched, like any other failure.
+    manifest hashes it, then timestamps the manifest (manifest.json.tsr). Its TSA is asked
+    for a timestamp before any work too; a TSA failure (SourceError), then or later, leaves
+    any previous pack untouched, like any other failure.
     """
     started, cpu_started = time.perf_counter(), time.process_time()
     unknown = set(formats) - set(FORMATS)
@@ -154,6 +155,8 @@ def write_pack(
     # Fail fast: a folder holding files auditkit did not write is refused before the store
     # is read (staged_pack_dir checks again on entry and right before the rename).
     check_replaceable(Path(out_dir))
+    if signer is not None:
+        signer.check_tsa()  # likewise a TSA that is down or broken (SourceError)
     scope = Scope(
         period=period,
         message_ids=tuple(dict.fromkeys(message_ids)) if message_ids is not None else None,

@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 SIGNATURE_FIELD = "auditkit-signature"
 TIMESTAMP_FIELD = "auditkit-document-timestamp"
 SIGNING_REASON = "auditkit evidence pack"
+# What `check_tsa` asks the TSA to stamp before a pack is rendered.
+TSA_CHECK_DATA = b"auditkit: time-stamping authority check"
 TEST_ONLY_NOTE = (
     "signed and/or timestamped with auditkit's TEST-ONLY certificates, whose keys are public: "
     "this shows the files are unchanged since signing, not who signed them or when. "
@@ -73,6 +75,7 @@ class PackSigner:
         self.options = options
         self.material = material
         self._signer: signers.SimpleSigner | None = None
+        self._tsa_answered = False  # check_tsa asks once per signer
         if material is not None:
             registry = SimpleCertificateStore()
             registry.register_multiple(asn1_x509.Certificate.load(c) for c in material.chain[1:])
@@ -104,6 +107,16 @@ class PackSigner:
         if self.material is None:
             return None
         return "PAdES-B-T" if self.tsa_url else "PAdES-B-B"
+
+    def check_tsa(self) -> None:
+        """SourceError now unless the TSA answers a checked timestamp, so that a pack is not
+        rendered for minutes only to fail at its first timestamp. One request more per pack,
+        over a fixed digest of no pack content; the TSA is asked again for each real one."""
+        if self.tsa_url is None or self._tsa_answered:
+            return
+        token = timestamp_bytes(self.tsa_url, TSA_CHECK_DATA, self.options.tsa_timeout)
+        self._tsa_answered = True
+        logger.info("time-stamping authority %s answers: %s", self.tsa_url, token.tsa)
 
     def _timestamper(self) -> CheckedTimeStamper | None:
         if self.tsa_url is None:

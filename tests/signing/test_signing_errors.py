@@ -1,6 +1,7 @@
 """Signing failures: a bad key or certificate exits 3 in one line before any work and writes
-nothing; a TSA that is down, refuses or answers garbage exits 4 in one line, leaves the
-previous pack as it was and no staging folder; key material and passwords reach no output,
+nothing; a TSA that is down, refuses or answers garbage exits 4 in one line (before any
+work when it fails its check, and also when it fails later), leaves the previous pack as it
+was and no staging folder; key material and passwords reach no output,
 log or pack file."""
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ def test_encrypted_key_signs_with_its_password_and_nothing_leaks(
     assert verify_pack(out).ok
 
 
-@pytest.mark.pdf
+@pytest.mark.pdf  # signed_pack_master renders one, once
 @pytest.mark.parametrize("how", ["down", "garbage", "reject", "error"])
-def test_failing_tsa_exits_4_and_keeps_the_previous_pack(
+def test_failing_tsa_exits_4_before_any_work_and_keeps_the_previous_pack(
     how: str,
     pki: TestPki,
     store_file: Path,
@@ -112,6 +113,7 @@ def test_failing_tsa_exits_4_and_keeps_the_previous_pack(
     live_tsa: TsaServer,
     signed_pack_master: Path,
 ) -> None:
+    """The TSA is asked before the store is read, so a broken one costs no rendering."""
     out = tmp_path / "reports" / "2026Q3"
     shutil.copytree(signed_pack_master, out)  # the previous pack, signed and timestamped
     before = snapshot(out)
@@ -129,8 +131,51 @@ def test_failing_tsa_exits_4_and_keeps_the_previous_pack(
         "reject": "refused the request (rejection: policy says no (test))",
         "error": "answered HTTP 500",
     }[how] in line
+    assert "pack:" not in result.stderr  # no phase of the pack was reached
     assert snapshot(out) == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["2026Q3"]  # no stage left
+
+
+def test_the_tsa_is_checked_once_per_signer_and_only_when_there_is_one(
+    pki: TestPki, live_tsa: TsaServer
+) -> None:
+    before = live_tsa.requests
+    with_tsa = signer(pki, live_tsa.url)
+    with_tsa.check_tsa()
+    with_tsa.check_tsa()
+    signer(pki).check_tsa()  # no TSA: nothing to ask
+    assert live_tsa.requests == before + 1
+
+
+@pytest.mark.pdf
+def test_tsa_failing_after_its_check_exits_4_and_keeps_the_previous_pack(
+    pki: TestPki,
+    store_file: Path,
+    tmp_path: Path,
+    live_tsa: TsaServer,
+    signed_pack_master: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The TSA answers the check, then fails at the PDF signature's timestamp, after the
+    pack is rendered."""
+    out = tmp_path / "reports" / "2026Q3"
+    shutil.copytree(signed_pack_master, out)
+    before = snapshot(out)
+    real = PackSigner.check_tsa
+
+    def then_error(self: PackSigner) -> None:
+        real(self)
+        live_tsa.mode = "error"
+
+    monkeypatch.setattr(PackSigner, "check_tsa", then_error)
+    result = report(store_file, out, "--sign-key", str(pki.signer_key), "--sign-cert",
+                    str(pki.signer_cert), "--tsa-url", live_tsa.url)  # fmt: skip
+    assert result.exit_code == 4, result.output
+    (line,) = error_lines(result)
+    assert f"time-stamping authority {live_tsa.url} answered HTTP 500" in line
+    assert "pack: PDF rendered" in result.stderr
+    assert snapshot(out) == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["2026Q3"]
 
 
 @pytest.mark.pdf
