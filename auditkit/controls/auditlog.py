@@ -8,8 +8,11 @@ approval: the email's own approval fields and the approval audit entry (as the v
 
 from __future__ import annotations
 
+from typing import Any
+
 from auditkit.controls.context import CheckContext
 from auditkit.controls.registry import Outcome, control
+from auditkit.store.audit_chain import INCONSISTENT
 
 AL_001_SQL = """
 SELECT i.id AS event_id, i.record_type, i.record_id, i.change, i.detected_at, i.run_id,
@@ -31,7 +34,8 @@ ORDER BY i.record_type, i.record_id, i.detected_at, i.id
     severity="high",
     rationale=(
         "Evidence must not change after the fact. Every integrity event (a record whose source "
-        "copy changed or disappeared since auditkit first harvested it) is a finding. Scope: "
+        "copy changed or disappeared since auditkit first harvested it, or an audit entry the "
+        "source gave in two different versions within one harvest) is a finding. Scope: "
         "audit entries and emails whose stored created_at falls in the period (or that cannot be "
         "dated)."
     ),
@@ -51,17 +55,25 @@ def al_001(ctx: CheckContext) -> Outcome:
             0, not_applicable="no audit-log entries or emails from the period were harvested"
         )
     findings = [
-        ctx.finding(
-            r["record_type"],
-            r["record_id"],
-            f"The {r['record_type'].replace('_', ' ')} was {r['change']} at the source after it "
-            "was first "
-            f"harvested (detected {r['detected_at']:%Y-%m-%d %H:%M} UTC).",
-            r,
-        )
+        ctx.finding(r["record_type"], r["record_id"], _al_001_reason(r), r)
         for r in ctx.rows(AL_001_SQL)
     ]
     return Outcome(checked, findings)
+
+
+def _al_001_reason(event: dict[str, Any]) -> str:
+    record = event["record_type"].replace("_", " ")
+    detected = f"{event['detected_at']:%Y-%m-%d %H:%M} UTC"
+    if event["change"] == INCONSISTENT:
+        return (
+            f"The source gave the {record} in two different versions within one harvest "
+            f"(detected {detected}): SHA-256 {event['stored_sha256']} is kept, and "
+            f"{event['source_sha256']} is the other (both are in the store's integrity events)."
+        )
+    return (
+        f"The {record} was {event['change']} at the source after it was first harvested "
+        f"(detected {detected})."
+    )
 
 
 AL_002_RECORDS = """

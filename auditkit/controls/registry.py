@@ -39,7 +39,9 @@ from auditkit.vocabulary import MEANINGS
 #   suppression reason as an opt-out only when it names one ([controls] opt_out_reasons);
 #   a late send after a suppression whose reason names neither an opt-out nor a delivery
 #   failure, or none, is a review finding.
-CATALOGUE_VERSION = "2026.12-3"
+# 2026.12-4: AL-001 also reports an audit entry the source gave in two different versions
+#   within one harvest (before, one version was kept and the other dropped unsaid).
+CATALOGUE_VERSION = "2026.12-4"
 
 APPLIES_TO = (
     "outbound_email",

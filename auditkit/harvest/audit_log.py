@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import duckdb
@@ -29,6 +29,7 @@ from auditkit.sources import multimail
 from auditkit.sources.paging import paginate
 from auditkit.store import Store, sha256_hex
 from auditkit.store import audit_chain as staging
+from auditkit.store.audit_chain import INCONSISTENT
 
 logger = logging.getLogger("auditkit.harvest")
 
@@ -133,6 +134,15 @@ def _walk(
                 row["is_new"] = row["id"] not in stored
                 met_known = met_known or not row["is_new"]
                 pending.append(row)
+            if page.differing_repeats:
+                # Another version of an entry already met: staged beside the first, so that
+                # finish_audit_walk reports both versions rather than keep one unsaid.
+                repeats = normalise_page(
+                    books, replace(page, records=page.differing_repeats), normalise_audit_entry,
+                    endpoint.path,
+                )  # fmt: skip
+                stored = staging.stored_ids(walk.con, [r["id"] for r in repeats])
+                pending += [{**r, "is_new": r["id"] not in stored} for r in repeats]
             if len(pending) >= AUDIT_STAGING_ROWS:
                 staging.stage_rows(store, walk.con, pending)
                 pending = []
@@ -174,11 +184,13 @@ def finish_audit_walk(
         return
     events = [
         books.integrity_event(
-            "audit_entry", entry_id, "changed", stored_sha, stored_raw, source_sha, source_raw
+            "audit_entry", entry_id, change, stored_sha, stored_raw, source_sha, source_raw
         )
-        for entry_id, stored_sha, stored_raw, source_sha, source_raw in (
-            staging.changed_entries(store)
+        for change, entries in (
+            ("changed", staging.changed_entries(store)),
+            (INCONSISTENT, staging.inconsistent_entries(store)),
         )
+        for entry_id, stored_sha, stored_raw, source_sha, source_raw in entries
     ]
     if walk.full_scan and walk.complete:
         events += [

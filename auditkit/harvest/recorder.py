@@ -24,6 +24,7 @@ from auditkit.errors import SourceAuthError, SourceError
 from auditkit.sources import multimail
 from auditkit.sources.client import PayloadError
 from auditkit.store import Cursor, IntegrityEvent, Quarantined, canonical_json
+from auditkit.store.audit_chain import INCONSISTENT
 
 # Every module of the harvester logs under one name, as the single module did.
 logger = logging.getLogger("auditkit.harvest")
@@ -203,14 +204,17 @@ class RunRecorder:
         source_sha: str | None,
         source_raw: str | None,
     ) -> IntegrityEvent:
-        """A stored record changed or vanished at the source: counted and logged here, written
-        by the batch that carries it."""
+        """A stored record changed or vanished at the source, or the source gave it in two
+        versions (`change`: changed, removed, inconsistent): counted and logged here,
+        written by the batch that carries it."""
         self.result.integrity_events += 1
         logger.warning(
-            "integrity: %s %s %s at the source since it was harvested",
+            "integrity: %s %s %s",
             record_type,
             record_id,
-            change,
+            "given in two versions by the source in this harvest"
+            if change == INCONSISTENT
+            else f"{change} at the source since it was harvested",
         )
         return IntegrityEvent(
             self.run_id,

@@ -21,11 +21,11 @@ from auditkit.sources.client import PayloadError, decode_json, raise_for_status,
 
 logger = logging.getLogger(__name__)
 
-# How many pages' ids the loop remembers to de-duplicate by: a timestamp cursor repeats the
-# records at a page boundary, so the pages just before matter. Bounded, so paging millions
-# of records holds a few pages of ids, not all of them (it held every id: ~100 bytes per
-# record for the whole run). A repeat further apart is still de-duplicated by key where
-# the records land (Store.upsert; the audit log's staged entries).
+# How many pages' records the loop remembers to de-duplicate by: a timestamp cursor repeats
+# the records at a page boundary, so the pages just before matter. Bounded, so paging
+# millions of records holds a few pages, not every id of the run. A repeat further apart is
+# still de-duplicated by key where the records land (Store.upsert; the audit log's staged
+# entries, which also report copies that differ).
 DEDUP_WINDOW_PAGES = 4
 
 
@@ -101,6 +101,10 @@ class Page:
     status: int
     cursor: str | None  # the cursor that asks for the next page; None at the end
     duplicates: int = 0
+    # Repeats (counted in `duplicates`, left out of `records`) whose content differs from
+    # the copy kept: the source answered two versions of one record. Consumers of records
+    # that must not change (the audit log) report them.
+    differing_repeats: list[Any] = field(default_factory=list)
     number: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -117,13 +121,14 @@ def paginate(
     on_bad_page: Callable[[PayloadError], None] | None = None,
     bad_page_retries: int = 2,
 ) -> Generator[Page, None, None]:
-    """Yield every page of `path` in order, records de-duplicated by `pk` across pages.
+    """Yield every page of `path` in order, records de-duplicated by `pk` across pages (a
+    repeat that differs from the copy kept is in `Page.differing_repeats`).
 
     Stops on a null cursor or an empty page. A body that is not JSON (or has no record list)
     is handed to `on_bad_page` (the harvester quarantines it) and the same page is asked for
     again up to `bad_page_retries` times before PayloadError ends the loop.
     """
-    recent_ids: deque[set[Any]] = deque(maxlen=DEDUP_WINDOW_PAGES)
+    recent: deque[dict[Any, Any]] = deque(maxlen=DEDUP_WINDOW_PAGES)  # id -> copy kept
     followed: set[str] = set()
     cursor: str | None = None
     number = 0
@@ -154,26 +159,31 @@ def paginate(
         number += 1
         fresh: list[Any] = []
         duplicates = 0
-        page_ids: set[Any] = set()
+        differing: list[Any] = []
+        kept: dict[Any, Any] = {}
         for record in records:
             rid = record.get(pk) if isinstance(record, dict) else None
             if isinstance(rid, (str, int)) and not isinstance(rid, bool):
-                if rid in page_ids or any(rid in ids for ids in recent_ids):
+                first = next((ids[rid] for ids in (kept, *recent) if rid in ids), None)
+                if first is not None:
                     duplicates += 1
+                    if record != first:
+                        differing.append(record)
                     continue
-                page_ids.add(rid)
+                kept[rid] = record
             fresh.append(
                 record
             )  # records without a usable id go on: the normaliser quarantines them
-        recent_ids.append(page_ids)
+        recent.append(kept)
         next_cursor = paginator.next_cursor(body) if records else None
         url = redact_url(response.request.url)
         logger.info(
-            "GET %s -> %d: %d records (%d duplicate)",
+            "GET %s -> %d: %d records (%d duplicate, %d of them differing)",
             url,
             response.status_code,
             len(fresh),
             duplicates,
+            len(differing),
         )
         yield Page(
             records=fresh,
@@ -181,6 +191,7 @@ def paginate(
             status=response.status_code,
             cursor=next_cursor,
             duplicates=duplicates,
+            differing_repeats=differing,
             number=number,
         )
         if next_cursor is None:

@@ -122,6 +122,23 @@ def changed_entries(store: Store) -> list[tuple[Any, ...]]:
     )
 
 
+# The integrity change of an entry the source gave in two versions within one walk.
+INCONSISTENT = "inconsistent"
+
+
+def inconsistent_entries(store: Store) -> list[tuple[Any, ...]]:
+    """(id, kept sha, kept raw, other sha, other raw) for each other version of an entry the
+    walk staged in more than one version; the kept one is the copy STAGED chooses."""
+    return store.query(
+        f"WITH versions AS (SELECT id, raw_sha256, any_value(raw) AS raw FROM {STAGING} "
+        f"  WHERE id IN (SELECT id FROM {STAGING} GROUP BY id HAVING count(*) > 1) "
+        "  GROUP BY id, raw_sha256) "
+        f"SELECT k.id, k.raw_sha256, k.raw, v.raw_sha256, v.raw FROM versions v "
+        f"JOIN {STAGED} k USING (id) WHERE v.raw_sha256 <> k.raw_sha256 "
+        "ORDER BY k.id, v.raw_sha256"
+    )
+
+
 def unstaged_entries(store: Store) -> list[tuple[Any, ...]]:
     """(id, stored sha, stored raw) of stored entries a complete walk never met."""
     return store.query(

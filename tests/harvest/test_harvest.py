@@ -14,11 +14,14 @@ import pytest
 
 from auditkit.config import Settings
 from auditkit.config_accounts import Account
+from auditkit.controls import run_controls
 from auditkit.errors import ConfigError, SourceAuthError
+from auditkit.findings import parse_period
 from auditkit.harvest import audit_log, harvest, import_emails
 from auditkit.sources import paging
 from auditkit.sources.client import RetryTransport
 from auditkit.store import HARVESTED_TABLES, Store, audit_chain, content_digest
+from auditkit.store.canonical import canonical_json, sha256_hex
 from tests.builders import ScratchStore
 from tests.conftest import IC_TOKEN, MM_KEY
 
@@ -535,6 +538,47 @@ def test_an_entry_the_source_repeats_within_a_walk_is_chained_once(
         result = run(api, settings_for(tmp_path), store)
         assert result.outcome == "ok", result.errors
         assert store.count("multimail_audit_log") == 250 == result.counts["audit_log"]
+        assert result.integrity_events == 0  # the same copy twice is one entry, nothing more
+
+
+@pytest.mark.parametrize("pages_apart", [1, 10])
+def test_an_entry_the_source_gives_in_two_versions_is_an_integrity_event(
+    pages_apart: int, api: FakeAPI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Near (the paging loop's window) or far apart, the second version is not dropped
+    unsaid: one version is chained, whichever page came first, and the run records an
+    `inconsistent` event with both, which AL-001 reports."""
+    monkeypatch.setattr(paging, "DEDUP_WINDOW_PAGES", 2)
+    api.audit_page_size = 3
+    original = api.audit[230]
+    forged = {**original, "actor_key_id": "key_forged"}
+    api.audit.insert(230 - 3 * pages_apart, forged)  # newest first: met after the original
+    with ScratchStore() as store:
+        result = run(api, settings_for(tmp_path), store)
+        assert result.outcome == "ok", result.errors
+        assert result.integrity_events == 1
+        assert store.count("multimail_audit_log") == 250 == result.counts["audit_log"]
+        shas = {json.loads(raw)["actor_key_id"]: sha for raw, sha in (
+            (canonical_json(e), sha256_hex(canonical_json(e))) for e in (original, forged)
+        )}  # fmt: skip
+        kept, other = sorted(shas.values())  # the copy kept is the first by SHA-256
+        events = store.query(
+            "SELECT record_id, change, stored_sha256, source_sha256, "
+            "json_extract_string(source_raw, '$.actor_key_id') FROM integrity_events"
+        )
+        forged_copy = "key_forged" if other == shas["key_forged"] else original["actor_key_id"]
+        assert events == [(original["id"], "inconsistent", kept, other, forged_copy)]
+        stored = store.query(
+            "SELECT raw_sha256 FROM multimail_audit_log WHERE id = ?", [original["id"]]
+        )
+        assert stored == [(kept,)]
+        (al_001,) = run_controls(
+            store, settings_for(tmp_path), parse_period("2026Q3"), only=["AL-001"]
+        )
+        (finding,) = al_001.findings
+        assert finding.target_id == original["id"]
+        assert "two different versions within one harvest" in finding.reason
+        assert kept in finding.reason and other in finding.reason
 
 
 def test_auth_failure_fails_the_run_without_leaking_the_key(

@@ -64,6 +64,28 @@ def test_duplicate_ids_across_pages_are_dropped_and_counted() -> None:
     assert pages[1].duplicates == 1
 
 
+def test_a_repeat_that_differs_from_the_copy_kept_is_reported() -> None:
+    client, _ = paged_client(
+        {
+            None: {"emails": [{"id": "a", "v": 1}, {"id": "b", "v": 1}], "cursor": "c1"},
+            "c1": {"emails": [{"id": "b", "v": 1}, {"id": "a", "v": 2}], "cursor": "c2"},
+            "c2": {"emails": [{"id": "c", "v": 1}, {"id": "c", "v": 3}], "cursor": None},
+        }
+    )
+    pages = list(paginate(client, "/list", CursorPaginator(("emails",))))
+    assert [r for p in pages for r in p.records] == [
+        {"id": "a", "v": 1},
+        {"id": "b", "v": 1},
+        {"id": "c", "v": 1},
+    ]
+    assert [p.duplicates for p in pages] == [0, 2, 1]
+    assert [p.differing_repeats for p in pages] == [
+        [],
+        [{"id": "a", "v": 2}],
+        [{"id": "c", "v": 3}],
+    ]
+
+
 def test_records_without_id_pass_through_for_quarantine() -> None:
     client, _ = paged_client(
         {None: {"emails": [{"subject": "no id"}, "not an object"], "cursor": None}}

@@ -12,7 +12,8 @@ changed (34 bytes longer in each). They were updated again, with the catalogue v
 at catalogue 2026.12-3: CS-001's to CS-003's rationale texts changed, CS-003's detail now
 lists how each suppression reason was read, and the findings' evidence says how they
 were read (`suppression_read_as`, `as_sent_copies_checked`, hence findings.csv too); the
-findings themselves did not change.
+findings themselves did not change. At 2026.12-4, AL-001's rationale (report.html and
+assessment-results.json, 80 bytes longer in each) also names an entry given in two versions.
 Every other file is still the bytes 05a7131 wrote.
 """
 
