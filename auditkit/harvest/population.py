@@ -3,9 +3,12 @@
 Two sources, read after the mail so the counts describe what the listing could return:
 
 - `GET /v1/usage?from&to&breakdown=daily`: per UTC day and event type, a count. The range
-  asked for runs from the day of the oldest stored email (or `--since`) to the end of the
-  day of the newest, never into today (a day still running cannot reconcile). Stored as a
-  snapshot: each harvest asks for the whole range again.
+  asked for runs from the day of the oldest stored email (or `--since`) to the end of
+  yesterday, never into today (a day still running cannot reconcile), or to the end of the
+  last whole day before `--until`: as far as this run's listings reached. Not only to the
+  newest stored email's day: mail sent after the last message the listings returned is
+  exactly what this must see. Stored as a snapshot: each harvest asks for the whole range
+  again.
 - `GET /v1/webhook-deliveries` (admin scope): the delivery history, in full (the API has
   no filter), upserted by id; the oldest delivery the listing returned marks where the
   provider's retained history starts.
@@ -18,7 +21,7 @@ coverage row records the source as unavailable with the answer, and PC-001 says
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -38,28 +41,42 @@ UNAVAILABLE_STATUSES = (403, 404)
 
 
 def harvest_population(
-    client: httpx.Client, store: Store, books: RunRecorder, *, since: datetime | None = None
+    client: httpx.Client,
+    store: Store,
+    books: RunRecorder,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> None:
     """Usage by day, then the webhook delivery history (module docstring)."""
-    harvest_usage(client, store, books, since=since)
+    harvest_usage(client, store, books, since=since, until=until)
     harvest_webhook_deliveries(client, store, books)
 
 
-def usage_range(store: Store, since: datetime | None, now: datetime) -> tuple[datetime, datetime]:
-    """[from, to): whole UTC days from the oldest stored email's day (or `since`) to the day
-    after the newest, but never past the start of today."""
-    oldest, newest = store.query("SELECT min(created_at), max(created_at) FROM multimail_emails")[0]
+def usage_range(
+    store: Store, since: datetime | None, now: datetime, until: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """[from, to): whole UTC days from the oldest stored email's day (or `since`) to the
+    start of today, or of `until`'s day when that is earlier: the last whole day this run's
+    listings covered. It used to stop after the newest stored email's day, which hid mail
+    sent after the last message the listings returned."""
+    oldest = store.query("SELECT min(created_at) FROM multimail_emails")[0][0]
     today = _day_start(now)
-    start = min(t for t in (oldest, since, today) if t is not None)
-    end = today if newest is None else min(_day_start(newest) + timedelta(days=1), today)
-    return _day_start(start), max(end, _day_start(start))
+    start = _day_start(min(t for t in (oldest, since, today) if t is not None))
+    end = today if until is None else min(today, _day_start(until))
+    return start, max(start, end)
 
 
 def harvest_usage(
-    client: httpx.Client, store: Store, books: RunRecorder, *, since: datetime | None = None
+    client: httpx.Client,
+    store: Store,
+    books: RunRecorder,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> None:
     endpoint = multimail.USAGE
-    start, end = usage_range(store, since, books.harvested_at)
+    start, end = usage_range(store, since, books.harvested_at, until)
     if start >= end:
         logger.info("usage: no complete day of stored mail to reconcile; not asked")
         return

@@ -190,7 +190,7 @@ def _run_stages(
                     )
             harvest_pending(client, store, books)
             finish_audit_walk(client, store, books, walk)
-            harvest_population(client, store, books, since=since)
+            harvest_population(client, store, books, since=since, until=until)
             enrich_intercom(store, books, settings, pool, intercom_transport)
     finally:
         if walk is not None:

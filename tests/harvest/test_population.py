@@ -93,10 +93,11 @@ def coverage(store: Store) -> dict[str, dict[str, Any]]:
 def test_usage_and_deliveries_land_with_their_coverage(store: Store) -> None:
     books, seen = run(store, api())
     usage_call = next(r for r in seen if r.url.path == "/v1/usage")
-    # Whole UTC days from the oldest stored email to the day after the newest.
+    # Whole UTC days from the oldest stored email to the end of yesterday (the run's clock).
+    today = books.harvested_at.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     assert dict(usage_call.url.params) == {
         "from": str(int(datetime(2026, 8, 3, tzinfo=UTC).timestamp() * 1000)),
-        "to": str(int(datetime(2026, 8, 5, tzinfo=UTC).timestamp() * 1000) - 1),
+        "to": str(int(today.timestamp() * 1000) - 1),
         "breakdown": "daily",
     }
     assert store.query("SELECT id, count FROM multimail_usage_daily ORDER BY id") == [
@@ -113,7 +114,7 @@ def test_usage_and_deliveries_land_with_their_coverage(store: Store) -> None:
     assert cov["usage_daily"]["available"] and cov["usage_daily"]["covered_from"] == datetime(
         2026, 8, 3, tzinfo=UTC
     )
-    assert cov["usage_daily"]["covered_to"] == datetime(2026, 8, 5, tzinfo=UTC)
+    assert cov["usage_daily"]["covered_to"] == today
     assert cov["webhook_deliveries"]["covered_from"] == datetime(2026, 8, 3, 10, 0, 0, tzinfo=UTC)
     assert books.result.errors == []
 
@@ -166,3 +167,27 @@ def test_usage_range_stops_before_today(store: Store) -> None:
     StoreBuilder(store).email("em_today", created_at=ts("2026-08-20 10:00"))
     start, end = usage_range(store, None, datetime(2026, 8, 20, 15, tzinfo=UTC))
     assert (start, end) == (datetime(2026, 8, 3, tzinfo=UTC), datetime(2026, 8, 20, tzinfo=UTC))
+
+
+def test_usage_range_reaches_yesterday_past_the_newest_stored_email(store: Store) -> None:
+    """Mail sent after the last message the listings returned is what PC-001 must see, so
+    the range does not stop at the newest stored email's day."""
+    StoreBuilder(store).email("em_last", created_at=ts("2026-08-20 10:00"))
+    start, end = usage_range(store, None, datetime(2026, 8, 27, 15, tzinfo=UTC))
+    assert (start, end) == (datetime(2026, 8, 3, tzinfo=UTC), datetime(2026, 8, 27, tzinfo=UTC))
+
+
+def test_usage_range_ends_where_an_until_harvest_stopped_listing(store: Store) -> None:
+    StoreBuilder(store).email("em_last", created_at=ts("2026-08-20 10:00"))
+    now = datetime(2026, 9, 27, 15, tzinfo=UTC)
+    # --until 2026-08-24 lists up to the end of that day (the CLI passes the next midnight).
+    assert usage_range(store, None, now, datetime(2026, 8, 25, tzinfo=UTC))[1] == datetime(
+        2026, 8, 25, tzinfo=UTC
+    )
+    # A time inside a day: that day was not listed whole.
+    assert usage_range(store, None, now, datetime(2026, 8, 25, 9, tzinfo=UTC))[1] == datetime(
+        2026, 8, 25, tzinfo=UTC
+    )
+    assert usage_range(store, None, now, datetime(2026, 10, 1, tzinfo=UTC))[1] == datetime(
+        2026, 9, 27, tzinfo=UTC
+    )
