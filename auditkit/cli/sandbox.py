@@ -1,10 +1,13 @@
-"""`auditkit sandbox`: serve a sample dataset as a local MultiMail + Intercom API until Ctrl-C."""
+"""`auditkit sandbox`: serve a sample dataset as a local MultiMail + Intercom API until Ctrl-C
+(or SIGTERM)."""
 
 from __future__ import annotations
 
+import signal
 import threading
 from contextlib import ExitStack
 from pathlib import Path
+from types import FrameType
 
 import click
 
@@ -154,7 +157,16 @@ def sandbox(
             click.echo(f"export MULTIMAIL_API_URL_SECOND={url}")
             click.echo(f"export MULTIMAIL_API_KEY_SECOND={key}")
         click.echo("Press Ctrl-C to stop.")
+        # `kill`, a process supervisor or a CI teardown stops it as Ctrl-C does: the
+        # servers shut down and the second account's generated folder is removed.
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             click.echo("stopped")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

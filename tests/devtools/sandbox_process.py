@@ -43,18 +43,19 @@ def start_sandbox(*args: str, **env: str) -> subprocess.Popen[str]:
     )
 
 
-def interrupt(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    """Ctrl-C, then its stdout and stderr once it exits. A child still running after
-    STOP_TIMEOUT is aborted, and faulthandler's dump of every thread fails the test."""
-    proc.send_signal(signal.SIGINT)
+def interrupt(proc: subprocess.Popen[str], how: int = signal.SIGINT) -> tuple[str, str]:
+    """Ctrl-C (or `how`, e.g. SIGTERM), then its stdout and stderr once it exits. A child
+    still running after STOP_TIMEOUT is aborted, and faulthandler's dump of every thread
+    fails the test."""
+    proc.send_signal(how)
     try:
         return proc.communicate(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
         proc.send_signal(signal.SIGABRT)
         _, err = proc.communicate()
         raise AssertionError(
-            f"the sandbox did not stop within {STOP_TIMEOUT} s of Ctrl-C; its threads:\n"
-            + err[-6000:]
+            f"the sandbox did not stop within {STOP_TIMEOUT} s of {signal.Signals(how).name}; "
+            "its threads:\n" + err[-6000:]
         ) from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -494,7 +495,8 @@ def test_port_in_use_is_a_config_error(sandbox: SandboxServer, sample_data: Path
         SandboxServer(sample_data, port=port).start()
 
 
-def test_cli_serves_until_interrupted(sample_data: Path) -> None:
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_cli_serves_until_interrupted(sample_data: Path, how: int) -> None:
     proc = start_sandbox("--port", "0", "--data", str(sample_data), "--api-key", MM_KEY)
     try:
         assert proc.stdout is not None
@@ -505,9 +507,9 @@ def test_cli_serves_until_interrupted(sample_data: Path) -> None:
         assert f"export MULTIMAIL_API_KEY={MM_KEY}\n" in exports
         response = httpx.get(f"{url}/v1/account", headers={"Authorization": f"Bearer {MM_KEY}"})
         assert response.json()["slug"] == "northwind"
-        out, err = interrupt(proc)
+        out, err = interrupt(proc, how)
         assert proc.returncode == 0, err
-        assert "stopped" in out
+        assert "stopped" in out  # shut down through the command's own cleanup
     finally:
         kill_if_running(proc)
 
