@@ -10,6 +10,7 @@ header strings, and about a third of the cost of the modern policy's header obje
 from __future__ import annotations
 
 import email.policy
+from collections.abc import Iterator
 from email.message import Message
 from email.parser import BytesParser
 
@@ -30,15 +31,14 @@ def decoded_text(part: Message) -> str | None:
         return payload.decode("utf-8", errors="replace")
 
 
-def inline_text_parts(msg: Message, types: tuple[str, ...] = TEXT_TYPES) -> list[str]:
-    """Every inline part of one of `types`, in message order, decoded."""
-    texts = []
+def inline_text_parts(msg: Message, types: tuple[str, ...] = TEXT_TYPES) -> Iterator[str]:
+    """Every inline part of one of `types`, in message order, decoded as it is reached (a
+    reader of the first decodes no other)."""
     for part in msg.walk():
         if part.get_content_type() in types and part.get_content_disposition() != "attachment":
             text = decoded_text(part)
             if text is not None:
-                texts.append(text)
-    return texts
+                yield text
 
 
 def displayed_text(raw: bytes) -> str:

@@ -150,8 +150,7 @@ def _date(msg: Message) -> datetime | None:
 
 def _text_body(msg: Message) -> str | None:
     """The first inline text/plain part, transfer-decoded and charset-decoded."""
-    texts = inline_text_parts(msg, ("text/plain",))
-    return texts[0] if texts else None
+    return next(inline_text_parts(msg, ("text/plain",)), None)
 
 
 def _sha256(data: bytes) -> str:
