@@ -271,13 +271,13 @@ def cs_001(ctx: CheckContext) -> Outcome:
     }
     findings = []
     for r in rows:
-        if r["id"] in complete:
-            continue  # the whole address is in what was sent: added at send time
         cs = copies.get(r["id"], [])
         found = [k for k in _COMPONENTS if r[f"has_{k}"] or any(c[f"has_{k}"] for c in cs)]
         missing = [k for k in _COMPONENTS if k not in found]
         if not missing:
-            continue  # the draft and its as-sent copy show every part between them
+            # What was sent shows every part (a copy in `complete`: added at send time), or
+            # the draft and its copies do between them.
+            continue
         evidence: dict[str, Any] = {
             "classification": r["classification"],
             "classification_reasons": r["reasons"],

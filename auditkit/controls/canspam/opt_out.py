@@ -203,9 +203,10 @@ def cs_002(ctx: CheckContext) -> Outcome:
             "as_sent_copies_checked": copy.copies,
         }
         wording, carrier = r["opt_out_wording"], r["possible_mechanism"]
-        if wording is not None and carrier is not None:
+        unrecognised = wording is not None and carrier is not None
+        if unrecognised:
             evidence.update(opt_out_wording=wording, possible_mechanism=carrier)
-        if r["list_unsubscribe"] is None and "opt_out_wording" in evidence:
+        if r["list_unsubscribe"] is None and unrecognised:
             recognised["unrecognised"] += 1
             findings.append(
                 ctx.finding(
