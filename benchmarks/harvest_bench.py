@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
 
 from auditkit.config import Settings
 from auditkit.harvest import harvest, import_emails
@@ -30,6 +31,7 @@ from auditkit.harvest.mailboxes import COMMIT_ROWS
 from auditkit.normalise import normalise_email
 from auditkit.sources.multimail import AUDIT_PAGE_LIMIT
 from auditkit.store import Store
+from auditkit.store.upsert import rows_to_arrow, with_account
 
 API_KEY = "mm_bench_key"
 SEQUENTIAL_SAMPLE = 400  # detail calls timed one at a time; scaled up to the full count
@@ -107,6 +109,10 @@ class LoadRates:
     audit_entries: int
     audit_load: float  # audit entries, Arrow + insert in one transaction
     harvest_mix: float  # emails and audit entries together, as one harvest stores them
+    # Where the emails' load time goes, in seconds for all of them (medians):
+    arrow_build_seconds: float  # rows_to_arrow: Python dicts into typed Arrow columns
+    insert_only_seconds: float  # DuckDB alone: INSERT of the prebuilt Arrow + COMMIT
+    insert_one_txn_seconds: float  # the same INSERT, every email in one transaction
     normalise_and_load: float  # what the harvest's main thread spends per email
     import_rate: float  # `auditkit import` of the emails as JSONL: parse + normalise + load
 
@@ -153,11 +159,51 @@ def load_rates(store: Store, scratch: Path) -> LoadRates:
         path.unlink(missing_ok=True)
         return Store(path)
 
+    batches = [rows[start : start + COMMIT_ROWS] for start in range(0, len(rows), COMMIT_ROWS)]
+
+    def build_arrow(target: Store) -> list[pa.Table]:
+        return [
+            with_account(
+                target, "multimail_emails", rows_to_arrow(target, "multimail_emails", b), []
+            )[0]
+            for b in batches
+        ]
+
+    def insert_only(target: Store, tables: list[pa.Table], per_transaction: int) -> None:
+        # The floor under `upsert`: no key check, no duplicate check, the Arrow already built.
+        table = target.base("multimail_emails")
+        for start in range(0, len(tables), per_transaction):
+            with target.transaction():
+                for arrow in tables[start : start + per_transaction]:
+                    target.con.register("_bench_batch", arrow)
+                    cols = ", ".join(f'"{c}"' for c in arrow.column_names)
+                    target.con.execute(
+                        f"INSERT INTO {table} ({cols}) SELECT {cols} FROM _bench_batch"
+                    )
+                    target.con.unregister("_bench_batch")
+
     with fresh_store("warm-up") as target:
         load_emails(target)
         load_audit(target)
+
+    def floor_times() -> tuple[float, float, float]:
+        """Seconds to build the Arrow, to INSERT it in COMMIT_ROWS-row transactions, and
+        to INSERT it in one transaction, each into a fresh store."""
+        tables: list[pa.Table] = []
+        with fresh_store("floor") as target:
+            arrow_seconds = timed(lambda: tables.extend(build_arrow(target)))
+            insert_seconds = timed(lambda: insert_only(target, tables, 1))
+        with fresh_store("floor") as target:
+            insert_one_seconds = timed(lambda: insert_only(target, tables, len(tables)))
+        return arrow_seconds, insert_seconds, insert_one_seconds
+
     email_s, checkpoint_s, reload_s, audit_s = [], [], [], []
+    arrow_s, insert_s, insert_one_s = [], [], []
     for _ in range(LOAD_REPEATS):
+        arrow_seconds, insert_seconds, insert_one_seconds = floor_times()
+        arrow_s.append(arrow_seconds)
+        insert_s.append(insert_seconds)
+        insert_one_s.append(insert_one_seconds)
         with fresh_store("load") as target:
             email_s.append(timed(lambda: load_emails(target)))
             checkpoint_s.append(timed(lambda: target.con.execute("CHECKPOINT")))
@@ -178,6 +224,9 @@ def load_rates(store: Store, scratch: Path) -> LoadRates:
         audit_entries=len(audit),
         audit_load=len(audit) / median(audit_s),
         harvest_mix=(n + len(audit)) / (median(email_s) + median(audit_s)),
+        arrow_build_seconds=median(arrow_s),
+        insert_only_seconds=median(insert_s),
+        insert_one_txn_seconds=median(insert_one_s),
         normalise_and_load=n / (normalise_s + median(email_s)),
         import_rate=n / import_s,
     )
@@ -236,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         + (result.list_calls - audit_pages + result.detail_calls) * latency / args.concurrency
     )
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    email_seconds = rates.emails / rates.load
+    key_check_seconds = email_seconds - rates.arrow_build_seconds - rates.insert_only_seconds
     rows_table = [
         ("list calls + detail calls", f"{result.list_calls:,} + {result.detail_calls:,}"),
         ("harvest wall time", f"{wall:.1f} s"),
@@ -261,6 +312,18 @@ def main(argv: list[str] | None = None) -> int:
             f"{rates.harvest_mix:,.0f} records/s",
         ),
         ("store load, emails only (~1.7 KB rows)", f"{rates.load:,.0f} records/s"),
+        (
+            "where the emails' load time goes (seconds for all of them)",
+            f"{email_seconds:.2f} s: building the typed Arrow {rates.arrow_build_seconds:.2f} s; "
+            f"DuckDB's INSERT + COMMIT of that Arrow alone {rates.insert_only_seconds:.2f} s "
+            f"({rates.emails / rates.insert_only_seconds:,.0f} records/s); the key and "
+            f"duplicate checks the rest, {key_check_seconds:+.2f} s",
+        ),
+        (
+            "DuckDB's INSERT alone, every email in one transaction",
+            f"{rates.insert_one_txn_seconds:.2f} s "
+            f"({rates.emails / rates.insert_one_txn_seconds:,.0f} records/s)",
+        ),
         ("store load, audit entries only (~0.7 KB rows)", f"{rates.audit_load:,.0f} records/s"),
         (
             "store load, the same emails again (replacing rows: lookback re-reads)",
@@ -304,6 +367,16 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|")
     for measure, value in rows_table:
         print(f"| {measure} | {value} |")
+    one_txn_rate = rates.emails / rates.insert_one_txn_seconds
+    print(
+        f"\nIssue 15's target for email rows is 100,000 records/s; they load at "
+        f"{rates.load:,.0f}. DuckDB's INSERT of the already built Arrow, with no key check, "
+        f"reaches {rates.emails / rates.insert_only_seconds:,.0f} records/s in "
+        f"{COMMIT_ROWS:,}-row transactions and {one_txn_rate:,.0f} in one transaction on "
+        "this machine, so the target is above DuckDB's own insert rate here; building the "
+        f"Arrow from the normalised rows adds {rates.arrow_build_seconds:.2f} s per "
+        f"{rates.emails:,} emails."
+    )
     return 0
 
 
