@@ -230,6 +230,7 @@ def write_pack(
             counts.setdefault("messages", context["counts"]["messages"])
             if "html" in formats:
                 (stage / "report.html").write_text(html, encoding="utf-8", newline="")
+            logger.info("pack: HTML ready after %s", _since(started, cpu_started))
             if "pdf" in formats:
                 if context["counts"]["messages"] >= PARALLEL_PDF_MESSAGES:
                     # Big packs: lay the PDF out on the other core while DuckDB streams the CSVs.
@@ -242,7 +243,6 @@ def write_pack(
                 else:
                     revision = render_pdf(html, stage / "report.pdf", as_of=as_of)
                     logger.info("pack: PDF rendered after %s", _since(started, cpu_started))
-        logger.info("pack: HTML ready after %s", _since(started, cpu_started))
         if "csv" in formats:
             counts.update(_write_csvs(store, stage, scope, settings, results, table, vocabulary))
             counts["reconciliation_rows"] = csv_export.write_rows_csv(
