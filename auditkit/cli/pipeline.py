@@ -217,7 +217,7 @@ def demo(
       auditkit demo --out /tmp/pack --json
       auditkit demo --accounts 2 --out reports/demo2
     """
-    from auditkit.devtools import bundled_sample_data
+    from auditkit.devtools import DEMO_CONCURRENCY, bundled_sample_data
     from auditkit.devtools.sandbox import SandboxServer
     from auditkit.devtools.tsa import TsaServer, demo_pki
     from auditkit.pack import check_replaceable
@@ -268,7 +268,9 @@ def demo(
             intercom_eu_token=f"ic_test_{secrets.token_hex(12)}",
         ) as server,
     ):
-        settings = server.aim(load_settings(data_dir / "auditkit.toml", db_path=db_path))
+        settings = server.aim(
+            load_settings(data_dir / "auditkit.toml", db_path=db_path)
+        ).with_overrides(concurrency=DEMO_CONCURRENCY)
         tsa_url = tsa.url
         signer = PackSigner.load(
             SigningOptions(key_file=pki.signer_key, cert_file=pki.signer_cert, tsa_url=tsa_url)

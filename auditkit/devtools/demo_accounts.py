@@ -20,7 +20,7 @@ from pathlib import Path
 
 from auditkit.config import load
 from auditkit.config_accounts import Account
-from auditkit.devtools import bundled_sample_data
+from auditkit.devtools import DEMO_CONCURRENCY, bundled_sample_data
 from auditkit.devtools.sample.generator import generate
 from auditkit.devtools.sandbox import SandboxServer
 from auditkit.errors import ConfigError
@@ -71,6 +71,7 @@ def run_demo_accounts(
             settings = load(data_dir / "auditkit.toml", db_path=db_path)
             settings = replace(
                 settings,
+                concurrency=DEMO_CONCURRENCY,
                 accounts=tuple(
                     Account(name, server.base_url, key) for name, key in keys_by_account.items()
                 ),
