@@ -126,10 +126,12 @@ def parse_retry_after(value: str | None, *, now: float) -> float | None:
 class RetryTransport(httpx.BaseTransport):
     """Retries idempotent requests on 429, 5xx and connection failures, then gives up loudly.
 
-    Backoff is capped exponential with full jitter from a seeded RNG (reproducible runs);
-    `Retry-After` wins when present, and Intercom's `X-RateLimit-Reset` (epoch seconds) is
-    the fallback on 429. A floor keeps `Retry-After: 0` from spinning. Every retry closes the
-    failed response first and logs one WARNING with the redacted URL.
+    A connection failure counts while the body arrives too: the body of an answer that is
+    not retried is read here, not later by the client. Backoff is capped exponential with
+    full jitter from a seeded RNG (reproducible runs); `Retry-After` wins when present, and
+    Intercom's `X-RateLimit-Reset` (epoch seconds) is the fallback on 429. A floor keeps
+    `Retry-After: 0` from spinning. Every retry closes the failed response first and logs
+    one INFO line with the redacted URL.
     """
 
     def __init__(
@@ -181,6 +183,12 @@ class RetryTransport(httpx.BaseTransport):
         while True:
             try:
                 response = self.inner.handle_request(request)
+                if response.status_code not in RETRY_STATUS:
+                    # The inner transport returns once the headers are in. Reading the body
+                    # here keeps a timeout or a connection cut while it arrives inside the
+                    # retries; read later by the client, it escaped them and ended the run.
+                    _read_or_close(response)
+                    return response
             except RETRY_EXCEPTIONS as exc:
                 if attempt >= self.max_retries:
                     raise RetriesExhaustedError(
@@ -192,8 +200,6 @@ class RetryTransport(httpx.BaseTransport):
                 delay = self._backoff(attempt)
                 reason = type(exc).__name__
             else:
-                if response.status_code not in RETRY_STATUS:
-                    return response
                 if attempt >= self.max_retries:
                     response.close()
                     raise RetriesExhaustedError(
@@ -225,6 +231,14 @@ class RetryTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _read_or_close(response: httpx.Response) -> None:
+    try:
+        response.read()
+    except BaseException:
+        response.close()  # hand the connection back to the pool, broken as it is
+        raise
 
 
 def _error_detail(response: httpx.Response) -> str:

@@ -267,6 +267,13 @@ FAULTS: dict[str, Callable[[Any], None]] = {
     "read timeouts": lambda s: s.faults.add(
         r"/v1/mailboxes/[^/]+/emails/", "timeout", times=4, seconds=1.0
     ),
+    # The headers and half the body, then the connection closes: deterministic, no clock.
+    "bodies cut mid-way": lambda s: (
+        s.faults.add(r"/v1/mailboxes/[^/]+/emails/", "truncated", times=10),
+        s.faults.add(r"/v1/mailboxes/[^/]+/emails$", "truncated", times=2),
+        s.faults.add(r"/v1/audit-log", "truncated", times=2),
+        s.faults.add(r"/conversations/", "truncated", times=3),
+    ),
     "5xx bursts": lambda s: (
         s.faults.add(r"/v1/mailboxes/[^/]+/emails/", "503", times=20),
         s.faults.add(r"/v1/mailboxes$", "500", times=2),

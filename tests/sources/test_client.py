@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -154,6 +155,46 @@ def test_connection_errors_are_retried_then_exhausted() -> None:
         client.get("/v1/account")
     assert isinstance(info.value.__cause__, httpx.RemoteProtocolError)
     assert len(seen) == 2
+
+
+class CutBody(httpx.SyncByteStream):
+    """A body whose connection fails after its first bytes, as a real socket's can, after
+    the status and headers have arrived; records whether it was closed."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield b'{"emails": [{"id": "01J'
+        raise self.error
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    "error", [httpx.ReadTimeout("slow body"), httpx.RemoteProtocolError("incomplete body")]
+)
+def test_a_body_cut_after_the_headers_is_retried(error: Exception) -> None:
+    cut = CutBody(error)
+    client, sleeps, seen, transport = client_with(
+        [httpx.Response(200, stream=cut), httpx.Response(200, json={"emails": []})]
+    )
+    response = client.get("/v1/mailboxes/m/emails")
+    assert response.json() == {"emails": []}
+    assert len(seen) == 2 and len(sleeps) == 1 and transport.retries == 1
+    assert cut.closed, "the cut response was not closed before the retry"
+
+
+def test_bodies_cut_every_time_exhaust_the_retries_naming_the_error() -> None:
+    client, _, seen, _ = client_with(
+        [httpx.Response(200, stream=CutBody(httpx.ReadTimeout("slow body"))) for _ in range(3)],
+        max_retries=2,
+    )
+    with pytest.raises(RetriesExhaustedError, match="after 3 attempts: ReadTimeout"):
+        client.get("/v1/mailboxes/m/emails")
+    assert len(seen) == 3
 
 
 def test_post_is_never_retried() -> None:

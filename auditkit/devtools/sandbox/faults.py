@@ -6,7 +6,7 @@ import re
 import threading
 from dataclasses import dataclass
 
-FAULT_KINDS = frozenset({"429", "500", "502", "503", "drop", "malformed", "timeout"})
+FAULT_KINDS = frozenset({"429", "500", "502", "503", "drop", "malformed", "timeout", "truncated"})
 # A hold: more requests than any run makes, each kept waiting longer than any test lasts.
 HOLD_TIMES = 100_000
 HOLD_SECONDS = 3600.0
@@ -40,7 +40,9 @@ class FaultPlan:
     ) -> None:
         """Fail the next `times` matching requests. Kinds: 429 (with `Retry-After: retry_after`
         unless None), 500/502/503, drop (close without answering), malformed (200 with broken
-        JSON), timeout (say nothing for `seconds`, then close)."""
+        JSON), timeout (say nothing for `seconds`, then close), truncated (the real answer's
+        headers and the first half of its body, then close: the connection is cut while
+        the body arrives)."""
         kind = str(kind)
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault kind must be one of {sorted(FAULT_KINDS)}, got {kind!r}")

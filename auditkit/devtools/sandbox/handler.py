@@ -69,7 +69,7 @@ def handler_class(sandbox: SandboxServer) -> type[BaseHTTPRequestHandler]:
                     sandbox._stopping.wait(fault.seconds if fault else 2.0)
                 self.close_connection = True  # no answer at all
                 return
-            if fault_kind is not None:
+            if fault_kind is not None and fault_kind != "truncated":
                 status, body, headers = self._fault_reply(fault_kind, fault)
             else:
                 try:
@@ -83,6 +83,10 @@ def handler_class(sandbox: SandboxServer) -> type[BaseHTTPRequestHandler]:
                 body = json.dumps(reply.body, ensure_ascii=False).encode()
             # Logged before answering: a client holding its response finds it in the log.
             sandbox.requests.record(LoggedRequest(method, path, query, kind, status))
+            if fault_kind == "truncated":
+                self.close_connection = True
+                self._send(status, body, headers, cut_at=len(body) // 2)
+                return
             self._send(status, body, headers)
 
         def _fault_reply(
@@ -96,7 +100,15 @@ def handler_class(sandbox: SandboxServer) -> type[BaseHTTPRequestHandler]:
                 return 429, b'{"error":"Rate limited"}', headers
             return int(kind), json.dumps({"error": f"sandbox fault {kind}"}).encode(), {}
 
-        def _send(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        def _send(
+            self,
+            status: int,
+            body: bytes,
+            headers: Mapping[str, str],
+            cut_at: int | None = None,
+        ) -> None:
+            """Answer with `body`; with `cut_at`, only its first `cut_at` bytes, though the
+            Content-Length announces all of them."""
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -104,7 +116,7 @@ def handler_class(sandbox: SandboxServer) -> type[BaseHTTPRequestHandler]:
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(body if cut_at is None else body[:cut_at])
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True  # the client gave up (e.g. its own timeout)
 
