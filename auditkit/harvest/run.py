@@ -169,29 +169,43 @@ def _run_stages(
     walk: AuditWalk | None = None
     try:
         with client:
-            walk = start_audit_walk(client, store, books, full_scan=full_audit_scan)
-            harvest_settings(client, store, books)
-            mailboxes = harvest_collection(
-                client, store, books, multimail.MAILBOXES, "multimail_mailboxes", normalise_mailbox
-            )
-            # --mailbox takes an id or an address (status shows both).
-            selected = [
-                m for m in mailboxes if mailbox_ids is None or mailbox_keys(m) & mailbox_ids
-            ]
-            harvest_mailboxes(
-                client, pool, store, books, settings, selected, since=since, until=until
-            )
-            if mailbox_ids:
-                known = set().union(*(mailbox_keys(m) for m in mailboxes))
-                for selector in sorted(mailbox_ids - known):
-                    books.error(
-                        f"mailbox {selector}: no mailbox with that id or address is listed "
-                        "by GET /v1/mailboxes"
-                    )
-            harvest_pending(client, store, books)
-            finish_audit_walk(client, store, books, walk)
-            harvest_population(client, store, books, since=since, until=until)
-            enrich_intercom(store, books, settings, pool, intercom_transport)
+            try:
+                walk = start_audit_walk(client, store, books, full_scan=full_audit_scan)
+                harvest_settings(client, store, books)
+                mailboxes = harvest_collection(
+                    client,
+                    store,
+                    books,
+                    multimail.MAILBOXES,
+                    "multimail_mailboxes",
+                    normalise_mailbox,
+                )
+                # --mailbox takes an id or an address (status shows both).
+                selected = [
+                    m for m in mailboxes if mailbox_ids is None or mailbox_keys(m) & mailbox_ids
+                ]
+                harvest_mailboxes(
+                    client, pool, store, books, settings, selected, since=since, until=until
+                )
+                if mailbox_ids:
+                    known = set().union(*(mailbox_keys(m) for m in mailboxes))
+                    for selector in sorted(mailbox_ids - known):
+                        books.error(
+                            f"mailbox {selector}: no mailbox with that id or address is listed "
+                            "by GET /v1/mailboxes"
+                        )
+                harvest_pending(client, store, books)
+                finish_audit_walk(client, store, books, walk)
+                harvest_population(client, store, books, since=since, until=until)
+                enrich_intercom(store, books, settings, pool, intercom_transport)
+            except KeyboardInterrupt:
+                raise  # closing the client ends the reads in flight at once
+            except BaseException:
+                # A failed run lets its reads in flight end before their client closes:
+                # closed under them, a read that fails is retried on a new connection that
+                # nothing closes (the transport outlives the client).
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     finally:
         if walk is not None:
             stop_audit_walk(walk)
