@@ -9,8 +9,9 @@ deliveries); then Intercom enrichment.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime
 
 import httpx
@@ -150,6 +151,19 @@ def harvest(
     return result
 
 
+@contextmanager
+def _reads_end_first_on_failure(pool: ThreadPoolExecutor) -> Iterator[None]:
+    """Entered inside `with client`: a failed run lets its reads in flight end before their
+    client closes. Closed under them, a read that fails is retried on a new connection that
+    nothing closes (the transport outlives the client). Ctrl-C is not caught: closing the
+    client ends those reads at once."""
+    try:
+        yield
+    except Exception:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+
+
 def _run_stages(
     settings: Settings,
     store: Store,
@@ -168,44 +182,30 @@ def _run_stages(
     pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="harvest")
     walk: AuditWalk | None = None
     try:
-        with client:
-            try:
-                walk = start_audit_walk(client, store, books, full_scan=full_audit_scan)
-                harvest_settings(client, store, books)
-                mailboxes = harvest_collection(
-                    client,
-                    store,
-                    books,
-                    multimail.MAILBOXES,
-                    "multimail_mailboxes",
-                    normalise_mailbox,
-                )
-                # --mailbox takes an id or an address (status shows both).
-                selected = [
-                    m for m in mailboxes if mailbox_ids is None or mailbox_keys(m) & mailbox_ids
-                ]
-                harvest_mailboxes(
-                    client, pool, store, books, settings, selected, since=since, until=until
-                )
-                if mailbox_ids:
-                    known = set().union(*(mailbox_keys(m) for m in mailboxes))
-                    for selector in sorted(mailbox_ids - known):
-                        books.error(
-                            f"mailbox {selector}: no mailbox with that id or address is listed "
-                            "by GET /v1/mailboxes"
-                        )
-                harvest_pending(client, store, books)
-                finish_audit_walk(client, store, books, walk)
-                harvest_population(client, store, books, since=since, until=until)
-                enrich_intercom(store, books, settings, pool, intercom_transport)
-            except KeyboardInterrupt:
-                raise  # closing the client ends the reads in flight at once
-            except BaseException:
-                # A failed run lets its reads in flight end before their client closes:
-                # closed under them, a read that fails is retried on a new connection that
-                # nothing closes (the transport outlives the client).
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        with client, _reads_end_first_on_failure(pool):
+            walk = start_audit_walk(client, store, books, full_scan=full_audit_scan)
+            harvest_settings(client, store, books)
+            mailboxes = harvest_collection(
+                client, store, books, multimail.MAILBOXES, "multimail_mailboxes", normalise_mailbox
+            )
+            # --mailbox takes an id or an address (status shows both).
+            selected = [
+                m for m in mailboxes if mailbox_ids is None or mailbox_keys(m) & mailbox_ids
+            ]
+            harvest_mailboxes(
+                client, pool, store, books, settings, selected, since=since, until=until
+            )
+            if mailbox_ids:
+                known = set().union(*(mailbox_keys(m) for m in mailboxes))
+                for selector in sorted(mailbox_ids - known):
+                    books.error(
+                        f"mailbox {selector}: no mailbox with that id or address is listed "
+                        "by GET /v1/mailboxes"
+                    )
+            harvest_pending(client, store, books)
+            finish_audit_walk(client, store, books, walk)
+            harvest_population(client, store, books, since=since, until=until)
+            enrich_intercom(store, books, settings, pool, intercom_transport)
     finally:
         if walk is not None:
             stop_audit_walk(walk)
