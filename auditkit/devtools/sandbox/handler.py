@@ -83,11 +83,11 @@ def handler_class(sandbox: SandboxServer) -> type[BaseHTTPRequestHandler]:
                 body = json.dumps(reply.body, ensure_ascii=False).encode()
             # Logged before answering: a client holding its response finds it in the log.
             sandbox.requests.record(LoggedRequest(method, path, query, kind, status))
+            cut_at = None
             if fault_kind == "truncated":
                 self.close_connection = True
-                self._send(status, body, headers, cut_at=len(body) // 2)
-                return
-            self._send(status, body, headers)
+                cut_at = len(body) // 2
+            self._send(status, body, headers, cut_at=cut_at)
 
         def _fault_reply(
             self, kind: str, fault: Fault | None
