@@ -23,7 +23,7 @@ from pathlib import Path
 from auditkit.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("pyarrow", "numpy", "pandas", "weasyprint", "httpx", "pyhanko", "matplotlib")
+HEAVY = ("pyarrow", "numpy", "pandas", "weasyprint", "httpx", "pyhanko")
 
 
 def fresh_process_median(cmd: list[str], runs: int) -> tuple[float, float]:

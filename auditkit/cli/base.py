@@ -140,7 +140,7 @@ def configure_logging(verbose: int, log_format: str = "text") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore", "matplotlib", "PIL"):
+    for noisy in ("httpx", "httpcore", "PIL"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
     # WeasyPrint warns on every render that it falls back to fontTools for font subsetting
     # (no HarfBuzz-Subset on Debian 12); that is not the user's problem, so only -vv shows it.

@@ -28,7 +28,7 @@ from auditkit.errors import ReportError
 from auditkit.findings import ControlResult, Period
 from auditkit.pack import check_replaceable, staged_pack_dir, write_manifest
 from auditkit.reconciliation import reconcile
-from auditkit.report import csv_export, oscal, population
+from auditkit.report import charts, csv_export, oscal, population
 from auditkit.report.context import (
     SNAPSHOT_TABLES,
     VOCABULARY_SHOWN,
@@ -220,10 +220,6 @@ def write_pack(
             # Charts describe a population; for hand-picked messages they would only mislead.
             context["charts"] = {}
             if scope.kind != "messages":
-                # Imported here: matplotlib costs ~0.5 s to import, which a one-message
-                # evidence pack (no charts) should not pay.
-                from auditkit.report import charts
-
                 context["charts"] = charts.render_charts(context)
             html = render_html(context)
             counts["message_pages"] = len(context["messages"])

@@ -58,6 +58,10 @@ def test_pdf_has_the_expected_text_and_data_dates(two_packs: tuple[Path, Path]) 
         "random.Random(42)",
         "OV-001",
         "not linked",
+        # The charts' text is text in the PDF too, not paths.
+        "Daily outbound volume (UTC days, by creation date)",
+        "Findings by control",
+        "sent (delivered or bounced)",
     ):
         assert expected in text, expected
     assert reader.metadata is not None

@@ -14,6 +14,8 @@ lists how each suppression reason was read, and the findings' evidence says how 
 were read (`suppression_read_as`, `as_sent_copies_checked`, hence findings.csv too); the
 findings themselves did not change. At 2026.12-4, AL-001's rationale (report.html and
 assessment-results.json, 80 bytes longer in each) also names an entry given in two versions.
+When the summary charts became SVG written by auditkit instead of matplotlib, report.html
+changed (its charts), and with it assessment-results.json, which holds its hash.
 Every other file is still the bytes 05a7131 wrote.
 """
 
