@@ -302,14 +302,39 @@ def sample_quarter_store(harvested: Path, folder: Path) -> tuple[Path, Settings]
     return db, sample_quarter_settings(db)
 
 
+@dataclass(frozen=True)
+class FirstHarvest:
+    """The sample quarter's first harvest, before any source-side change: a copy of the
+    store it left and its result (`HarvestResult.to_dict()`). Read it, or copy it."""
+
+    store: Path
+    result: dict[str, Any]
+
+
+@pytest.fixture(scope="session")
+def first_harvest_of_sample_quarter(
+    harvested_sample_quarter: Path,
+) -> FirstHarvest:
+    """The first of the two harvests `harvested_sample_quarter` makes, kept as it left the
+    store: tests of a plain full harvest read it instead of harvesting the quarter again."""
+    folder = harvested_sample_quarter.parent
+    result = json.loads((folder / "first-harvest.json").read_text(encoding="utf-8"))
+    return FirstHarvest(store=folder / "first-harvest.duckdb", result=result)
+
+
 def _harvest_sample_quarter(folder: Path) -> None:
-    _harvest_from_sandbox(SAMPLE_DATA, folder / "store.duckdb", then_source_changes=True)
+    _harvest_from_sandbox(
+        SAMPLE_DATA, folder / "store.duckdb", first_harvest_copy=folder / "first-harvest"
+    )
 
 
-def _harvest_from_sandbox(data_dir: Path, db: Path, *, then_source_changes: bool = False) -> None:
-    """Harvest `data_dir` from a sandbox into `db` with the sample's config; with
-    `then_source_changes`, apply the sandbox's source-side changes and harvest again with
-    a full audit-log scan."""
+def _harvest_from_sandbox(
+    data_dir: Path, db: Path, *, first_harvest_copy: Path | None = None
+) -> None:
+    """Harvest `data_dir` from a sandbox into `db` with the sample's config. With
+    `first_harvest_copy`, keep that harvest's store and result beside it (`<copy>.duckdb`,
+    `<copy>.json`), then apply the sandbox's source-side changes and harvest again with a
+    full audit-log scan."""
     from auditkit.devtools.sandbox import SandboxServer
     from auditkit.harvest import harvest
     from auditkit.store import Store
@@ -319,7 +344,15 @@ def _harvest_from_sandbox(data_dir: Path, db: Path, *, then_source_changes: bool
     ) as server:
         settings = server.aim(sample_quarter_settings(db))
         with Store(db) as store:
-            assert harvest(settings, store).outcome == "ok"
-            if then_source_changes:
-                server.apply_mutations()
-                assert harvest(settings, store, full_audit_scan=True).outcome == "ok"
+            first = harvest(settings, store)
+            assert first.outcome == "ok", first.errors
+        if first_harvest_copy is None:
+            return
+        # Closed first: the copy is the checkpointed file, with no WAL beside it.
+        shutil.copy(db, first_harvest_copy.with_suffix(".duckdb"))
+        first_harvest_copy.with_suffix(".json").write_text(
+            json.dumps(first.to_dict()), encoding="utf-8"
+        )
+        server.apply_mutations()
+        with Store(db) as store:
+            assert harvest(settings, store, full_audit_scan=True).outcome == "ok"
