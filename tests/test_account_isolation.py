@@ -33,6 +33,9 @@ from auditkit.report import write_pack
 from auditkit.store import HARVESTED_TABLES, Store
 from auditkit.store.digests import VOLATILE_COLUMNS
 
+# End to end: two datasets generated, harvested from one sandbox over sockets, four times.
+pytestmark = pytest.mark.slow
+
 Q3 = parse_period("2026Q3")
 KEYS = {"alpha": "mm_test_alpha_key_0001", "beta": "mm_test_beta_key_0002"}
 # Each account's own words: the other's pack must never hold them.

@@ -367,6 +367,7 @@ def test_corrupt_store_exits_5_with_a_clear_message(
     assert not (tmp_path / "out" / PERIOD).exists()
 
 
+@pytest.mark.slow  # two `run` processes against a sandbox that answers in 40 ms
 def test_overlapping_run_exits_8_and_does_nothing(small_dataset: Path, tmp_path: Path) -> None:
     db, out_root = tmp_path / "store.duckdb", tmp_path / "out"
     with running_sandbox(small_dataset, latency_ms=40) as server:
