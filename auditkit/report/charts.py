@@ -2,13 +2,14 @@
 
 Four bar charts: daily volume, approval latency, DKIM status and findings by control.
 Written here rather than drawn with matplotlib, which this module used to do: matplotlib
-took ~0.5 s to import and ~0.1 s per chart, and WeasyPrint then spent ~0.4 s a pack drawing
-its ~900-element SVGs; together most of a small pack's cost, for four bar charts.
+took ~0.5 s to import in every process that writes a pack (each cron run, each `report`),
+and its charts with their ~900 SVG elements cost a pack ~0.1 s more to draw; for four bar
+charts, a dependency that cost more than it gave.
 
-Same data → same bytes (no ids, dates or floats printed past two decimals). Text stays text,
-so it is searchable in the PDF. Labels are escaped (they are control ids, bucket names and
-numbers today, but nothing here relies on that). Returned as `data:` URIs so the HTML and
-the PDF embed them without fetching anything.
+Same data → same bytes: no generated ids or timestamps, coordinates rounded to two
+decimals. Text stays text, so it is searchable in the PDF. Labels are escaped (they are
+control ids, bucket names and numbers today, but nothing here relies on that). Returned as
+`data:` URIs so the HTML and the PDF embed them without fetching anything.
 """
 
 from __future__ import annotations
@@ -141,13 +142,9 @@ class _Plot:
     """A plot area inside the chart, with a linear value scale from 0 to `top`."""
 
     def __init__(self, svg: _Svg, left: float, top_y: float, right: float, bottom_y: float) -> None:
-        self.svg, self.left, self.top_y, self.right, self.bottom_y = (
-            svg,
-            left,
-            top_y,
-            right,
-            bottom_y,
-        )
+        self.svg = svg
+        self.left, self.right = left, right
+        self.top_y, self.bottom_y = top_y, bottom_y
 
     @property
     def width(self) -> float:
