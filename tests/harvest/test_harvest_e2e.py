@@ -622,3 +622,73 @@ def test_second_writer_fails_fast_with_store_in_use(cli_env: Any, tmp_path: Path
     finally:
         holder.kill()
         holder.communicate()
+
+
+# A deadlock guard, not a speed check: a read held here is released by the run itself.
+HOLD_GUARD_SECONDS = 120
+
+
+def test_a_failed_run_lets_its_reads_in_flight_end_before_their_client_closes(
+    small_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that fails while detail reads are mid-way waits for them before closing their
+    client. Closed under them, a failing read is retried on a new connection in the
+    transport's pool, which outlives the client, so nothing ever closes it.
+
+    No clock decides the order: each detail read is held until the run either starts
+    draining its read pool (the fix) or closes the transport (the bug), and the test reads
+    which came first from the order the reads ended and the transport closed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import auditkit.harvest.run as run_module
+    from auditkit.harvest.mailboxes import _MailHarvest
+
+    release, reading = threading.Event(), threading.Event()
+    events: list[str] = []
+    lock = threading.Lock()
+
+    def note(event: str) -> None:
+        with lock:
+            events.append(event)
+
+    class HeldDetailReads(httpx.BaseTransport):
+        def __init__(self) -> None:
+            self.inner = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path.count("/") != 5 or "/emails/" not in request.url.path:
+                return self.inner.handle_request(request)
+            note("read started")
+            reading.set()
+            try:
+                assert release.wait(HOLD_GUARD_SECONDS), "a held read was never released"
+                response = self.inner.handle_request(request)
+                response.read()
+                return response
+            finally:
+                note("read ended")
+
+        def close(self) -> None:
+            note("closed")
+            if reading.is_set():  # not the preflight's close, before any read
+                release.set()
+            self.inner.close()
+
+    class ReleasingPool(ThreadPoolExecutor):
+        def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+            release.set()
+            super().shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def settling_fails(self: Any, entry: Any) -> None:
+        # Fails only once a read is in flight (held), however slowly the pool starts.
+        assert reading.wait(HOLD_GUARD_SECONDS), "no detail read started"
+        raise RuntimeError("settling failed")
+
+    monkeypatch.setattr(run_module, "ThreadPoolExecutor", ReleasingPool)
+    monkeypatch.setattr(_MailHarvest, "_settle", settling_fails)
+    with ScratchStore() as store, pytest.raises(RuntimeError, match="settling failed"):
+        harvest(settings_for(small_sandbox, ":memory:"), store, transport=HeldDetailReads())
+    assert "read started" in events, events
+    last_close = max(i for i, e in enumerate(events) if e == "closed")
+    ended = [i for i, e in enumerate(events) if e == "read ended"]
+    assert ended and max(ended) < last_close, events
