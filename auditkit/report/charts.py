@@ -53,6 +53,14 @@ def _text_width(text: str, size: float = FONT_SIZE) -> float:
     return len(text) * size * CHAR_WIDTH
 
 
+LEGEND_GAP = 12  # between one legend entry and the next
+
+
+def _legend_entry_width(label: str) -> float:
+    """A legend entry: its 14 pt swatch, 4 pt of space, its label."""
+    return 18 + _text_width(label)
+
+
 class _Svg:
     """An SVG document built element by element, in points (1 user unit = 1 pt)."""
 
@@ -108,7 +116,7 @@ class _Svg:
             else:
                 self.rect(x, y - 7, 14, 7, colour, opacity=PALE if kind == "pale bar" else 1)
             self.text(x + 18, y, label)
-            x += 18 + _text_width(label) + 12
+            x += _legend_entry_width(label) + LEGEND_GAP
 
     def data_uri(self) -> str:
         body = "".join(self.parts)
@@ -122,7 +130,8 @@ class _Svg:
 
 
 def _legend_width(entries: Sequence[tuple[str, str, str]]) -> float:
-    return sum(18 + _text_width(label) + 12 for label, _, _ in entries) - 12
+    widths = [_legend_entry_width(label) for label, _, _ in entries]
+    return sum(widths) + LEGEND_GAP * (len(widths) - 1)
 
 
 def integer_ticks(top: float, most: int = 6) -> list[int]:
