@@ -18,10 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from auditkit.harvest.mailboxes import COMMIT_ROWS as BATCH_ROWS  # a harvest's transaction
 from benchmarks.child import run_measured
-
-WRITER_MEMORY_LIMIT = "512MB"  # what a harvest sets (README: DuckDB memory limit)
-BATCH_ROWS = 2_000  # the harvest's transaction size (harvest.mailboxes.COMMIT_ROWS)
 
 
 def build(db: Path, messages: int) -> None:
@@ -35,10 +33,11 @@ def build(db: Path, messages: int) -> None:
 
 def load(db: Path, batches: int) -> None:
     """Upsert `batches` × BATCH_ROWS new emails (copies of a stored one under new ids) and
-    print what DuckDB holds, by tag, as JSON."""
+    print what DuckDB holds, by tag, as JSON. A writer's Store is under WRITER_MEMORY_LIMIT,
+    as a harvest's is."""
     from auditkit.store import Store
 
-    with Store(db, memory_limit=WRITER_MEMORY_LIMIT) as store:
+    with Store(db) as store:
         stored = store.count("multimail_emails")
         template = store.con.sql("SELECT * FROM multimail_emails LIMIT 1").to_arrow_table()
         row = template.to_pylist()[0]
