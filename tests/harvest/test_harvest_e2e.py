@@ -54,10 +54,13 @@ def request_paths(server: Any) -> list[str]:
     return [entry.path for entry in server.requests.snapshot()]
 
 
+def is_detail_read(path: str) -> bool:
+    """GET /v1/mailboxes/{mailbox}/emails/{id}: one read_email call."""
+    return path.startswith("/v1/mailboxes/") and path.count("/") == 5
+
+
 def detail_ids(paths: list[str]) -> list[str]:
-    return [
-        p.rsplit("/", 1)[1] for p in paths if p.startswith("/v1/mailboxes/") and p.count("/") == 5
-    ]
+    return [p.rsplit("/", 1)[1] for p in paths if is_detail_read(p)]
 
 
 def repeated_ids_across_pages(server: Any) -> int:
@@ -656,7 +659,7 @@ def test_a_failed_run_lets_its_reads_in_flight_end_before_their_client_closes(
             self.inner = httpx.HTTPTransport()
 
         def handle_request(self, request: httpx.Request) -> httpx.Response:
-            if request.url.path.count("/") != 5 or "/emails/" not in request.url.path:
+            if not is_detail_read(request.url.path):
                 return self.inner.handle_request(request)
             note("read started")
             reading.set()
